@@ -1,0 +1,3 @@
+from paycancel_cli.cli import main
+
+main()

@@ -1,0 +1,406 @@
+"""The typer app: parse flags, call ``core``, render.  No logic a test would want to
+call without a terminal lives here.
+
+Start-up is kept cheap: httpx, pydantic, rich tables and the adapters are imported
+inside the commands that need them.
+"""
+
+import asyncio
+import contextlib
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+from paycancel_cli import __version__
+from paycancel_cli.errors import Declined, PaycancelError, UsageError
+
+if TYPE_CHECKING:
+    from paycancel_cli.config import Account, Config
+    from paycancel_cli.models import Payment, Result
+    from paycancel_cli.redact import Redactor
+    from paycancel_cli.render import Output
+
+app = typer.Typer(
+    name="paycancel",
+    help="Cancel payments safely at FlexPortal, HedgePayments, Flex, Vipps and Compago.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@dataclass
+class Globals:
+    config_path: Path | None = None
+    sandbox: bool = False
+    verbose: bool = False
+    no_color: bool = False
+    debug: bool = False
+    redactor: "Redactor | None" = None
+    _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def output(self, json_mode: bool) -> "Output":
+        from paycancel_cli.render import Output
+
+        return Output(json_mode=json_mode, no_color=self.no_color, redact=self.redact)
+
+    def redact(self, text: str) -> str:
+        return text if self.redactor is None else self.redactor(text)
+
+    def config(self) -> "Config":
+        from paycancel_cli.config import load_config, sandbox_config, stderr_warn
+
+        assert self.redactor is not None
+        base = load_config(self.config_path, warn=stderr_warn)
+        for secret in base.secrets():
+            self.redactor.add(secret)
+        if not self.sandbox:
+            return base
+        from paycancel_cli.sandbox import Sandbox
+
+        sandbox = self._stack.enter_context(Sandbox())
+        return sandbox_config(sandbox.account_config(), base)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"paycancel {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", help="Config file (else $PAYCANCEL_CONFIG, else the user config dir)."
+        ),
+    ] = None,
+    sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--sandbox",
+            help="Start the built-in provider simulators and use one test account per provider.",
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Log every HTTP exchange to stderr, secrets redacted."
+        ),
+    ] = False,
+    no_color: Annotated[
+        bool, typer.Option("--no-color", help="No colour (NO_COLOR is honoured too).")
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show a traceback for unexpected errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """paycancel: see exactly what is about to happen, then cancel, at five providers."""
+    from paycancel_cli.redact import Redactor
+
+    redactor = ctx.obj if isinstance(ctx.obj, Redactor) else Redactor()
+    g = Globals(
+        config, sandbox, verbose, no_color or bool(os.environ.get("NO_COLOR")), debug, redactor
+    )
+    ctx.obj = g
+    ctx.call_on_close(g._stack.close)
+    if verbose:
+        import logging
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger = logging.getLogger("paycancel")
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+        logger.propagate = False
+
+        def detach() -> None:
+            logger.removeHandler(handler)
+            logger.setLevel(logging.NOTSET)
+
+        ctx.call_on_close(detach)
+
+
+def _globals(ctx: typer.Context) -> Globals:
+    obj = ctx.obj
+    assert isinstance(obj, Globals)
+    return obj
+
+
+AccountOpt = Annotated[
+    str | None,
+    typer.Option("--account", "-a", help="Account name from the config (optional when only one)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="JSON Lines on stdout, nothing else.")]
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    payment_ids: Annotated[
+        list[str], typer.Argument(help="One or more payment ids.", show_default=False)
+    ],
+    account: AccountOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Show payments: normalized and provider status, amounts, and whether each can be cancelled."""
+    from paycancel_cli import core
+    from paycancel_cli.session import Session
+
+    g = _globals(ctx)
+    config = g.config()
+    acc = config.account(account)
+    out = g.output(json_)
+
+    async def go() -> list[core.StatusLine]:
+        async with Session(config, redactor=g.redactor) as session:
+            return await core.status(session, acc.name, payment_ids)
+
+    lines = asyncio.run(go())
+    if json_:
+        for line in lines:
+            if line.payment is not None:
+                out.json_line({"type": "payment", **line.payment.to_json()})
+            else:
+                out.json_line(
+                    {
+                        "type": "error",
+                        "account": line.account,
+                        "payment_id": line.payment_id,
+                        "error": line.error.to_json() if line.error else None,
+                    }
+                )
+    else:
+        out.table(
+            out.status_table(
+                (
+                    (ln.account, ln.payment_id, ln.payment, ln.error.message if ln.error else None)
+                    for ln in lines
+                ),
+                live=lambda name: config.account(name).is_live,
+            )
+        )
+    raise typer.Exit(0 if all(ln.payment is not None for ln in lines) else 1)
+
+
+@app.command()
+def cancel(
+    ctx: typer.Context,
+    payment_id: Annotated[str, typer.Argument(help="The payment id.", show_default=False)],
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason",
+            help="Why: sent where the provider takes it, always journaled.",
+            show_default=False,
+        ),
+    ],
+    account: AccountOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Read and show what would happen; send nothing.")
+    ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="Do not ask (test accounts; live ones also need --live)."),
+    ] = False,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live", help="With --yes: allow cancelling on a LIVE account without typing its name."
+        ),
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Cancel one payment: read, show what will happen, confirm, cancel, show before and after."""
+    from paycancel_cli import core
+    from paycancel_cli.engine import cancelled_totals
+    from paycancel_cli.journal import Journal
+    from paycancel_cli.session import Session
+
+    g = _globals(ctx)
+    if not reason.strip():
+        raise UsageError("--reason must not be empty: say why the payment is cancelled.")
+    config = g.config()
+    acc = config.account(account)
+    out = g.output(json_)
+    interactive = sys.stdin.isatty()
+    if not dry_run:
+        check_confirmable(acc, yes=yes, live=live, interactive=interactive)
+    journal = None if dry_run else Journal(config.journal_path)
+    started = time.monotonic()
+
+    def confirm(before: "Payment") -> None:
+        ask_confirmation(out, acc, before, reason=reason, yes=yes, live=live)
+
+    async def go() -> "Result":
+        async with Session(config, redactor=g.redactor) as session:
+            result = await core.cancel_one(
+                session,
+                acc.name,
+                payment_id,
+                reason=reason,
+                dry_run=dry_run,
+                confirm=confirm,
+                journal=journal,
+                command=" ".join(sys.argv),
+            )
+            requests.append(session.counter.requests)
+            return result
+
+    requests: list[int] = []
+    result = asyncio.run(go())
+    if json_:
+        totals, unknown = cancelled_totals([result])
+        out.json_line(result.to_json())
+        out.json_line(
+            {
+                "type": "summary",
+                "run_id": result.run_id,
+                "total": 1,
+                "outcomes": {result.outcome.value: 1},
+                "cancelled_amounts": [
+                    {"currency": c, "value": str(v)} for c, v in sorted(totals.items())
+                ],
+                "unknown_amounts": unknown,
+                "requests": sum(requests),
+                "duration_s": round(time.monotonic() - started, 3),
+            }
+        )
+    else:
+        out.table(out.before_after(result))
+    if result.error is not None or not result.outcome.is_success:
+        out.err.print(out.result_line(result))
+    raise typer.Exit(exit_code([result]))
+
+
+def exit_code(results: "list[Result]") -> int:
+    from paycancel_cli.engine import AUTH_FAILED
+
+    if any(r.error is not None and r.error.code == AUTH_FAILED for r in results):
+        return 3
+    return 0 if all(r.outcome.is_success for r in results) else 1
+
+
+def check_confirmable(acc: "Account", *, yes: bool, live: bool, interactive: bool) -> None:
+    """Refuse up front, before any request, what could never be confirmed."""
+    if interactive:
+        return
+    if acc.is_live and not (yes and live):
+        raise UsageError(
+            f"Account {acc.name!r} is LIVE and there is no terminal to confirm on: pass "
+            "--yes --live to cancel on it non-interactively. Nothing was sent."
+        )
+    if not yes:
+        raise UsageError(
+            "Refusing to cancel without confirmation: there is no terminal to ask on. Pass "
+            "--yes to confirm non-interactively, or --dry-run to only look. Nothing was sent."
+        )
+
+
+def ask_confirmation(
+    out: "Output", acc: "Account", before: "Payment", *, reason: str, yes: bool, live: bool
+) -> None:
+    if acc.is_live and yes and live:
+        return
+    if not acc.is_live and yes:
+        return
+    out.err.print(out.plan_table(before, acc.is_live, reason))
+    if acc.is_live:
+        typed = typer.prompt(
+            f"LIVE account: type the account name ({acc.name}) to cancel",
+            err=True,
+            default="",
+            show_default=False,
+        )
+        if typed.strip() != acc.name:
+            raise Declined("The typed name did not match the account; nothing was sent.")
+        return
+    if not typer.confirm("Cancel this payment?", default=False, err=True):
+        raise Declined("Not confirmed; nothing was sent.")
+
+
+@app.command()
+def sandbox(
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0: a free one).")] = 8765,
+    latency_ms: Annotated[int, typer.Option("--latency-ms", help="Added to every answer.")] = 0,
+    fail_rate: Annotated[
+        float, typer.Option("--fail-rate", help="Share of requests answered with a 5xx, 0 to 1.")
+    ] = 0.0,
+    requests_per_minute: Annotated[
+        int | None,
+        typer.Option("--requests-per-minute", help="Rate limit per credential (429 beyond)."),
+    ] = None,
+) -> None:
+    """Serve the five providers' simulators on loopback and print a config that points at them."""
+    from paycancel_cli.sandbox import Faults, Sandbox
+
+    if not 0 <= fail_rate <= 1:
+        raise UsageError("--fail-rate must be between 0 and 1.")
+    faults = Faults(latency_ms=latency_ms, fail_rate=fail_rate)
+    with Sandbox(faults=faults, requests_per_minute=requests_per_minute, port=port) as sb:
+        typer.echo(f"# paycancel sandbox on {sb.base_url}; Ctrl-C stops it. Config:\n")
+        for name, fields in sb.account_config().items():
+            typer.echo(f"[accounts.{name}]")
+            for key, value in fields.items():
+                typer.echo(f'{key} = "{value}"')
+            typer.echo("")
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code.  The one error boundary."""
+    from paycancel_cli.redact import Redactor
+
+    command = typer.main.get_command(app)
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    redactor = Redactor()
+    try:
+        code = command.main(args=argv, prog_name="paycancel", standalone_mode=False, obj=redactor)
+        return code if isinstance(code, int) else 0
+    except PaycancelError as exc:
+        _fail(exc.message, redactor=redactor, debug=debug)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        print("Interrupted; nothing more was sent.", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        show = getattr(exc, "show", None)
+        if callable(show) and isinstance(getattr(exc, "exit_code", None), int):
+            show()  # the argument parser's usage error: exit 2
+            return int(getattr(exc, "exit_code", 2))
+        _fail(
+            f"internal error: {type(exc).__name__}: {exc}. Rerun with --debug for details.",
+            redactor=redactor,
+            debug=debug,
+        )
+        return 1
+
+
+def _fail(message: str, *, redactor: "Redactor", debug: bool) -> None:
+    if debug:
+        import traceback
+
+        print(redactor(traceback.format_exc()), file=sys.stderr)
+    print(redactor(f"Error: {message}"), file=sys.stderr)
+
+
+def main() -> NoReturn:
+    sys.exit(run())

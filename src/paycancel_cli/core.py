@@ -1,0 +1,119 @@
+"""What the commands do, as plain async functions: no terminal, no typer, no rich.
+
+``status`` reads payments; ``cancel_one`` runs the single-payment flow: read, decide,
+confirm (through an injected callback), journal, cancel, journal the result.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from paycancel_cli.engine import Canceller, RetryPolicy, Target, idempotency_key
+from paycancel_cli.errors import NotFound, PaycancelError
+from paycancel_cli.models import ErrorInfo, Outcome, Payment, Result
+
+if TYPE_CHECKING:
+    from paycancel_cli.journal import Journal
+    from paycancel_cli.session import Session
+
+
+def new_run_id() -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def host() -> str:
+    return socket.gethostname()
+
+
+@dataclass(frozen=True)
+class StatusLine:
+    account: str
+    payment_id: str
+    payment: Payment | None
+    error: ErrorInfo | None
+
+
+async def status(session: Session, account: str, payment_ids: list[str]) -> list[StatusLine]:
+    provider = session.provider(account)
+    for pid in payment_ids:
+        provider.validate_id(pid)
+    canceller = Canceller(provider, run_id=None)
+    out = []
+    for pid in payment_ids:
+        try:
+            out.append(StatusLine(account, pid, await canceller.read(pid), None))
+        except NotFound as exc:
+            out.append(
+                StatusLine(account, pid, None, ErrorInfo(exc.code, exc.message, exc.http_status))
+            )
+    return out
+
+
+Confirm = Callable[[Payment], None]
+
+
+async def cancel_one(
+    session: Session,
+    account: str,
+    payment_id: str,
+    *,
+    reason: str,
+    dry_run: bool,
+    confirm: Confirm,
+    journal: Journal | None,
+    command: str,
+    policy: RetryPolicy | None = None,
+) -> Result:
+    """Read, decide, confirm, cancel one payment.  ``confirm`` raises to refuse."""
+    provider = session.provider(account)
+    provider.validate_id(payment_id)
+    run_id = new_run_id()
+    key = idempotency_key(run_id, account, payment_id)
+    reader = Canceller(provider, run_id=run_id, policy=policy, dry_run=True)
+    decided = await reader.process(Target(account, payment_id, reason), key=key)
+    if dry_run or decided.outcome is not Outcome.WOULD_CANCEL:
+        return decided
+    assert decided.before is not None
+    confirm(decided.before)
+    if journal is None:
+        raise PaycancelError("internal: a cancel needs the journal")
+    journal.start_run(
+        run_id,
+        user=os_user(),
+        host=host(),
+        command=session.redactor(command),
+        input=f"{account}:{payment_id}",
+        input_hash=hashlib.sha256(f"{account}:{payment_id}".encode()).hexdigest(),
+        reason=session.redactor(reason),
+        options={"kind": "cancel", "accounts": [account]},
+    )
+    journal.plan(
+        run_id, [(0, account, provider.key, payment_id, None, reason, None, decided.before, key)]
+    )
+
+    async def in_flight(target: Target, _key: str, before: Payment) -> None:
+        journal.mark_in_flight(run_id, target.account, target.payment_id, before)
+
+    canceller = Canceller(provider, run_id=run_id, policy=policy, before_send=in_flight)
+    target = Target(account, payment_id, reason, known=decided.before)
+    try:
+        result = await canceller.process(target, key=key)
+        journal.mark_done(result)
+    finally:
+        journal.set_run_status(run_id, "completed")
+    return result

@@ -1,0 +1,130 @@
+"""The exception tree.  Every expected failure is a ``PaycancelError``.
+
+::
+
+    PaycancelError                      exit 1 unless a subclass says otherwise
+     ├── UsageError                     exit 2: bad flags, refused confirmation, nothing sent
+     ├── Declined                       exit 1: the operator said no at the prompt
+     ├── ConfigError                    exit 2: bad config file or account
+     ├── InputError                     exit 2: bad payment id or CSV, nothing sent
+     ├── AuthError                      exit 3: the provider rejected the credentials
+     ├── LockError                      exit 4: another process holds the lock
+     ├── JournalError                   exit 1: the journal cannot be written (fail closed)
+     └── ProviderError                  exit 1: the provider answered with an error
+          ├── NotFound
+          ├── NotCancellable            the state forbids a cancel (carries the code)
+          ├── RateLimited               retryable, may carry a retry-after delay
+          └── ProviderUnavailable       retryable: 5xx, timeouts, dropped connections
+
+Messages say what happened and what to do next.  They never contain a secret: the
+places that build them only ever see ids, codes and the provider's error text.
+"""
+
+from __future__ import annotations
+
+
+class PaycancelError(Exception):
+    exit_code = 1
+    retryable = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(PaycancelError):
+    exit_code = 2
+
+
+class Declined(PaycancelError):
+    exit_code = 1
+
+
+class ConfigError(PaycancelError):
+    exit_code = 2
+
+
+class InputError(PaycancelError):
+    exit_code = 2
+
+
+class AuthError(PaycancelError):
+    exit_code = 3
+
+
+class LockError(PaycancelError):
+    exit_code = 4
+
+
+class JournalError(PaycancelError):
+    exit_code = 1
+
+
+class ProviderError(PaycancelError):
+    """An error answer from a provider, with its code and HTTP status when known."""
+
+    def __init__(
+        self, message: str, *, code: str | None = None, http_status: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.http_status = http_status
+
+
+class NotFound(ProviderError):
+    pass
+
+
+class NotCancellable(ProviderError):
+    """The provider refused the cancel because of the payment's state.
+
+    ``already_cancelled`` is set when the provider's answer says the payment was
+    cancelled before (a success for the operator).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        http_status: int | None = None,
+        already_cancelled: bool = False,
+    ) -> None:
+        super().__init__(message, code=code, http_status=http_status)
+        self.already_cancelled = already_cancelled
+
+
+class RateLimited(ProviderError):
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        http_status: int | None = 429,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, code=code, http_status=http_status)
+        self.retry_after = retry_after
+
+
+class ProviderUnavailable(ProviderError):
+    """5xx, timeouts and network errors.
+
+    ``ambiguous`` is true when a write may have reached the provider (the request was
+    sent but no answer came back): the payment must be read back before re-sending.
+    """
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        http_status: int | None = None,
+        ambiguous: bool = False,
+    ) -> None:
+        super().__init__(message, code=code, http_status=http_status)
+        self.ambiguous = ambiguous

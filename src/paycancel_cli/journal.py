@@ -1,0 +1,392 @@
+"""The run journal: SQLite (WAL), file mode 0600; the only module that knows SQL.
+
+A run row records who ran what on which input; a payment row per target records its
+idempotency key and its journey ``planned`` -> ``in_flight`` -> ``done`` with outcome,
+before/after snapshots, error and attempts.  ``in_flight`` is committed before a
+cancel is sent and ``done`` after the answer, so after a crash a payment is either
+untouched (planned), finished (done), or uncertain (in_flight: read it back before
+sending anything).  Every failure to write raises ``JournalError``: callers fail closed.
+
+Locks are ``fcntl`` locks on files beside the journal; the kernel drops them when the
+holder dies, so a SIGKILLed run never leaves a stale lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from paycancel_cli.errors import JournalError, LockError
+from paycancel_cli.models import ErrorInfo, Outcome, Payment, Result
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id      TEXT PRIMARY KEY,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    status      TEXT NOT NULL,
+    user        TEXT NOT NULL,
+    host        TEXT NOT NULL,
+    command     TEXT NOT NULL,
+    input       TEXT,
+    input_hash  TEXT,
+    reason      TEXT,
+    options     TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS payments (
+    run_id          TEXT NOT NULL REFERENCES runs(run_id),
+    seq             INTEGER NOT NULL,
+    account         TEXT NOT NULL,
+    provider        TEXT NOT NULL,
+    payment_id      TEXT NOT NULL,
+    line            INTEGER,
+    reason          TEXT NOT NULL,
+    expected        TEXT,
+    known           TEXT,
+    idempotency_key TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    outcome         TEXT,
+    before          TEXT,
+    after           TEXT,
+    error           TEXT,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    updated_at      TEXT NOT NULL,
+    PRIMARY KEY (run_id, account, payment_id)
+);
+CREATE INDEX IF NOT EXISTS payments_state ON payments (run_id, state, seq);
+"""
+
+PLANNED, IN_FLIGHT, DONE = "planned", "in_flight", "done"
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: str
+    started_at: str
+    finished_at: str | None
+    status: str
+    user: str
+    host: str
+    command: str
+    input: str | None
+    input_hash: str | None
+    reason: str | None
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PaymentRow:
+    seq: int
+    account: str
+    provider: str
+    payment_id: str
+    line: int | None
+    reason: str
+    expected: dict[str, str] | None
+    known: Payment | None
+    idempotency_key: str
+    state: str
+    outcome: Outcome | None
+    before: Payment | None
+    after: Payment | None
+    error: ErrorInfo | None
+    attempts: int
+
+    def result(self, run_id: str) -> Result:
+        return Result(
+            run_id=run_id,
+            account=self.account,
+            provider=self.provider,
+            payment_id=self.payment_id,
+            outcome=self.outcome or Outcome.FAILED,
+            before=self.before,
+            after=self.after,
+            error=self.error,
+            attempts=self.attempts,
+            idempotency_key=self.idempotency_key,
+        )
+
+
+def _dump(payment: Payment | None) -> str | None:
+    return None if payment is None else json.dumps(payment.to_json())
+
+
+def _load(text: str | None) -> Payment | None:
+    return None if text is None else Payment.from_json(json.loads(text))
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not path.exists():
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            os.chmod(path, 0o600)
+            self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(SCHEMA)
+            for extra in ("-wal", "-shm"):
+                side = path.with_name(path.name + extra)
+                if side.exists():
+                    os.chmod(side, 0o600)
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalError(
+                f"The journal {path} cannot be opened ({exc}). Nothing was sent. Check the "
+                "directory's permissions and free space, or set defaults.journal in the config."
+            ) from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            yield self.db
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise JournalError(
+                f"The journal {self.path} could not record {what} ({exc}); stopping so that "
+                "no cancel goes unrecorded."
+            ) from None
+
+    # runs
+
+    def start_run(
+        self,
+        run_id: str,
+        *,
+        user: str,
+        host: str,
+        command: str,
+        input: str | None,
+        input_hash: str | None,
+        reason: str | None,
+        options: dict[str, Any],
+    ) -> None:
+        with self._write("the run") as db:
+            db.execute(
+                "INSERT INTO runs (run_id, started_at, status, user, host, command, input,"
+                " input_hash, reason, options) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    run_id,
+                    now(),
+                    "running",
+                    user,
+                    host,
+                    command,
+                    input,
+                    input_hash,
+                    reason,
+                    json.dumps(options),
+                ),
+            )
+
+    def set_run_status(self, run_id: str, status: str) -> None:
+        finished = None if status == "running" else now()
+        with self._write("the run's status") as db:
+            db.execute(
+                "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
+                (status, finished, run_id),
+            )
+
+    def run(self, run_id: str) -> RunRow | None:
+        row = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else _run(row)
+
+    def runs(self, limit: int = 50) -> list[RunRow]:
+        rows = self.db.execute(
+            "SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [_run(r) for r in rows]
+
+    def outcome_counts(self, run_id: str) -> dict[str, int]:
+        rows = self.db.execute(
+            "SELECT coalesce(outcome, state), count(*) FROM payments WHERE run_id = ? GROUP BY 1",
+            (run_id,),
+        ).fetchall()
+        return {str(k): int(v) for k, v in rows}
+
+    # payments
+
+    def plan(self, run_id: str, rows: Iterable[tuple[Any, ...]]) -> int:
+        """Insert planned payments: (seq, account, provider, payment_id, line, reason,
+        expected, known, key) tuples, in one transaction."""
+        stamp = now()
+        count = 0
+
+        def numbered() -> Iterator[tuple[Any, ...]]:
+            nonlocal count
+            for seq, account, provider, pid, line, reason, expected, known, key in rows:
+                count += 1
+                yield (
+                    run_id,
+                    seq,
+                    account,
+                    provider,
+                    pid,
+                    line,
+                    reason,
+                    None if expected is None else json.dumps(expected),
+                    _dump(known),
+                    key,
+                    PLANNED,
+                    stamp,
+                )
+
+        with self._write("the plan") as db:
+            db.executemany(
+                "INSERT INTO payments (run_id, seq, account, provider, payment_id, line, reason,"
+                " expected, known, idempotency_key, state, updated_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                numbered(),
+            )
+        return count
+
+    def mark_in_flight(self, run_id: str, account: str, payment_id: str, before: Payment) -> None:
+        with self._write(f"payment {payment_id} as in flight") as db:
+            db.execute(
+                "UPDATE payments SET state = ?, before = ?, updated_at = ?"
+                " WHERE run_id = ? AND account = ? AND payment_id = ?",
+                (IN_FLIGHT, _dump(before), now(), run_id, account, payment_id),
+            )
+
+    def mark_done(self, result: Result) -> None:
+        error = None if result.error is None else json.dumps(result.error.to_json())
+        with self._write(f"the result of payment {result.payment_id}") as db:
+            db.execute(
+                "UPDATE payments SET state = ?, outcome = ?, before = ?, after = ?, error = ?,"
+                " attempts = attempts + ?, updated_at = ?"
+                " WHERE run_id = ? AND account = ? AND payment_id = ?",
+                (
+                    DONE,
+                    result.outcome.value,
+                    _dump(result.before),
+                    _dump(result.after),
+                    error,
+                    result.attempts,
+                    now(),
+                    result.run_id,
+                    result.account,
+                    result.payment_id,
+                ),
+            )
+
+    def payments(
+        self, run_id: str, *, states: tuple[str, ...] | None = None
+    ) -> Iterator[PaymentRow]:
+        sql = "SELECT * FROM payments WHERE run_id = ?"
+        args: list[Any] = [run_id]
+        if states:
+            sql += f" AND state IN ({','.join('?' * len(states))})"
+            args.extend(states)
+        cursor = self.db.execute(sql + " ORDER BY seq", args)
+        cursor.row_factory = sqlite3.Row
+        for row in cursor:
+            yield _payment_row(row)
+
+    def results(self, run_id: str) -> list[Result]:
+        return [p.result(run_id) for p in self.payments(run_id, states=(DONE,))]
+
+
+def _run(row: tuple[Any, ...]) -> RunRow:
+    (
+        run_id,
+        started,
+        finished,
+        status,
+        user,
+        host,
+        command,
+        input_,
+        input_hash,
+        reason,
+        options,
+    ) = row
+    return RunRow(
+        run_id,
+        started,
+        finished,
+        status,
+        user,
+        host,
+        command,
+        input_,
+        input_hash,
+        reason,
+        json.loads(options),
+    )
+
+
+def _payment_row(row: sqlite3.Row) -> PaymentRow:
+    error = json.loads(row["error"]) if row["error"] else None
+    return PaymentRow(
+        seq=row["seq"],
+        account=row["account"],
+        provider=row["provider"],
+        payment_id=row["payment_id"],
+        line=row["line"],
+        reason=row["reason"],
+        expected=json.loads(row["expected"]) if row["expected"] else None,
+        known=_load(row["known"]),
+        idempotency_key=row["idempotency_key"],
+        state=row["state"],
+        outcome=Outcome(row["outcome"]) if row["outcome"] else None,
+        before=_load(row["before"]),
+        after=_load(row["after"]),
+        error=None
+        if error is None
+        else ErrorInfo(error["code"], error["message"], error["http_status"]),
+        attempts=row["attempts"],
+    )
+
+
+class Lock:
+    """An exclusive, non-blocking (or waiting) lock named by ``key``."""
+
+    def __init__(self, journal_path: Path, key: str) -> None:
+        directory = journal_path.with_name(journal_path.name + ".locks")
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = directory / f"{key}.lock"
+        self._file: IO[str] | None = None
+
+    def acquire(self, *, what: str, wait: bool = False) -> None:
+        handle = open(self.path, "a+")  # noqa: SIM115 - held for the lock's lifetime
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise LockError(
+                f"{what} is being worked on by {holder}. Wait for it to finish (or pass "
+                "--wait to queue behind it); nothing was sent."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}")
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None

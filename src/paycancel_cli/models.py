@@ -1,0 +1,199 @@
+"""Plain typed data shared by every layer: money, normalized payments, outcomes, results.
+
+Invariants:
+- Money is a ``Decimal`` in major units plus an upper-case ISO 4217 code; it is built
+  from each provider's wire form (minor-unit integers or decimal major units) and never
+  passes through ``float``.
+- A ``Payment`` is the normalized view of one provider's payment: ``status`` is one of
+  ``PaymentStatus``; ``native_status`` keeps the provider's own word; ``cancelable`` is
+  decided by the provider module, and ``why_not`` says why when it is false.
+- ``Result`` is what one payment ended in; only the engine makes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+# ISO 4217 currencies whose minor unit is not 1/100.
+_EXPONENTS: dict[str, int] = {
+    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0,
+    "PYG": 0, "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0,
+    "XPF": 0, "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+}  # fmt: skip
+
+
+def currency_exponent(currency: str) -> int:
+    return _EXPONENTS.get(currency.upper(), 2)
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    value: Decimal
+    currency: str
+
+    @classmethod
+    def from_minor(cls, minor: int, currency: str) -> Money:
+        if isinstance(minor, bool) or not isinstance(minor, int):
+            raise TypeError(f"minor units must be an integer, got {type(minor).__name__}")
+        currency = currency.upper()
+        return cls(Decimal(minor).scaleb(-currency_exponent(currency)), currency)
+
+    @classmethod
+    def from_major(cls, value: Decimal | int | str, currency: str) -> Money:
+        if isinstance(value, float):
+            raise TypeError("money must not be built from float")
+        return cls(Decimal(value), currency.upper())
+
+    def quantized(self) -> Decimal:
+        return self.value.quantize(Decimal(1).scaleb(-currency_exponent(self.currency)))
+
+    def __str__(self) -> str:
+        return f"{self.quantized()} {self.currency}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"value": str(self.quantized()), "currency": self.currency}
+
+    @classmethod
+    def from_json(cls, data: dict[str, str] | None) -> Money | None:
+        return None if data is None else cls(Decimal(data["value"]), data["currency"])
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    AUTHORIZED = "authorized"
+    PROCESSING = "processing"
+    PARTIALLY_CAPTURED = "partially_captured"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    REFUNDED = "refunded"
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    account: str
+    provider: str
+    payment_id: str
+    status: PaymentStatus
+    native_status: str
+    cancelable: bool
+    why_not: str | None = None
+    amount: Money | None = None
+    authorized: Money | None = None
+    captured: Money | None = None
+    cancelled: Money | None = None
+    refunded: Money | None = None
+    subscription_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        def money(m: Money | None) -> dict[str, str] | None:
+            return None if m is None else m.to_json()
+
+        return {
+            "account": self.account,
+            "provider": self.provider,
+            "payment_id": self.payment_id,
+            "status": self.status.value,
+            "native_status": self.native_status,
+            "cancelable": self.cancelable,
+            "why_not": self.why_not,
+            "amount": money(self.amount),
+            "authorized": money(self.authorized),
+            "captured": money(self.captured),
+            "cancelled": money(self.cancelled),
+            "refunded": money(self.refunded),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Payment:
+        return cls(
+            account=data["account"],
+            provider=data["provider"],
+            payment_id=data["payment_id"],
+            status=PaymentStatus(data["status"]),
+            native_status=data["native_status"],
+            cancelable=data["cancelable"],
+            why_not=data.get("why_not"),
+            amount=Money.from_json(data.get("amount")),
+            authorized=Money.from_json(data.get("authorized")),
+            captured=Money.from_json(data.get("captured")),
+            cancelled=Money.from_json(data.get("cancelled")),
+            refunded=Money.from_json(data.get("refunded")),
+        )
+
+
+AGGREGATES = ("authorized", "captured", "cancelled", "refunded")
+
+
+class Outcome(StrEnum):
+    CANCELLED = "cancelled"
+    ALREADY_CANCELLED = "already_cancelled"
+    NOT_CANCELLABLE = "not_cancellable"
+    NOT_FOUND = "not_found"
+    FAILED = "failed"
+    WOULD_CANCEL = "would_cancel"
+    INVALID = "invalid"
+
+    @property
+    def is_success(self) -> bool:
+        return self in (Outcome.CANCELLED, Outcome.ALREADY_CANCELLED, Outcome.WOULD_CANCEL)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    code: str | None
+    message: str
+    http_status: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "http_status": self.http_status}
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    run_id: str | None
+    account: str
+    provider: str
+    payment_id: str
+    outcome: Outcome
+    before: Payment | None = None
+    after: Payment | None = None
+    error: ErrorInfo | None = None
+    attempts: int = 0
+    idempotency_key: str | None = None
+
+    def released(self) -> Money | None:
+        """What this result released: for ``cancelled`` only.
+
+        Where the provider keeps a cancelled aggregate (Vipps) it is the cancelled
+        amount after minus before; otherwise the payment's amount.
+        """
+        if self.outcome is not Outcome.CANCELLED:
+            return None
+        if self.after is not None and self.after.cancelled is not None:
+            before = self.before.cancelled if self.before is not None else None
+            start = before.value if before is not None else Decimal(0)
+            return Money(self.after.cancelled.value - start, self.after.cancelled.currency)
+        for p in (self.after, self.before):
+            if p is not None and p.amount is not None:
+                return p.amount
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": "result",
+            "run_id": self.run_id,
+            "account": self.account,
+            "provider": self.provider,
+            "payment_id": self.payment_id,
+            "outcome": self.outcome.value,
+            "before": None if self.before is None else self.before.to_json(),
+            "after": None if self.after is None else self.after.to_json(),
+            "error": None if self.error is None else self.error.to_json(),
+            "attempts": self.attempts,
+            "idempotency_key": self.idempotency_key,
+        }

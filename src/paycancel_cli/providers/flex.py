@@ -1,0 +1,145 @@
+"""Flex (HSA/FSA, Stripe-like): ``/v1/payment_intents``; Bearer ``fsk_test_``/``fsk_``
+key; answers wrapped in ``{payment_intent}``; integer cents, USD (intents carry no
+currency); errors ``{error: {type?, code, message}}``.
+
+Cancelable (Stripe semantics, not stated by Flex): the ``requires_*`` states;
+``processing``, ``succeeded`` and ``canceled`` are not.  Flex's list has no
+subscription or status filter, so this adapter does not list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import httpx
+
+from paycancel_cli.config import FlexAccount
+from paycancel_cli.errors import InputError, NotCancellable, NotFound, ProviderError
+from paycancel_cli.models import Money, Payment, PaymentStatus
+from paycancel_cli.providers.base import (
+    Capability,
+    check_id,
+    parse_json,
+    raise_for_common,
+    segment,
+    send,
+    unexpected,
+)
+
+CURRENCY = "USD"
+_STATUS = {
+    "requires_payment_method": (PaymentStatus.PENDING, True, None),
+    "requires_confirmation": (PaymentStatus.PENDING, True, None),
+    "requires_action": (PaymentStatus.PENDING, True, None),
+    "requires_capture": (PaymentStatus.AUTHORIZED, True, None),
+    "processing": (PaymentStatus.PROCESSING, False, "processing: wait until it settles"),
+    "succeeded": (PaymentStatus.SUCCEEDED, False, "succeeded: refund instead"),
+    "canceled": (PaymentStatus.CANCELLED, False, "already cancelled"),
+}
+
+
+def _describe(body: Any) -> tuple[str | None, str]:
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        err = body["error"]
+        code = err.get("code") or err.get("type")
+        return code, str(err.get("message") or code or "error")
+    return None, "no error details"
+
+
+class Flex:
+    key: ClassVar[str] = "flex"
+    title: ClassVar[str] = "Flex"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.CANCEL_RETURNS_PAYMENT})
+    min_cancel_retry_s: ClassVar[float] = 0.0
+
+    def __init__(self, account: FlexAccount, client: httpx.AsyncClient) -> None:
+        self.account = account
+        self.client = client
+        self._headers = {"Authorization": f"Bearer {account.api_key.get_secret_value()}"}
+
+    def validate_id(self, payment_id: str) -> None:
+        check_id(
+            payment_id,
+            provider=self.title,
+            pattern=r"[A-Za-z0-9_]{1,255}",
+            shape="letters, digits and '_', e.g. fpi_01HACM7FZ1084XB1GB6053VM0D",
+        )
+
+    async def get(self, payment_id: str) -> Payment:
+        self.validate_id(payment_id)
+        response = await send(
+            self.client,
+            "GET",
+            f"/v1/payment_intents/{segment(payment_id)}",
+            provider=self.title,
+            headers=self._headers,
+        )
+        return self._payment(self._ok(response, payment_id))
+
+    async def cancel(self, payment_id: str, *, reason: str, idempotency_key: str) -> Payment:
+        # Flex takes no body and documents no idempotency header: the key stays in
+        # the journal only, and the engine reads back before any re-send.
+        self.validate_id(payment_id)
+        response = await send(
+            self.client,
+            "POST",
+            f"/v1/payment_intents/{segment(payment_id)}/cancel",
+            provider=self.title,
+            write=True,
+            headers=self._headers,
+        )
+        return self._payment(self._ok(response, payment_id, write=True))
+
+    async def list_for_subscription(self, subscription_id: str) -> AsyncIterator[Payment]:
+        raise InputError(
+            "Flex cannot list payments by subscription (its list has no such filter); "
+            "give a CSV of payment intent ids instead."
+        )
+        yield  # pragma: no cover
+
+    def _ok(self, response: httpx.Response, payment_id: str, *, write: bool = False) -> Any:
+        raise_for_common(
+            response,
+            provider=self.title,
+            account=self.account.name,
+            describe=_describe,
+            write=write,
+        )
+        body = parse_json(response)
+        if response.status_code < 300:
+            if isinstance(body, dict) and isinstance(body.get("payment_intent"), dict):
+                return body["payment_intent"]
+            raise ProviderError(f"{self.title}: unreadable answer", code="bad_response")
+        code, message = _describe(body)
+        if response.status_code == 404 or code == "resource_missing":
+            raise NotFound(
+                f"{self.title}: payment intent {payment_id} not found ({message})",
+                code=code or "resource_missing",
+                http_status=response.status_code,
+            )
+        if response.status_code == 400 and code == "payment_intent_unexpected_state":
+            raise NotCancellable(
+                f"{self.title}: {message}",
+                code=code,
+                http_status=400,
+            )
+        raise unexpected(response, self.title, code, message)
+
+    def _payment(self, data: dict[str, Any]) -> Payment:
+        native = str(data.get("status"))
+        status, cancelable, why = _STATUS.get(
+            native, (PaymentStatus.PROCESSING, False, f"unknown status {native!r}")
+        )
+        amount, received = data.get("amount"), data.get("amount_received")
+        return Payment(
+            account=self.account.name,
+            provider=self.key,
+            payment_id=str(data.get("payment_intent_id")),
+            status=status,
+            native_status=native,
+            cancelable=cancelable,
+            why_not=why,
+            amount=None if amount is None else Money.from_minor(amount, CURRENCY),
+            captured=None if received is None else Money.from_minor(received, CURRENCY),
+        )

@@ -1,0 +1,182 @@
+"""Compago Harmony simulator, mounted at ``/compago``: ``/api/payment-intent/{uuid}`` get, cancel.
+
+Invariants:
+- ``x-api-key`` on every call, else 401 ``{"statusCode": 401, "message": "Unauthorized",
+  "error": "Unauthorized"}`` (NestJS-style bodies throughout).
+- Ids are UUIDs: anything else is 400 "Validation failed (uuid is expected)"; an unknown
+  UUID is 404 "Payment intent not found".
+- GET is slim: ``{id, status, expired}`` plus ``paymentSummary: {status: "SUCCESS"}``
+  once CONFIRMED. The stored record also keeps the amount (``Decimal`` MXN, two
+  decimals), which the API never shows.
+- Only a PENDING intent that has not expired cancels (200 ``{}``, status CANCELLED);
+  an expired PENDING, CONFIRMED or CANCELLED intent is 400 "Cannot cancel payment
+  intent". There is no idempotency header: a repeat gets that 400.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, ClassVar, Final
+
+from paycancel_cli.sandbox.base import DemoPayment, ProviderSim, same_secret
+from paycancel_cli.sandbox.state import RateDecision, Request, Response, iso_now, money
+
+KEY: Final = "compago"
+STATUSES: Final = ("PENDING", "CONFIRMED", "CANCELLED")
+ORGANIZATION_ID: Final = "0b5e6c1a-0000-4000-8000-00000000c0de"
+_BASE_TIME: Final = datetime(2025, 3, 1, 17, 0, tzinfo=UTC)
+_REASONS: Final = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response.json(
+        status,
+        {"statusCode": status, "message": message, "error": _REASONS.get(status, "Error")},
+        headers=headers,
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text.lower()
+    except ValueError:
+        return False
+
+
+class CompagoSim(ProviderSim):
+    key: ClassVar[str] = KEY
+    demo: ClassVar[tuple[DemoPayment, ...]] = (
+        DemoPayment(
+            "7d3f0b4e-0000-4000-8000-000000000001",
+            "PENDING 350.50 MXN: cancelable",
+            {"status": "PENDING", "amount": "350.50"},
+        ),
+        DemoPayment(
+            "7d3f0b4e-0000-4000-8000-000000000002",
+            "PENDING but expired, 120.00 MXN: 400",
+            {"status": "PENDING", "amount": "120.00", "expired": True},
+        ),
+        DemoPayment(
+            "7d3f0b4e-0000-4000-8000-000000000003",
+            "CONFIRMED (paid) 800.00 MXN: 400",
+            {"status": "CONFIRMED", "amount": "800.00"},
+        ),
+        DemoPayment(
+            "7d3f0b4e-0000-4000-8000-000000000004",
+            "CANCELLED 99.90 MXN: 400 (already cancelled)",
+            {"status": "CANCELLED", "amount": "99.90"},
+        ),
+    )
+
+    # -- pipeline -----------------------------------------------------------------------
+
+    def classify(self, method: str, segments: tuple[str, ...]) -> str:
+        if segments[:2] != ("api", "payment-intent"):
+            return "other"
+        rest = segments[2:]
+        if method == "GET" and len(rest) == 1:
+            return "get"
+        if method == "POST" and len(rest) == 2 and rest[1] == "cancel":
+            return "cancel"
+        return "other"
+
+    def rate_key(self, request: Request, op: str) -> str | None:
+        return request.header("x-api-key") or ""
+
+    def too_many_requests(self, request: Request, decision: RateDecision) -> Response:
+        return error(429, "Too Many Requests", {"Retry-After": str(decision.retry_after_s)})
+
+    def server_error(self, request: Request, status: int) -> Response:
+        if status == 500:
+            return Response.json(500, {"statusCode": 500, "message": "Internal server error"})
+        return error(status, _REASONS.get(status, "Error"))
+
+    def authenticate(self, request: Request, op: str) -> Response | None:
+        if same_secret(request.header("x-api-key"), self.ctx.credentials["api_key"]):
+            return None
+        return error(401, "Unauthorized")
+
+    def handle(self, request: Request, op: str) -> Response:
+        if op not in ("get", "cancel"):
+            return error(404, f"Cannot {request.method} {request.path}")
+        intent_id = request.segments[2].lower()
+        if not _is_uuid(intent_id):
+            return error(400, "Validation failed (uuid is expected)")
+        record = self.records.get(intent_id)
+        if record is None:
+            return error(404, "Payment intent not found")
+        if op == "get":
+            view: dict[str, Any] = {
+                "id": record["id"],
+                "status": record["status"],
+                "expired": record["expired"],
+            }
+            if "paymentSummary" in record:
+                view["paymentSummary"] = record["paymentSummary"]
+            return Response.json(200, view)
+        if record["status"] != "PENDING" or record["expired"]:
+            return error(400, "Cannot cancel payment intent")
+        record["status"] = "CANCELLED"
+        record["updatedAt"] = iso_now()
+        self.ctx.commit_cancel(intent_id)
+        return Response.json(200, {})
+
+    # -- seeding ------------------------------------------------------------------------
+
+    def account(self, base_url: str) -> dict[str, str]:
+        return {
+            "provider": KEY,
+            "base_url": base_url,
+            "api_key": self.ctx.credentials["api_key"],
+            "environment": "demo",
+        }
+
+    def add_payment(self, fields: dict[str, Any]) -> str:
+        return self._add(**fields)
+
+    def _add(
+        self,
+        *,
+        status: str,
+        amount: Decimal | str,
+        expired: bool = False,
+        payment_id: str | None = None,
+    ) -> str:
+        if status not in STATUSES:
+            raise ValueError(f"compago: status must be one of {STATUSES}, not {status!r}")
+        if payment_id is not None and not _is_uuid(payment_id):
+            raise ValueError(f"compago: payment_id {payment_id!r} must be a lower-case UUID")
+        value = money(amount)
+        intent_id = self.claim_id(payment_id, "5a9dc0de-0000-4000-8000-{n:012d}")
+        number = len(self.records) + 1
+        created = _BASE_TIME + timedelta(minutes=number)
+        record: dict[str, Any] = {
+            "id": intent_id,
+            "status": status,
+            "expired": bool(expired),
+            "amount": value,
+            "currency": "MXN",
+            "externalId": f"sandbox-order-{number:06d}",
+            "organizationId": ORGANIZATION_ID,
+            "terminalId": None,
+            "createdAt": _iso(created),
+            "updatedAt": _iso(created + timedelta(minutes=1)),
+        }
+        if status == "CONFIRMED":
+            record["paymentSummary"] = {"status": "SUCCESS"}
+        self.records[intent_id] = record
+        return intent_id

@@ -1,0 +1,254 @@
+"""Flex simulator, mounted at ``/flex``: ``/v1/payment_intents/{id}`` get and cancel.
+
+Invariants:
+- ``Authorization: Bearer <fsk_test_...>`` on every call, else 401
+  ``authentication_error``/``invalid_api_key``.
+- Answers are enveloped: ``{"payment_intent": {...}}``. Amounts are integer US cents;
+  there is no currency field; ``test_mode`` is always true.
+- Cancelable from ``requires_payment_method``, ``requires_confirmation``,
+  ``requires_action`` and ``requires_capture`` (to ``canceled``, ``amount_capturable``
+  0). ``processing``, ``succeeded`` and ``canceled`` are 400
+  ``payment_intent_unexpected_state``; unknown ids 404 ``resource_missing``.
+- The cancel endpoint takes no body; any body is ignored.
+- ``Idempotency-Key`` on cancel is honoured like Stripe's: the first answer is stored
+  per API key and replayed for the same intent; another intent gets 409.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Final
+
+from paycancel_cli.sandbox.base import DemoPayment, ProviderSim, bearer_token, same_secret
+from paycancel_cli.sandbox.state import RateDecision, Request, Response, iso_now
+
+KEY: Final = "flex"
+STATUSES: Final = (
+    "requires_payment_method",
+    "requires_confirmation",
+    "requires_action",
+    "requires_capture",
+    "processing",
+    "succeeded",
+    "canceled",
+)
+CANCELABLE: Final = (
+    "requires_payment_method",
+    "requires_capture",
+    "requires_confirmation",
+    "requires_action",
+)
+_BASE_TIME: Final = datetime(2025, 2, 1, 9, 0, tzinfo=UTC)
+_SERVER_ERRORS: Final = {
+    500: "An unexpected error occurred on Flex's servers.",
+    502: "Flex received an invalid response from an upstream server.",
+    503: "Flex is temporarily unavailable.",
+}
+
+
+def error(
+    status: int,
+    error_type: str,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return Response.json(
+        status, {"error": {"type": error_type, "code": code, "message": message}}, headers=headers
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+class FlexSim(ProviderSim):
+    key: ClassVar[str] = KEY
+    demo: ClassVar[tuple[DemoPayment, ...]] = (
+        DemoPayment(
+            "fpi_demo_requires_payment_method_01",
+            "requires_payment_method $49.99: cancelable",
+            {"status": "requires_payment_method", "amount": 4999},
+        ),
+        DemoPayment(
+            "fpi_demo_requires_capture_01",
+            "requires_capture $120.00 held: cancelable (releases the hold)",
+            {"status": "requires_capture", "amount": 12000},
+        ),
+        DemoPayment(
+            "fpi_demo_requires_action_01",
+            "requires_action $20.00: cancelable",
+            {"status": "requires_action", "amount": 2000},
+        ),
+        DemoPayment(
+            "fpi_demo_processing_01",
+            "processing $31.00: payment_intent_unexpected_state",
+            {"status": "processing", "amount": 3100},
+        ),
+        DemoPayment(
+            "fpi_demo_succeeded_01",
+            "succeeded $45.00: payment_intent_unexpected_state",
+            {"status": "succeeded", "amount": 4500},
+        ),
+        DemoPayment(
+            "fpi_demo_canceled_01",
+            "canceled $8.00: payment_intent_unexpected_state (already canceled)",
+            {"status": "canceled", "amount": 800},
+        ),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._idempotency: dict[tuple[str, str], tuple[str, Response]] = {}
+
+    # -- pipeline -----------------------------------------------------------------------
+
+    def classify(self, method: str, segments: tuple[str, ...]) -> str:
+        if segments[:2] != ("v1", "payment_intents"):
+            return "other"
+        rest = segments[2:]
+        if method == "GET" and len(rest) == 1:
+            return "get"
+        if method == "POST" and len(rest) == 2 and rest[1] == "cancel":
+            return "cancel"
+        return "other"
+
+    def rate_key(self, request: Request, op: str) -> str | None:
+        return bearer_token(request) or ""
+
+    def too_many_requests(self, request: Request, decision: RateDecision) -> Response:
+        return error(
+            429,
+            "rate_limit_error",
+            "rate_limit",
+            f"Too many requests hit the API too quickly. Retry in {decision.retry_after_s} "
+            "seconds.",
+            {"Retry-After": str(decision.retry_after_s)},
+        )
+
+    def server_error(self, request: Request, status: int) -> Response:
+        return error(
+            status, "api_error", "api_error", _SERVER_ERRORS.get(status, _SERVER_ERRORS[500])
+        )
+
+    def authenticate(self, request: Request, op: str) -> Response | None:
+        if same_secret(bearer_token(request), self.ctx.credentials["api_key"]):
+            return None
+        message = (
+            "You did not provide an API key. Send 'Authorization: Bearer fsk_test_...'."
+            if request.header("authorization") is None
+            else "Invalid API key provided."
+        )
+        return error(401, "authentication_error", "invalid_api_key", message)
+
+    def handle(self, request: Request, op: str) -> Response:
+        if op == "get":
+            record = self.records.get(request.segments[2])
+            if record is None:
+                return self._not_found(request.segments[2])
+            return Response.json(200, {"payment_intent": record})
+        if op == "cancel":
+            return self._cancel_idempotent(request, request.segments[2])
+        return error(
+            404,
+            "invalid_request_error",
+            "resource_missing",
+            f"Unrecognized request URL ({request.method}: {request.path}).",
+        )
+
+    def _not_found(self, intent_id: str) -> Response:
+        return error(
+            404,
+            "invalid_request_error",
+            "resource_missing",
+            f"No such payment_intent: '{intent_id}'",
+        )
+
+    def _cancel_idempotent(self, request: Request, intent_id: str) -> Response:
+        key = request.header("idempotency-key")
+        if not key:
+            return self._cancel(intent_id)
+        slot = (bearer_token(request) or "", key)
+        stored = self._idempotency.get(slot)
+        if stored is not None:
+            stored_intent, answer = stored
+            if stored_intent != intent_id:
+                return error(
+                    409,
+                    "idempotency_error",
+                    "idempotency_key_in_use",
+                    "Keys for idempotent requests can only be used with the same parameters "
+                    "they were first used with.",
+                )
+            return Response(
+                answer.status,
+                answer.body,
+                {**answer.headers, "Idempotent-Replayed": "true"},
+                answer.content_type,
+            )
+        answer = self._cancel(intent_id)
+        self._idempotency[slot] = (intent_id, answer)
+        return Response(answer.status, answer.body, dict(answer.headers), answer.content_type)
+
+    def _cancel(self, intent_id: str) -> Response:
+        record = self.records.get(intent_id)
+        if record is None:
+            return self._not_found(intent_id)
+        status = record["status"]
+        if status not in CANCELABLE:
+            return error(
+                400,
+                "invalid_request_error",
+                "payment_intent_unexpected_state",
+                f"This PaymentIntent ({intent_id}) cannot be canceled because it has a status "
+                f"of {status}. Only a PaymentIntent with one of the following statuses may be "
+                f"canceled: {', '.join(CANCELABLE)}.",
+            )
+        record["status"] = "canceled"
+        record["amount_capturable"] = 0
+        record["canceled_at"] = iso_now()
+        self.ctx.commit_cancel(intent_id)
+        return Response.json(200, {"payment_intent": record})
+
+    # -- seeding ------------------------------------------------------------------------
+
+    def account(self, base_url: str) -> dict[str, str]:
+        return {
+            "provider": KEY,
+            "base_url": base_url,
+            "api_key": self.ctx.credentials["api_key"],
+            "environment": "test",
+        }
+
+    def add_payment(self, fields: dict[str, Any]) -> str:
+        return self._add(**fields)
+
+    def _add(self, *, status: str, amount: int, payment_id: str | None = None) -> str:
+        if status not in STATUSES:
+            raise ValueError(f"flex: status must be one of {STATUSES}, not {status!r}")
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+            raise ValueError(f"flex: amount must be int cents >= 0, not {amount!r}")
+        intent_id = self.claim_id(payment_id, "fpi_sandbox_{n:06d}")
+        number = len(self.records) + 1
+        charged = status in ("requires_capture", "processing", "succeeded")
+        self.records[intent_id] = {
+            "payment_intent_id": intent_id,
+            "amount": amount,
+            "amount_capturable": amount if status == "requires_capture" else 0,
+            "amount_received": amount if status == "succeeded" else 0,
+            "application_fee_amount": 0,
+            "customer": f"fcus_sandbox{number:06d}",
+            "transfer_data": None,
+            "status": status,
+            "latest_charge": f"fch_sandbox{number:06d}" if charged else None,
+            "created_at": _iso(_BASE_TIME + timedelta(minutes=number)),
+            "invoice": None,
+            "capture_method": "manual" if status == "requires_capture" else "automatic",
+            "metadata": {"source": "paycancel-sandbox"},
+            "payment_method": f"fpm_sandbox{number:06d}",
+            "test_mode": True,
+            "transfer_group": None,
+        }
+        if status == "canceled":
+            self.records[intent_id]["canceled_at"] = _iso(_BASE_TIME + timedelta(hours=number))
+        return intent_id

@@ -1,0 +1,299 @@
+"""HedgePayments simulator, mounted at ``/hedgepayments``: ``/v1/payments/{id}`` get and cancel.
+
+Invariants:
+- ``Authorization: Bearer <sk_test_...>`` on every call: missing -> 401
+  ``missing_authorization``, anything else wrong -> 401 ``invalid_api_key`` (both with
+  ``type: authentication_error``). The presented key is never echoed.
+- Answers are bare payment objects (no envelope); amounts are integer cents, currency
+  upper-case.
+- Only ``pending`` and ``initiated`` cancel (to ``canceled`` with ``cancellation_reason``
+  and ``canceled_at``); any other status is 412 ``payment_not_cancelable`` with details.
+- ``Idempotency-Key`` on cancel: the first answer (any status) is stored per API key;
+  the same key on the same payment replays it byte for byte with no state change, on
+  another payment it is 409 ``idempotency_key_in_use``.
+- When a rate limit is set, every answer carries ``X-RateLimit-Limit``,
+  ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (unix seconds); a 429 has no
+  ``Retry-After`` but ``details.retry_after`` in seconds.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Final
+
+from paycancel_cli.sandbox.base import DemoPayment, ProviderSim, bearer_token, same_secret
+from paycancel_cli.sandbox.state import (
+    BodyError,
+    RateDecision,
+    Request,
+    Response,
+    iso_now,
+    parse_json,
+)
+
+KEY: Final = "hedgepayments"
+STATUSES: Final = (
+    "pending",
+    "initiated",
+    "processing",
+    "succeeded",
+    "failed",
+    "canceled",
+    "refunded",
+    "partially_refunded",
+)
+CANCELABLE: Final = ("pending", "initiated")
+_BASE_TIME: Final = datetime(2025, 1, 15, 10, 30, tzinfo=UTC)
+_SERVER_ERRORS: Final = {
+    500: ("internal_error", "An unexpected error occurred. Please retry."),
+    502: ("upstream_error", "The upstream payment processor is unavailable. Please retry."),
+    503: ("service_unavailable", "The service is temporarily unavailable. Please retry."),
+}
+
+
+def error(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    details: dict[str, Any] | None = None,
+    error_type: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {}
+    if error_type is not None:
+        body["type"] = error_type
+    body["code"] = code
+    body["message"] = message
+    if details is not None:
+        body["details"] = details
+    return Response.json(status, {"error": body}, headers=headers)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class HedgePaymentsSim(ProviderSim):
+    key: ClassVar[str] = KEY
+    demo: ClassVar[tuple[DemoPayment, ...]] = (
+        DemoPayment(
+            "pay_demopending01", "pending $99.99: cancelable", {"status": "pending", "amount": 9999}
+        ),
+        DemoPayment(
+            "pay_demoinitiated01",
+            "initiated $25.00: cancelable",
+            {"status": "initiated", "amount": 2500},
+        ),
+        DemoPayment(
+            "pay_demoprocessing01",
+            "processing $42.00: 412",
+            {"status": "processing", "amount": 4200},
+        ),
+        DemoPayment(
+            "pay_demosucceeded01", "succeeded $15.00: 412", {"status": "succeeded", "amount": 1500}
+        ),
+        DemoPayment("pay_demofailed01", "failed $30.00: 412", {"status": "failed", "amount": 3000}),
+        DemoPayment(
+            "pay_democanceled01",
+            "canceled $7.00: 412 (already canceled)",
+            {"status": "canceled", "amount": 700},
+        ),
+        DemoPayment(
+            "pay_demorefunded01", "refunded $12.00: 412", {"status": "refunded", "amount": 1200}
+        ),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # (api key, idempotency key) -> (payment id, stored answer)
+        self._idempotency: dict[tuple[str, str], tuple[str, Response]] = {}
+
+    # -- pipeline -----------------------------------------------------------------------
+
+    def classify(self, method: str, segments: tuple[str, ...]) -> str:
+        if segments[:2] != ("v1", "payments"):
+            return "other"
+        rest = segments[2:]
+        if method == "GET" and len(rest) == 1:
+            return "get"
+        if method == "POST" and len(rest) == 2 and rest[1] == "cancel":
+            return "cancel"
+        return "other"
+
+    def rate_key(self, request: Request, op: str) -> str | None:
+        return bearer_token(request) or ""
+
+    def too_many_requests(self, request: Request, decision: RateDecision) -> Response:
+        return error(
+            429,
+            "rate_limit_exceeded",
+            f"Too many requests: the limit is {decision.limit} per minute. "
+            f"Retry in {decision.retry_after_s} seconds.",
+            details={"retry_after": decision.retry_after_s},
+        )
+
+    def decorate(self, response: Response, decision: RateDecision) -> None:
+        response.headers["X-RateLimit-Limit"] = str(decision.limit)
+        response.headers["X-RateLimit-Remaining"] = str(
+            0 if not decision.allowed else decision.remaining
+        )
+        response.headers["X-RateLimit-Reset"] = str(decision.reset_epoch)
+
+    def server_error(self, request: Request, status: int) -> Response:
+        code, message = _SERVER_ERRORS.get(status, _SERVER_ERRORS[500])
+        return error(status, code, message, error_type="api_error")
+
+    def authenticate(self, request: Request, op: str) -> Response | None:
+        if request.header("authorization") is None:
+            return error(
+                401,
+                "missing_authorization",
+                "No API key provided. Send 'Authorization: Bearer sk_test_...'.",
+                error_type="authentication_error",
+            )
+        if not same_secret(bearer_token(request), self.ctx.credentials["api_key"]):
+            return error(
+                401,
+                "invalid_api_key",
+                "Invalid API key provided.",
+                error_type="authentication_error",
+            )
+        return None
+
+    def handle(self, request: Request, op: str) -> Response:
+        if op == "get":
+            record = self.records.get(request.segments[2])
+            if record is None:
+                return self._not_found(request.segments[2])
+            return Response.json(200, record)
+        if op == "cancel":
+            return self._cancel_idempotent(request, request.segments[2])
+        return error(
+            404, "not_found", f"Unrecognized request URL ({request.method} {request.path})."
+        )
+
+    def _not_found(self, payment_id: str) -> Response:
+        return error(404, "not_found", f"No payment found with id {payment_id}.")
+
+    def _cancel_idempotent(self, request: Request, payment_id: str) -> Response:
+        key = request.header("idempotency-key")
+        if not key:
+            return self._cancel(request, payment_id)
+        slot = (bearer_token(request) or "", key)
+        stored = self._idempotency.get(slot)
+        if stored is not None:
+            stored_payment, answer = stored
+            if stored_payment != payment_id:
+                return error(
+                    409,
+                    "idempotency_key_in_use",
+                    "This Idempotency-Key was already used for a request on another payment.",
+                )
+            return Response(
+                answer.status,
+                answer.body,
+                {**answer.headers, "Idempotent-Replayed": "true"},
+                answer.content_type,
+            )
+        answer = self._cancel(request, payment_id)
+        self._idempotency[slot] = (payment_id, answer)
+        return Response(answer.status, answer.body, dict(answer.headers), answer.content_type)
+
+    def _cancel(self, request: Request, payment_id: str) -> Response:
+        try:
+            body = parse_json(request.body)
+        except BodyError:
+            return error(400, "invalid_request", "The request body must be valid JSON.")
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            return error(400, "invalid_request", "The request body must be a JSON object.")
+        reason = body.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            return error(400, "invalid_request", "reason must be a string.")
+        record = self.records.get(payment_id)
+        if record is None:
+            return self._not_found(payment_id)
+        status = record["status"]
+        if status not in CANCELABLE:
+            return error(
+                412,
+                "payment_not_cancelable",
+                f"Payment {payment_id} cannot be canceled. Current status: {status}.",
+                details={
+                    "payment_id": payment_id,
+                    "current_status": status,
+                    "cancelable_statuses": list(CANCELABLE),
+                },
+            )
+        now = iso_now()
+        record["status"] = "canceled"
+        record["cancellation_reason"] = reason
+        record["canceled_at"] = now
+        record["updated_at"] = now
+        self.ctx.commit_cancel(payment_id)
+        return Response.json(200, record)
+
+    # -- seeding ------------------------------------------------------------------------
+
+    def account(self, base_url: str) -> dict[str, str]:
+        return {
+            "provider": KEY,
+            "base_url": base_url,
+            "api_key": self.ctx.credentials["api_key"],
+            "environment": "test",
+        }
+
+    def add_payment(self, fields: dict[str, Any]) -> str:
+        return self._add(**fields)
+
+    def _add(
+        self,
+        *,
+        status: str,
+        amount: int,
+        currency: str = "USD",
+        payment_id: str | None = None,
+    ) -> str:
+        if status not in STATUSES:
+            raise ValueError(f"hedgepayments: status must be one of {STATUSES}, not {status!r}")
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+            raise ValueError(f"hedgepayments: amount must be int cents >= 0, not {amount!r}")
+        payment_id = self.claim_id(payment_id, "pay_sandbox{n:06d}")
+        number = len(self.records) + 1
+        created = _BASE_TIME + timedelta(minutes=number)
+        settled = status in ("succeeded", "refunded", "partially_refunded")
+        fee = amount * 29 // 1000 + 30 if settled and amount else 0
+        refunded = {"refunded": amount, "partially_refunded": amount // 2}.get(status, 0)
+        record: dict[str, Any] = {
+            "id": payment_id,
+            "object": "payment",
+            "amount": amount,
+            "currency": currency.upper(),
+            "status": status,
+            "payment_method": "card",
+            "customer_email": f"customer{number:04d}@example.com",
+            "customer_id": f"cus_sandbox{number:04d}",
+            "description": f"Sandbox order {number:04d}",
+            "statement_descriptor": "PAYCANCEL SANDBOX",
+            "merchant_id": "mer_sandbox0001",
+            "checkout_session_id": f"cs_sandbox{number:06d}",
+            "refunded_amount": refunded,
+            "fee": fee,
+            "net_amount": amount - fee - refunded if settled else 0,
+            "metadata": {"source": "paycancel-sandbox"},
+            "settled": settled,
+            "created_at": _iso(created),
+            "updated_at": _iso(created + timedelta(minutes=2)),
+        }
+        if settled:
+            record["settled_at"] = _iso(created + timedelta(days=2))
+        if status == "failed":
+            record["failure_code"] = "card_declined"
+            record["failure_message"] = "The card was declined."
+        if status == "canceled":
+            record["cancellation_reason"] = "customer_requested"
+            record["canceled_at"] = record["updated_at"]
+        self.records[payment_id] = record
+        return payment_id

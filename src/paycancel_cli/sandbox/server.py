@@ -1,0 +1,524 @@
+"""The sandbox: one loopback HTTP server that mounts the five provider simulators.
+
+Each simulator lives under its provider key: ``/flexportal/v1/...``,
+``/hedgepayments/v1/...``, ``/flex/v1/...``, ``/vipps/accesstoken/get`` and
+``/vipps/epayment/v1/...``, ``/compago/api/...``.
+
+Every request goes through the same pipeline, in this order:
+
+1. record it in ``request_log`` and ``counts`` and draw its faults (one seeded
+   ``random.Random`` makes the draws deterministic for a given request sequence);
+2. sleep ``latency_ms``;
+3. rate limit (when ``requests_per_minute`` is set): a sliding 60 s window per
+   credential, answered with the provider's own 429;
+4. timeout fault: sleep ``hang_s``, then carry on (nothing changed before the sleep);
+5. fail fault: a 500/502/503 in the provider's shape, before any state change;
+6. authentication, then the simulator's handler;
+7. drop fault (cancels only): the handled cancel stays committed, the connection is shut
+   down without a response byte, and the log records status 0.
+
+Invariants:
+- All state (simulators, counters, log, limiter, fault RNG) is guarded by one
+  ``threading.Lock``; every sleep and every socket write happens outside it, and the
+  handlers under it are short dictionary work.
+- Only loopback addresses are served. Nothing is ever printed: the stdlib access log is
+  silenced, and no credential reaches a log, an error message or ``repr``.
+- Bugs in a handler never kill the server: they answer 500 and are kept, as traceback
+  text, in ``handler_errors`` for tests to assert on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import ipaddress
+import random
+import socket
+import socketserver
+import sys
+import threading
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Final, cast
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from paycancel_cli.sandbox.base import ProviderSim
+from paycancel_cli.sandbox.flexportal import FlexPortalSim
+from paycancel_cli.sandbox.seed import SIMULATORS
+from paycancel_cli.sandbox.state import (
+    SANDBOX_CREDENTIALS,
+    Faults,
+    RateDecision,
+    RecordedRequest,
+    Request,
+    Response,
+    SimContext,
+    SlidingWindowLimiter,
+)
+from paycancel_cli.sandbox.vipps import MSN_RE, VippsSim
+
+FAIL_STATUSES: Final = (500, 502, 503)
+MAX_BODY_BYTES: Final = 1 << 20
+UNKNOWN_PROVIDER: Final = "unknown"
+
+
+class _BadRequest(Exception):
+    """The request could not be read as HTTP (bad length or chunking, body too large)."""
+
+
+class Sandbox:
+    """The five provider simulators behind one loopback HTTP server."""
+
+    def __init__(
+        self,
+        faults: Faults | None = None,
+        requests_per_minute: int | None = None,
+        credentials: dict[str, dict[str, str]] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token_ttl_s: int = 3600,
+        seed_demo: bool = True,
+        record_requests: bool = True,
+    ) -> None:
+        _require_loopback(host)
+        self.host = host
+        self.port = port
+        self.requests_per_minute = requests_per_minute
+        self.record_requests = record_requests
+        self._lock = threading.Lock()
+        self._faults = faults if faults is not None else Faults()
+        self._rng = random.Random(self._faults.seed)
+        self._limiter = SlidingWindowLimiter()
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._commits: Counter[tuple[str, str]] = Counter()
+        self._log: list[RecordedRequest] = []
+        self._errors: list[str] = []
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        creds = _merge_credentials(credentials)
+        self._sims: dict[str, ProviderSim] = {}
+        for sim_class in SIMULATORS:
+            ctx = SimContext(
+                credentials=creds[sim_class.key],
+                commit_cancel=self._committer(sim_class.key),
+                token_ttl_s=token_ttl_s,
+            )
+            self._sims[sim_class.key] = sim_class(ctx)
+        if seed_demo:
+            for sim in self._sims.values():
+                sim.seed_demo()
+
+    def __repr__(self) -> str:
+        where = self.base_url if self._server is not None else "not started"
+        return f"<Sandbox {where}>"
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> Sandbox:
+        """Bind (port 0 picks a free port) and serve in a daemon thread."""
+        if self._server is not None:
+            raise RuntimeError("the sandbox is already started")
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        server = _Server((self.host, self.port), self, family)
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"paycancel-sandbox-{server.server_port}",
+            daemon=True,
+        )
+        self._server, self._thread = server, thread
+        thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close the listening socket and every open connection."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._server = self._thread = None
+        server.shutdown()
+        server.server_close()
+        server.close_connections()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> Sandbox:
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- addresses and accounts ---------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the sandbox is not started; call start() first")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self._server.server_port}"
+
+    def provider_url(self, provider: str) -> str:
+        self._sim(provider)
+        return f"{self.base_url}/{provider}"
+
+    def account_config(self) -> dict[str, dict[str, str]]:
+        """One account per provider, named after it, pointing at this sandbox."""
+        return {key: sim.account(self.provider_url(key)) for key, sim in self._sims.items()}
+
+    # -- faults and observation ---------------------------------------------------------
+
+    @property
+    def faults(self) -> Faults:
+        return self._faults
+
+    @faults.setter
+    def faults(self, faults: Faults) -> None:
+        with self._lock:
+            self._faults = faults
+            self._rng = random.Random(faults.seed)
+
+    @property
+    def counts(self) -> Counter[tuple[str, str]]:
+        """Requests that reached the sandbox by (provider, op), whatever the answer."""
+        with self._lock:
+            return Counter(self._counts)
+
+    @property
+    def cancel_commits(self) -> Counter[tuple[str, str]]:
+        """Cancels actually applied, by (provider, payment id)."""
+        with self._lock:
+            return Counter(self._commits)
+
+    @property
+    def request_log(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._log)
+
+    @property
+    def handler_errors(self) -> list[str]:
+        """Tracebacks of unexpected exceptions in handlers (empty unless there is a bug)."""
+        with self._lock:
+            return list(self._errors)
+
+    def reset_counters(self) -> None:
+        """Clear ``counts``, ``cancel_commits`` and ``request_log``."""
+        with self._lock:
+            self._counts.clear()
+            self._commits.clear()
+            self._log.clear()
+
+    # -- data ---------------------------------------------------------------------------
+
+    def add_payment(self, provider: str, **fields: Any) -> str:
+        """Store a payment in any state; returns its id (see each simulator's fields)."""
+        sim = self._sim(provider)
+        with self._lock:
+            return sim.add_payment(fields)
+
+    def payment(self, provider: str, payment_id: str) -> dict[str, Any]:
+        """A copy of the stored native record."""
+        sim = self._sim(provider)
+        with self._lock:
+            return sim.payment(payment_id)
+
+    def seed_subscription(
+        self,
+        rental_id: str,
+        counts: dict[str, int],
+        currency: str = "EUR",
+        tenant_id: str | None = None,
+    ) -> list[str]:
+        """FlexPortal: ``counts[status]`` payments of one rental; deterministic ids."""
+        sim = self._sim("flexportal")
+        assert isinstance(sim, FlexPortalSim)
+        with self._lock:
+            return sim.seed_subscription(rental_id, counts, currency, tenant_id)
+
+    def expire_tokens(self) -> None:
+        """Vipps: invalidate every access token issued so far."""
+        sim = self._sim("vipps")
+        assert isinstance(sim, VippsSim)
+        with self._lock:
+            sim.expire_tokens()
+
+    def _sim(self, provider: str) -> ProviderSim:
+        try:
+            return self._sims[provider]
+        except KeyError:
+            known = ", ".join(self._sims)
+            raise ValueError(f"unknown provider {provider!r}; use one of {known}") from None
+
+    def _committer(self, provider: str) -> Callable[[str], None]:
+        def commit(payment_id: str) -> None:
+            self._commits[(provider, payment_id)] += 1
+
+        return commit
+
+    # -- the request pipeline -----------------------------------------------------------
+
+    def _serve(self, handler: _Handler) -> None:
+        try:
+            body = handler.read_body()
+        except _BadRequest as exc:
+            handler.write(_plain_error(400, str(exc)), close=True)
+            return
+        split = urlsplit(handler.path)
+        raw_segments = split.path.split("/")[1:]
+        sim = self._sims.get(raw_segments[0]) if raw_segments else None
+        headers = handler.header_dict()
+        if sim is None:
+            self._serve_unknown(handler, headers, body)
+            return
+        request = Request(
+            method=handler.command,
+            path="/" + "/".join(raw_segments[1:]),
+            segments=tuple(unquote(segment) for segment in raw_segments[1:]),
+            query=parse_qs(split.query, keep_blank_values=True),
+            headers=headers,
+            body=body,
+        )
+        try:
+            self._pipeline(handler, sim, request)
+        except Exception:
+            with self._lock:
+                self._errors.append(traceback.format_exc())
+            handler.write(_plain_error(500, "sandbox handler error"), close=True)
+
+    def _serve_unknown(self, handler: _Handler, headers: dict[str, str], body: bytes) -> None:
+        known = ", ".join(f"/{key}" for key in self._sims)
+        response = _plain_error(404, f"No simulator at this path; use one of {known}.")
+        with self._lock:
+            self._counts[(UNKNOWN_PROVIDER, "other")] += 1
+            if self.record_requests:
+                self._log.append(
+                    RecordedRequest(
+                        UNKNOWN_PROVIDER, "other", handler.command, handler.path, headers, body, 404
+                    )
+                )
+        handler.write(response)
+
+    def _pipeline(self, handler: _Handler, sim: ProviderSim, request: Request) -> None:
+        op = sim.classify(request.method, request.segments)
+        entry = RecordedRequest(
+            sim.key, op, request.method, handler.path, dict(request.headers), request.body
+        )
+        with self._lock:
+            if self.record_requests:
+                self._log.append(entry)
+            self._counts[(sim.key, op)] += 1
+            faults, rng = self._faults, self._rng
+            hang = faults.timeout_rate > 0 and rng.random() < faults.timeout_rate
+            fail: int | None = None
+            if faults.fail_rate > 0 and rng.random() < faults.fail_rate:
+                fail = rng.choice(FAIL_STATUSES)
+            drop = op == "cancel" and faults.drop_rate > 0 and rng.random() < faults.drop_rate
+            hang_s, latency_ms = faults.hang_s, faults.latency_ms
+        if latency_ms > 0:
+            time.sleep(latency_ms / 1000)
+
+        response: Response | None = None
+        decision: RateDecision | None = None
+        limit = self.requests_per_minute
+        with self._lock:
+            rate_key = sim.rate_key(request, op) if limit is not None else None
+            if limit is not None and rate_key is not None:
+                decision = self._limiter.hit((sim.key, rate_key), limit)
+                if not decision.allowed:
+                    response = sim.too_many_requests(request, decision)
+        handled = False
+        if response is None:
+            if hang:
+                time.sleep(hang_s)
+            with self._lock:
+                if fail is not None:
+                    response = sim.server_error(request, fail)
+                else:
+                    response = sim.authenticate(request, op)
+                    if response is None:
+                        response = sim.handle(request, op)
+                        handled = True
+        dropped = drop and handled
+        with self._lock:
+            if decision is not None:
+                sim.decorate(response, decision)
+            entry.status = 0 if dropped else response.status
+        if dropped:
+            handler.drop()
+        else:
+            handler.write(response)
+
+    def _record_error(self, text: str) -> None:
+        with self._lock:
+            self._errors.append(text)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 128
+    allow_reuse_address = True
+
+    def __init__(
+        self, address: tuple[str, int], sandbox: Sandbox, family: socket.AddressFamily
+    ) -> None:
+        self.address_family = family
+        self.sandbox = sandbox
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind calls socket.getfqdn, a DNS lookup that can stall.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    def track(self, connection: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.add(connection)
+
+    def untrack(self, connection: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.discard(connection)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return  # the client went away
+        self.sandbox._record_error(traceback.format_exc())
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "paycancel-sandbox/1"
+    sys_version = ""
+    disable_nagle_algorithm = True
+
+    @property
+    def _sandbox_server(self) -> _Server:
+        return cast(_Server, self.server)
+
+    def setup(self) -> None:
+        super().setup()
+        self._sandbox_server.track(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self._sandbox_server.untrack(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silenced: the sandbox never prints (requests carry credentials)."""
+
+    def _dispatch(self) -> None:
+        self._sandbox_server.sandbox._serve(self)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
+
+    def header_dict(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        return headers
+
+    def read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._read_chunked()
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise _BadRequest("invalid Content-Length") from None
+        if length < 0 or length > MAX_BODY_BYTES:
+            raise _BadRequest("invalid or too large Content-Length")
+        return self.rfile.read(length) if length else b""
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise _BadRequest("invalid chunked body") from None
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(chunks)
+            total += size
+            if total > MAX_BODY_BYTES:
+                raise _BadRequest("request body too large")
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
+    def write(self, response: Response, *, close: bool = False) -> None:
+        try:
+            self.send_response(response.status)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
+            if close:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(response.body)
+        except OSError:
+            self.close_connection = True
+
+    def drop(self) -> None:
+        """Close the connection without writing a single response byte."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+
+def _plain_error(status: int, message: str) -> Response:
+    return Response.json(status, {"error": {"code": "sandbox_error", "message": message}})
+
+
+def _require_loopback(host: str) -> None:
+    if host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"the sandbox only serves on loopback addresses, not {host!r}")
+
+
+def _merge_credentials(
+    overrides: dict[str, dict[str, str]] | None,
+) -> dict[str, dict[str, str]]:
+    """The default credentials with ``overrides`` applied field by field."""
+    merged = copy.deepcopy(SANDBOX_CREDENTIALS)
+    for provider, fields in (overrides or {}).items():
+        if provider not in merged:
+            raise ValueError(f"unknown provider {provider!r} in sandbox credentials")
+        unknown = sorted(set(fields) - set(merged[provider]))
+        if unknown:
+            raise ValueError(f"unknown credential field(s) for {provider}: {', '.join(unknown)}")
+        merged[provider].update(fields)
+    if not MSN_RE.match(merged["vipps"]["merchant_serial_number"]):
+        raise ValueError("the Vipps merchant_serial_number must match ^[0-9]{4,6}$")
+    return merged

@@ -1,0 +1,93 @@
+"""Shared fixtures: a clean environment, the sandbox, config files, and the CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import stamina
+
+from paycancel_cli.cli import run
+from paycancel_cli.sandbox import Faults, Sandbox
+
+SENTINEL = "SENTINEL-s3cr3t-d0-not-leak-4242"
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No PAYCANCEL_* from the machine; user dirs inside tmp_path; retries without sleeping."""
+    for name in list(os.environ):
+        if name.startswith("PAYCANCEL_") or name in ("NO_COLOR", "FORCE_COLOR"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PAYCANCEL_DEFAULTS__JOURNAL", str(tmp_path / "journal.sqlite3"))
+
+
+@pytest.fixture(autouse=True)
+def no_retry_sleep() -> Iterator[None]:
+    stamina.set_testing(True, attempts=8)
+    yield
+    stamina.set_testing(False)
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox() as sb:
+        yield sb
+
+
+def write_config(path: Path, accounts: dict[str, dict[str, Any]], mode: int = 0o600) -> Path:
+    lines = []
+    for name, fields in accounts.items():
+        lines.append(f"[accounts.{name}]")
+        lines.extend(f"{k} = {json.dumps(v)}" for k, v in fields.items())
+        lines.append("")
+    path.write_text("\n".join(lines))
+    path.chmod(mode)
+    return path
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, sandbox: Sandbox) -> Path:
+    """A config with the sandbox's five accounts."""
+    return write_config(tmp_path / "config.toml", sandbox.account_config())
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run the CLI in-process; ``stdin`` text makes it look like a terminal."""
+
+    def invoke(*args: str, stdin: str | None = None) -> CliResult:
+        capsys.readouterr()
+        if stdin is not None:
+            stream = io.StringIO(stdin)
+            stream.isatty = lambda: True  # type: ignore[method-assign]
+            monkeypatch.setattr("sys.stdin", stream)
+        else:
+            monkeypatch.setattr("sys.stdin", io.StringIO(""))
+        code = run(list(args))
+        out = capsys.readouterr()
+        return CliResult(code, out.out, out.err)
+
+    return invoke
+
+
+__all__ = ["SENTINEL", "CliResult", "Faults", "write_config"]
