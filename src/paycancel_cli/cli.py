@@ -12,7 +12,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -331,6 +331,215 @@ def ask_confirmation(
         return
     if not typer.confirm("Cancel this payment?", default=False, err=True):
         raise Declined("Not confirmed; nothing was sent.")
+
+
+@app.command("bulk-cancel")
+def bulk_cancel(
+    ctx: typer.Context,
+    csv_file: Annotated[
+        str | None,
+        typer.Argument(help="CSV of payment ids (- for standard input).", show_default=False),
+    ] = None,
+    subscription: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--subscription", help="Cancel this subscription's open payments (repeatable)."
+        ),
+    ] = None,
+    account: AccountOpt = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why (a CSV reason column overrides per row).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Read every payment; send nothing.")
+    ] = False,
+    validate_only: Annotated[
+        bool,
+        typer.Option("--validate-only", help="Validate the input and stop; no request at all."),
+    ] = False,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Go on with the valid rows; report the others.")
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask (live accounts also need --live).")
+    ] = False,
+    live: Annotated[
+        bool, typer.Option("--live", help="With --yes: allow LIVE accounts non-interactively.")
+    ] = False,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency", min=1, max=256, help="Payments in flight (default from config)."
+        ),
+    ] = None,
+    max_payments: Annotated[
+        int | None,
+        typer.Option("--max-payments", min=0, help="Refuse a run that selects more payments."),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write one row per payment (CSV, or JSON Lines for .jsonl)."),
+    ] = None,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Continue a stopped or crashed run.")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for another process working on the same input.")
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Cancel many payments from a CSV or subscriptions' open payments; journaled, resumable."""
+    from paycancel_cli.bulk import BulkRequest, report_rows, run_bulk, write_report
+    from paycancel_cli.journal import Journal
+    from paycancel_cli.render import BulkView
+
+    g = _globals(ctx)
+    config = g.config()
+    out = g.output(json_)
+    interactive = sys.stdin.isatty()
+    request = BulkRequest(
+        csv=csv_file,
+        subscriptions=list(subscription or []),
+        account=account,
+        reason=reason,
+        dry_run=dry_run,
+        validate_only=validate_only,
+        skip_invalid=skip_invalid,
+        yes=yes,
+        live=live,
+        interactive=interactive,
+        concurrency=concurrency,
+        max_payments=max_payments,
+        resume=resume,
+        wait=wait,
+        command=" ".join(["paycancel", *sys.argv[1:]]),
+    )
+    view = BulkView(out, yes=yes, live=live, interactive=interactive, progress=True)
+    assert g.redactor is not None
+    outcome = run_bulk(config, request, view, redactor=g.redactor)
+    if outcome.summary is None:
+        v = outcome.validation
+        assert v is not None
+        counts = {
+            "type": "validation",
+            "rows": v.rows,
+            "valid": v.valid,
+            "invalid": v.invalid,
+            "duplicates": v.duplicates,
+            "per_account": dict(v.per_account),
+        }
+        if json_:
+            out.json_line(counts)
+        else:
+            per = ", ".join(f"{a}: {n}" for a, n in sorted(v.per_account.items())) or "none"
+            out.message(
+                f"Valid: {v.valid} payment(s) ({per}); {v.invalid} invalid, "
+                f"{v.duplicates} duplicate(s). Nothing was sent."
+            )
+        raise typer.Exit(2 if v.invalid and not skip_invalid else 0)
+    summary = outcome.summary
+    if report is not None and outcome.run_id:
+        journal = Journal(config.journal_path)
+        rows = write_report(report, report_rows(journal, outcome.run_id), g.redact)
+        out.message(f"Report: {rows} row(s) written to {report}.")
+    if json_:
+        out.json_line(summary.to_json())
+    else:
+        if view.results:
+            out.table(view.results_table())
+        out.table(view.summary_table(summary))
+        if summary.failures:
+            out.table(view.failures_table(summary))
+    if outcome.interrupted:
+        flags = " --yes" if yes else ""
+        flags += " --live" if live else ""
+        where = f" --config {g.config_path}" if g.config_path else ""
+        out.message(
+            f"Interrupted: in-flight cancels finished and were recorded. Resume with:\n"
+            f"  paycancel{where} bulk-cancel --resume {outcome.run_id}{flags}",
+            style="yellow",
+        )
+    else:
+        out.message(f"Run id: {outcome.run_id}")
+    raise typer.Exit(outcome.exit_code())
+
+
+runs_app = typer.Typer(
+    help="The journal as history.", no_args_is_help=False, invoke_without_command=True
+)
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.callback()
+def runs(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """List runs: when, who, which input, reason, counts per outcome."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from paycancel_cli.journal import Journal
+
+    g = _globals(ctx)
+    config = g.config()
+    out = g.output(json_)
+    journal = Journal(config.journal_path)
+    rows = journal.runs()
+    if json_:
+        for run in rows:
+            out.json_line(run_json(journal, run))
+    else:
+        out.table(out.runs_table([run_json(journal, run) for run in rows]))
+
+
+@runs_app.command("show")
+def runs_show(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="The run id.", show_default=False)],
+    json_: JsonOpt = False,
+) -> None:
+    """Show one run and the result of each of its payments."""
+    from paycancel_cli.bulk import summarize
+    from paycancel_cli.journal import Journal
+    from paycancel_cli.render import BulkView
+
+    g = _globals(ctx)
+    config = g.config()
+    out = g.output(json_)
+    journal = Journal(config.journal_path)
+    run = journal.run(run_id)
+    if run is None:
+        raise UsageError(
+            f"No run {run_id!r} in the journal {config.journal_path}; `paycancel runs` lists them."
+        )
+    info = run_json(journal, run)
+    rows = list(journal.payments(run_id))
+    if json_:
+        out.json_line(info)
+        for row in rows:
+            out.json_line(row.result(run_id).to_json())
+        return
+    out.table(out.runs_table([info]))
+    view = BulkView(out, yes=True, live=False, interactive=False, progress=False)
+    view.results = [row.result(run_id) for row in rows if row.outcome is not None]
+    out.table(view.results_table())
+    summary = summarize(journal, run_id)
+    out.table(view.summary_table(summary))
+
+
+def run_json(journal: Any, run: Any) -> dict[str, Any]:
+    counts = journal.outcome_counts(run.run_id)
+    return {
+        "type": "run",
+        "run_id": run.run_id,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "status": run.status,
+        "user": run.user,
+        "host": run.host,
+        "command": run.command,
+        "input": run.input,
+        "reason": run.reason,
+        "total": sum(counts.values()),
+        "outcomes": counts,
+    }
 
 
 @app.command()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from paycancel_cli.engine import Canceller, RetryPolicy, Target, idempotency_key
 from paycancel_cli.errors import NotFound, PaycancelError
+from paycancel_cli.journal import PlanRow
 from paycancel_cli.models import ErrorInfo, Outcome, Payment, Result
 
 if TYPE_CHECKING:
@@ -103,7 +104,8 @@ async def cancel_one(
         options={"kind": "cancel", "accounts": [account]},
     )
     journal.plan(
-        run_id, [(0, account, provider.key, payment_id, None, reason, None, decided.before, key)]
+        run_id,
+        [PlanRow(account, provider.key, payment_id, reason, key, known=decided.before)],
     )
 
     async def in_flight(target: Target, _key: str, before: Payment) -> None:

@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from paycancel_cli.errors import JournalError, LockError
-from paycancel_cli.models import ErrorInfo, Outcome, Payment, Result
+from paycancel_cli.models import ErrorInfo, Money, Outcome, Payment, Result
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -86,6 +87,19 @@ class RunRow:
     options: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class PlanRow:
+    account: str
+    provider: str
+    payment_id: str
+    reason: str
+    key: str
+    line: int | None = None
+    expected: Money | None = None
+    known: Payment | None = None
+    error: ErrorInfo | None = None  # an invalid row (--skip-invalid), recorded as done
+
+
 @dataclass(frozen=True)
 class PaymentRow:
     seq: int
@@ -94,7 +108,7 @@ class PaymentRow:
     payment_id: str
     line: int | None
     reason: str
-    expected: dict[str, str] | None
+    expected: Money | None
     known: Payment | None
     idempotency_key: str
     state: str
@@ -226,39 +240,79 @@ class Journal:
 
     # payments
 
-    def plan(self, run_id: str, rows: Iterable[tuple[Any, ...]]) -> int:
-        """Insert planned payments: (seq, account, provider, payment_id, line, reason,
-        expected, known, key) tuples, in one transaction."""
+    def plan(self, run_id: str, rows: Iterable[PlanRow]) -> tuple[int, int]:
+        """Insert planned payments in one transaction, in order; a repeat of an
+        (account, payment id) already planned in this run is skipped.  Returns
+        (inserted, skipped duplicates)."""
         stamp = now()
-        count = 0
+        seen = 0
+        start = self.db.execute(
+            "SELECT coalesce(max(seq), -1) + 1 FROM payments WHERE run_id = ?", (run_id,)
+        ).fetchone()[0]
 
-        def numbered() -> Iterator[tuple[Any, ...]]:
-            nonlocal count
-            for seq, account, provider, pid, line, reason, expected, known, key in rows:
-                count += 1
+        def values() -> Iterator[tuple[Any, ...]]:
+            nonlocal seen
+            for seq, row in enumerate(rows, start):
+                seen += 1
                 yield (
                     run_id,
                     seq,
-                    account,
-                    provider,
-                    pid,
-                    line,
-                    reason,
-                    None if expected is None else json.dumps(expected),
-                    _dump(known),
-                    key,
-                    PLANNED,
+                    row.account,
+                    row.provider,
+                    row.payment_id,
+                    row.line,
+                    row.reason,
+                    None if row.expected is None else json.dumps(row.expected.to_json()),
+                    _dump(row.known),
+                    row.key,
+                    PLANNED if row.error is None else DONE,
+                    None if row.error is None else Outcome.INVALID.value,
+                    None if row.error is None else json.dumps(row.error.to_json()),
                     stamp,
                 )
 
         with self._write("the plan") as db:
+            before = db.total_changes
             db.executemany(
-                "INSERT INTO payments (run_id, seq, account, provider, payment_id, line, reason,"
-                " expected, known, idempotency_key, state, updated_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                numbered(),
+                "INSERT OR IGNORE INTO payments (run_id, seq, account, provider, payment_id,"
+                " line, reason, expected, known, idempotency_key, state, outcome, error,"
+                " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                values(),
             )
-        return count
+            inserted = db.total_changes - before
+        return inserted, seen - inserted
+
+    def count_pending(self, run_id: str) -> int:
+        row = self.db.execute(
+            "SELECT count(*) FROM payments WHERE run_id = ? AND state IN (?, ?)",
+            (run_id, PLANNED, IN_FLIGHT),
+        ).fetchone()
+        return int(row[0])
+
+    def pending_per_account(self, run_id: str) -> Counter[str]:
+        rows = self.db.execute(
+            "SELECT account, count(*) FROM payments WHERE run_id = ? AND state IN (?, ?)"
+            " GROUP BY account",
+            (run_id, PLANNED, IN_FLIGHT),
+        ).fetchall()
+        return Counter({str(a): int(n) for a, n in rows})
+
+    def pending(self, run_id: str, *, chunk: int = 500) -> Iterator[PaymentRow]:
+        """Planned and in-flight payments in plan order, read in chunks so that writes
+        may go on between them."""
+        last = -1
+        while True:
+            cursor = self.db.execute(
+                "SELECT * FROM payments WHERE run_id = ? AND state IN (?, ?) AND seq > ?"
+                " ORDER BY seq LIMIT ?",
+                (run_id, PLANNED, IN_FLIGHT, last, chunk),
+            )
+            cursor.row_factory = sqlite3.Row
+            rows = [_payment_row(r) for r in cursor.fetchall()]
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1].seq
 
     def mark_in_flight(self, run_id: str, account: str, payment_id: str, before: Payment) -> None:
         with self._write(f"payment {payment_id} as in flight") as db:
@@ -344,7 +398,7 @@ def _payment_row(row: sqlite3.Row) -> PaymentRow:
         payment_id=row["payment_id"],
         line=row["line"],
         reason=row["reason"],
-        expected=json.loads(row["expected"]) if row["expected"] else None,
+        expected=Money.from_json(json.loads(row["expected"])) if row["expected"] else None,
         known=_load(row["known"]),
         idempotency_key=row["idempotency_key"],
         state=row["state"],

@@ -10,15 +10,21 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable
 from decimal import Decimal
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from paycancel_cli.errors import Declined
 from paycancel_cli.models import AGGREGATES, Money, Outcome, Payment, Result
+
+if TYPE_CHECKING:
+    from paycancel_cli.bulk import Plan, Summary
+    from paycancel_cli.csvinput import Validation
 
 _OUTCOME_STYLE = {
     Outcome.CANCELLED: "green",
@@ -113,6 +119,23 @@ class Output:
             )
         return table
 
+    def runs_table(self, runs: list[dict[str, Any]]) -> Table:
+        table = Table(title="Runs", title_justify="left")
+        for col in ("run id", "started", "status", "user", "input", "reason", "total", "outcomes"):
+            table.add_column(col, justify="right" if col == "total" else "left")
+        for run in runs:
+            table.add_row(
+                run["run_id"],
+                run["started_at"][:19].replace("T", " "),
+                run["status"],
+                f"{run['user']}@{run['host']}",
+                self.redact(str(run["input"] or "")),
+                self.redact(str(run["reason"] or "")),
+                str(run["total"]),
+                ", ".join(f"{k} {v}" for k, v in sorted(run["outcomes"].items())),
+            )
+        return table
+
     def plan_table(self, payment: Payment, live: bool, reason: str) -> Table:
         table = Table(title="About to cancel", title_justify="left", show_header=False)
         table.add_column("field")
@@ -188,3 +211,179 @@ def _remaining(payment: Payment) -> Money | None:
         (m.value for m in (payment.captured, payment.cancelled) if m is not None), Decimal(0)
     )
     return Money(payment.authorized.value - spent, payment.authorized.currency)
+
+
+class BulkView:
+    """The terminal side of a bulk run: problems, plan and prompt, progress, results."""
+
+    SMALL_RUN = 100  # up to this many payments, every result is shown in a table
+
+    def __init__(
+        self,
+        out: Output,
+        *,
+        yes: bool,
+        live: bool,
+        interactive: bool,
+        progress: bool,
+    ) -> None:
+        self.out = out
+        self.yes = yes
+        self.live = live
+        self.interactive = interactive
+        self.show_progress = progress and out.err.is_terminal
+        self.results: list[Result] = []
+        self.counts: Counter[str] = Counter()
+        self.total = 0
+        self._progress: Any = None
+        self._task: Any = None
+
+    def validated(self, validation: Validation) -> None:
+        for problem in validation.problems[:50]:
+            self.out.message(f"line {problem.line}: {problem.message}", style="red")
+        if validation.invalid > 50:
+            self.out.message(f"... and {validation.invalid - 50} more invalid rows", style="red")
+        if validation.duplicates:
+            lines = ", ".join(str(n) for n in validation.duplicate_lines)
+            self.out.message(
+                f"Warning: {validation.duplicates} duplicate row(s) collapsed (line(s) {lines}"
+                f"{', ...' if validation.duplicates > len(validation.duplicate_lines) else ''}).",
+                style="yellow",
+            )
+        if validation.ignored_columns:
+            self.out.message(
+                f"Note: column(s) {', '.join(validation.ignored_columns)} are not used.",
+                style="dim",
+            )
+
+    def confirm(self, plan: Plan) -> None:
+        table = Table(title="Plan", title_justify="left")
+        table.add_column("account")
+        table.add_column("payments", justify="right")
+        for account, count in sorted(plan.per_account.items()):
+            table.add_row(self.out.account_label(account, plan.live[account]), str(count))
+        if plan.subscriptions:
+            table.caption = f"open payments of subscription(s) {', '.join(plan.subscriptions)}"
+        (self.out.err if self.out.json_mode else self.out.out).print(table)
+        live_accounts = sorted(a for a, is_live in plan.live.items() if is_live)
+        if live_accounts and not (self.yes and self.live):
+            for account in live_accounts:
+                typed = _prompt(f"LIVE account: type the account name ({account}) to go on")
+                if typed.strip() != account:
+                    raise Declined("The typed name did not match the account; nothing was sent.")
+            return
+        if self.yes:
+            return
+        answer = _prompt(f"Cancel {plan.total} payment(s)? [y/N]")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise Declined("Not confirmed; nothing was sent.")
+
+    def started(self, run_id: str, total: int, resumed: bool) -> None:
+        self.total = total
+        verb = "Resuming run" if resumed else "Run"
+        self.out.message(f"{verb} {run_id}: {total} payment(s) to process.", style="bold")
+        if self.show_progress and total:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}/s"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=self.out.err,
+                transient=False,
+            )
+            self._task = self._progress.add_task("cancelling", total=total, rate="0.0")
+            self._progress.start()
+
+    def result(self, result: Result) -> None:
+        self.counts[result.outcome.value] += 1
+        if self.out.json_mode:
+            self.out.json_line(result.to_json())
+        if self.total <= self.SMALL_RUN:
+            self.results.append(result)
+        if self._progress is not None:
+            task = self._progress.tasks[0]
+            speed = task.speed or 0.0
+            summary = " ".join(f"{k}={v}" for k, v in sorted(self.counts.items()))
+            self._progress.update(self._task, advance=1, description=summary, rate=f"{speed:.1f}")
+
+    def finished(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def results_table(self) -> Table:
+        table = Table(title="Results", title_justify="left")
+        for col in ("account", "payment id", "outcome", "before", "after", "released", "note"):
+            table.add_column(col, justify="right" if col == "released" else "left")
+        for r in self.results:
+            released = r.released()
+            table.add_row(
+                r.account,
+                r.payment_id,
+                Text(r.outcome.value, style=_OUTCOME_STYLE[r.outcome]),
+                "" if r.before is None else r.before.status.value,
+                "" if r.after is None else r.after.status.value,
+                money(released),
+                "" if r.error is None else self.out.redact(r.error.message),
+            )
+        return table
+
+    def summary_table(self, summary: Summary) -> Table:
+        outcomes = [
+            o.value for o in Outcome if any(o.value in c for c in summary.per_account.values())
+        ]
+        table = Table(title=f"Summary of run {summary.run_id}", title_justify="left")
+        table.add_column("account")
+        for name in outcomes:
+            table.add_column(name, justify="right")
+        for account, counts in sorted(summary.per_account.items()):
+            table.add_row(account or "(invalid)", *(str(counts.get(o, 0)) for o in outcomes))
+        table.add_row(
+            Text("total", style="bold"), *(str(summary.outcomes.get(o, 0)) for o in outcomes)
+        )
+        amounts = (
+            ", ".join(f"{v} {c}" for c, v in sorted(summary.cancelled_amounts.items())) or "none"
+        )
+        caption = f"cancelled amounts: {amounts}"
+        if summary.unknown_amounts:
+            caption += f"; {summary.unknown_amounts} cancelled with no amount from the provider"
+        if summary.remaining:
+            caption += f"; {summary.remaining} not processed yet"
+        caption += f"; {summary.requests} requests in {summary.duration_s:.1f}s"
+        table.caption = caption
+        return table
+
+    def failures_table(self, summary: Summary) -> Table:
+        table = Table(
+            title=f"Not cancelled ({summary.failure_count}; first {len(summary.failures)})",
+            title_justify="left",
+        )
+        for col in ("account", "payment id", "outcome", "code", "provider's reason"):
+            table.add_column(col)
+        for r in summary.failures:
+            table.add_row(
+                r.account,
+                r.payment_id,
+                Text(r.outcome.value, style=_OUTCOME_STYLE[r.outcome]),
+                "" if r.error is None else str(r.error.code or ""),
+                "" if r.error is None else self.out.redact(r.error.message),
+            )
+        return table
+
+
+def _prompt(text: str) -> str:
+    import typer
+
+    return str(typer.prompt(text, default="", show_default=False, err=True))

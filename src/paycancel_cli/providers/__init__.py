@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     import httpx
@@ -28,3 +28,9 @@ def adapter_class(provider: str) -> type[Provider]:
 def make_provider(account: Account, client: httpx.AsyncClient) -> Provider:
     """The adapter for ``account``, talking through ``client``."""
     return adapter_class(account.provider)(account, client)  # type: ignore[call-arg]
+
+
+def validate_id(provider: str, payment_id: str) -> None:
+    """Check an id for ``provider`` without a client (raises ``InputError``)."""
+    checker: Any = adapter_class(provider)
+    checker.validate_id(payment_id)

@@ -49,8 +49,9 @@ class Compago:
         self.client = client
         self._headers = {"x-api-key": account.api_key.get_secret_value()}
 
-    def validate_id(self, payment_id: str) -> None:
-        check_id(payment_id, provider=self.title, pattern=UUID, shape="a UUID")
+    @classmethod
+    def validate_id(cls, payment_id: str) -> None:
+        check_id(payment_id, provider=cls.title, pattern=UUID, shape="a UUID")
 
     async def get(self, payment_id: str) -> Payment:
         self.validate_id(payment_id)

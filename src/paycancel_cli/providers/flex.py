@@ -58,10 +58,11 @@ class Flex:
         self.client = client
         self._headers = {"Authorization": f"Bearer {account.api_key.get_secret_value()}"}
 
-    def validate_id(self, payment_id: str) -> None:
+    @classmethod
+    def validate_id(cls, payment_id: str) -> None:
         check_id(
             payment_id,
-            provider=self.title,
+            provider=cls.title,
             pattern=r"[A-Za-z0-9_]{1,255}",
             shape="letters, digits and '_', e.g. fpi_01HACM7FZ1084XB1GB6053VM0D",
         )

@@ -61,10 +61,11 @@ class FlexPortal:
             "Tenant-ID": account.tenant_id,
         }
 
-    def validate_id(self, payment_id: str) -> None:
+    @classmethod
+    def validate_id(cls, payment_id: str) -> None:
         check_id(
             payment_id,
-            provider=self.title,
+            provider=cls.title,
             pattern=r"[A-Za-z0-9_-]{1,128}",
             shape="letters, digits, '_' and '-'",
         )

@@ -58,10 +58,11 @@ class HedgePayments:
         self.client = client
         self._headers = {"Authorization": f"Bearer {account.api_key.get_secret_value()}"}
 
-    def validate_id(self, payment_id: str) -> None:
+    @classmethod
+    def validate_id(cls, payment_id: str) -> None:
         check_id(
             payment_id,
-            provider=self.title,
+            provider=cls.title,
             pattern=r"pay_[A-Za-z0-9]{1,64}",
             shape="'pay_' followed by letters and digits, e.g. pay_abc123xyz",
         )

@@ -73,10 +73,11 @@ class Vipps:
         self._token_lock = asyncio.Lock()
         self.on_token: list[Any] = []  # callbacks told each new token, for redaction
 
-    def validate_id(self, payment_id: str) -> None:
+    @classmethod
+    def validate_id(cls, payment_id: str) -> None:
         check_id(
             payment_id,
-            provider=self.title,
+            provider=cls.title,
             pattern=r"[a-zA-Z0-9-]{8,64}",
             shape="8 to 64 letters, digits and '-'",
         )

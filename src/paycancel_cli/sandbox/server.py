@@ -71,7 +71,16 @@ class _BadRequest(Exception):
 
 
 class Sandbox:
-    """The five provider simulators behind one loopback HTTP server."""
+    """The five provider simulators behind one loopback HTTP server.
+
+    >>> with Sandbox(faults=Faults(latency_ms=20), requests_per_minute=100) as sb:
+    ...     accounts = sb.account_config()  # one account per provider, named after it
+    ...     ref = sb.add_payment("vipps", state="AUTHORIZED", amount=1000, authorized=1000)
+
+    ``faults`` and ``requests_per_minute`` may be reassigned while serving (assigning
+    ``faults`` re-seeds the fault RNG). ``record_requests=False`` keeps ``counts`` and
+    ``cancel_commits`` but not ``request_log`` (for long benchmark runs).
+    """
 
     def __init__(
         self,
@@ -126,7 +135,7 @@ class Sandbox:
         server = _Server((self.host, self.port), self, family)
         thread = threading.Thread(
             target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.5},
             name=f"paycancel-sandbox-{server.server_port}",
             daemon=True,
         )
@@ -140,7 +149,14 @@ class Sandbox:
         if server is None:
             return
         self._server = self._thread = None
-        server.shutdown()
+        # shutdown() waits for serve_forever's next poll; poke the listener to wake it.
+        stopper = threading.Thread(target=server.shutdown, daemon=True)
+        stopper.start()
+        address = server.server_address[:2]
+        while stopper.is_alive():
+            with contextlib.suppress(OSError):
+                socket.create_connection((str(address[0]), int(address[1])), timeout=0.5).close()
+            stopper.join(0.005)
         server.server_close()
         server.close_connections()
         if thread is not None:

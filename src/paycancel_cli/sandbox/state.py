@@ -61,6 +61,14 @@ class Faults:
     hang_s: float = 5.0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        for name in ("fail_rate", "timeout_rate", "drop_rate"):
+            rate = getattr(self, name)
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, not {rate!r}")
+        if self.latency_ms < 0 or self.hang_s < 0:
+            raise ValueError("latency_ms and hang_s must not be negative")
+
 
 @dataclass
 class RecordedRequest:

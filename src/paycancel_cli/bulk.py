@@ -1,0 +1,732 @@
+"""Bulk cancel: plan a run into the journal, execute it concurrently, summarize it.
+
+The flow a command drives:  validate the whole input (``csvinput``) -> select (list
+pages for subscriptions) -> confirm -> ``start``: run row and planned payments in the
+journal -> ``execute`` -> ``summarize``.  ``execute`` is also what ``--resume`` runs: it
+takes the run's planned and in-flight payments, so finished ones are never touched.
+
+Invariants:
+- At most ``concurrency`` payments are in flight; each account's requests pass its
+  client-side rate limiter (in ``httpclient``).
+- A payment's ``in_flight`` mark is committed before its cancel is sent; ``done`` after.
+- On ``stop`` no new payment starts; those in flight finish and are recorded.
+- A journal failure stops the run (fail closed) and is raised after in-flight work ends.
+- After an account's credentials are rejected, its remaining payments fail without a
+  request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import json
+import signal
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from paycancel_cli.csvinput import Row, Validation
+from paycancel_cli.engine import (
+    AUTH_FAILED,
+    Canceller,
+    RetryPolicy,
+    Target,
+    idempotency_key,
+)
+from paycancel_cli.errors import ConfigError, InputError, UsageError
+from paycancel_cli.journal import Journal, PaymentRow, PlanRow
+from paycancel_cli.models import ErrorInfo, Outcome, Payment, Result
+
+if TYPE_CHECKING:
+    from paycancel_cli.config import Account, Config
+    from paycancel_cli.csvinput import Reader
+    from paycancel_cli.redact import Redactor
+    from paycancel_cli.session import Session
+
+MAX_FAILURES_SHOWN = 20
+
+
+# planning
+
+
+def csv_plan_rows(run_id: str, reader: Reader) -> Iterator[PlanRow]:
+    """Planned rows from the CSV in file order; invalid rows (``--skip-invalid``) are
+    recorded as done with outcome ``invalid``."""
+    from paycancel_cli.csvinput import Problem
+
+    for row in reader.rows():
+        if isinstance(row, Problem):
+            yield PlanRow(
+                account=row.account or "",
+                provider="",
+                payment_id=row.payment_id or f"(line {row.line})",
+                reason="",
+                key="",
+                line=row.line,
+                error=ErrorInfo("invalid", row.message),
+            )
+            continue
+        assert row.payment_id is not None
+        yield PlanRow(
+            account=row.account,
+            provider=row.provider,
+            payment_id=row.payment_id,
+            reason=row.reason,
+            key=idempotency_key(run_id, row.account, row.payment_id),
+            line=row.line,
+            expected=row.expected,
+        )
+
+
+async def list_open_payments(
+    session: Session, account: str, subscription_id: str
+) -> AsyncIterator[Payment]:
+    provider = session.provider(account)
+    async for payment in provider.list_for_subscription(subscription_id):
+        yield payment
+
+
+def subscription_plan_rows(
+    run_id: str, selected: Iterable[tuple[str, str, Payment]]
+) -> Iterator[PlanRow]:
+    """Planned rows from list pages: (account, reason, payment); the page is the before."""
+    for account, reason, payment in selected:
+        yield PlanRow(
+            account=account,
+            provider=payment.provider,
+            payment_id=payment.payment_id,
+            reason=reason,
+            key=idempotency_key(run_id, account, payment.payment_id),
+            known=payment,
+        )
+
+
+# execution
+
+
+@dataclass
+class Execution:
+    processed: int = 0
+    interrupted: bool = False
+    dead_accounts: set[str] = field(default_factory=set)
+
+
+async def execute(
+    session: Session,
+    journal: Journal,
+    run_id: str,
+    *,
+    concurrency: int,
+    dry_run: bool,
+    stop: asyncio.Event,
+    on_result: Callable[[Result], None],
+    policy: RetryPolicy | None = None,
+) -> Execution:
+    state = Execution()
+    queue: asyncio.Queue[PaymentRow | None] = asyncio.Queue(maxsize=concurrency * 2)
+    fatal: list[BaseException] = []
+
+    async def in_flight(target: Target, key: str, before: Payment) -> None:
+        journal.mark_in_flight(run_id, target.account, target.payment_id, before)
+
+    cancellers: dict[str, Canceller] = {}
+
+    def canceller(account: str) -> Canceller:
+        if account not in cancellers:
+            cancellers[account] = Canceller(
+                session.provider(account),
+                run_id=run_id,
+                policy=policy,
+                dry_run=dry_run,
+                before_send=in_flight,
+            )
+        return cancellers[account]
+
+    async def producer() -> None:
+        try:
+            for row in journal.pending(run_id):
+                if stop.is_set():
+                    break
+                await queue.put(row)
+        finally:
+            for _ in range(concurrency):
+                await queue.put(None)
+
+    async def process(row: PaymentRow) -> Result:
+        if row.account in state.dead_accounts:
+            return Result(
+                run_id,
+                row.account,
+                row.provider,
+                row.payment_id,
+                Outcome.FAILED,
+                error=ErrorInfo(
+                    AUTH_FAILED,
+                    f"account {row.account!r}: credentials rejected earlier in this run; not tried",
+                ),
+                idempotency_key=row.idempotency_key,
+            )
+        target = Target(row.account, row.payment_id, row.reason, row.expected, row.known)
+        uncertain = row.before if row.state == "in_flight" else None
+        result = await canceller(row.account).process(
+            target, key=row.idempotency_key, uncertain=uncertain
+        )
+        if result.error is not None and result.error.code == AUTH_FAILED:
+            state.dead_accounts.add(row.account)
+        return result
+
+    async def worker() -> None:
+        while (row := await queue.get()) is not None:
+            if stop.is_set():
+                continue
+            try:
+                result = await process(row)
+                journal.mark_done(result)
+            except Exception as exc:
+                fatal.append(exc)
+                stop.set()
+                continue
+            state.processed += 1
+            on_result(result)
+
+    await asyncio.gather(producer(), *(worker() for _ in range(concurrency)))
+    state.interrupted = stop.is_set()
+    if fatal:
+        raise fatal[0]
+    return state
+
+
+# summary and report
+
+
+@dataclass
+class Summary:
+    run_id: str
+    total: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    per_account: dict[str, Counter[str]] = field(default_factory=dict)
+    cancelled_amounts: dict[str, Decimal] = field(default_factory=dict)
+    unknown_amounts: int = 0
+    remaining: int = 0
+    failures: list[Result] = field(default_factory=list)
+    failure_count: int = 0
+    auth_failed: bool = False
+    requests: int = 0
+    duration_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": "summary",
+            "run_id": self.run_id,
+            "total": self.total,
+            "outcomes": dict(sorted(self.outcomes.items())),
+            "cancelled_amounts": [
+                {"currency": c, "value": str(v)} for c, v in sorted(self.cancelled_amounts.items())
+            ],
+            "unknown_amounts": self.unknown_amounts,
+            "remaining": self.remaining,
+            "requests": self.requests,
+            "duration_s": round(self.duration_s, 3),
+        }
+
+    def exit_code(self, *, interrupted: bool) -> int:
+        if interrupted:
+            return 130
+        if self.auth_failed:
+            return 3
+        ok = {o.value for o in Outcome if o.is_success}
+        if self.remaining or any(k not in ok for k in self.outcomes):
+            return 1
+        return 0
+
+
+def summarize(journal: Journal, run_id: str) -> Summary:
+    summary = Summary(run_id)
+    for row in journal.payments(run_id):
+        summary.total += 1
+        if row.outcome is None:
+            summary.remaining += 1
+            continue
+        result = row.result(run_id)
+        outcome = row.outcome.value
+        summary.outcomes[outcome] += 1
+        summary.per_account.setdefault(row.account, Counter())[outcome] += 1
+        if row.outcome is Outcome.CANCELLED:
+            money = result.released()
+            if money is None:
+                summary.unknown_amounts += 1
+            else:
+                prior = summary.cancelled_amounts.get(money.currency, Decimal(0))
+                summary.cancelled_amounts[money.currency] = prior + money.value
+        if not row.outcome.is_success:
+            summary.failure_count += 1
+            if len(summary.failures) < MAX_FAILURES_SHOWN:
+                summary.failures.append(result)
+        if row.error is not None and row.error.code == AUTH_FAILED:
+            summary.auth_failed = True
+    return summary
+
+
+REPORT_FIELDS = (
+    "run_id", "line", "account", "provider", "payment_id", "outcome", "status_before",
+    "status_after", "amount", "currency", "released", "released_currency", "error_code",
+    "error_message", "http_status", "attempts", "idempotency_key",
+)  # fmt: skip
+
+
+def report_rows(journal: Journal, run_id: str) -> Iterator[dict[str, Any]]:
+    for row in journal.payments(run_id):
+        result = row.result(run_id)
+        released = result.released()
+        amount = row.before or row.after or row.known
+        money = amount.amount if amount is not None else None
+        yield {
+            "run_id": run_id,
+            "line": row.line,
+            "account": row.account,
+            "provider": row.provider,
+            "payment_id": row.payment_id,
+            "outcome": row.outcome.value if row.outcome else "not_processed",
+            "status_before": row.before.status.value if row.before else None,
+            "status_after": row.after.status.value if row.after else None,
+            "amount": str(money.quantized()) if money else None,
+            "currency": money.currency if money else None,
+            "released": str(released.quantized()) if released else None,
+            "released_currency": released.currency if released else None,
+            "error_code": row.error.code if row.error else None,
+            "error_message": row.error.message if row.error else None,
+            "http_status": row.error.http_status if row.error else None,
+            "attempts": row.attempts,
+            "idempotency_key": row.idempotency_key or None,
+        }
+
+
+def write_report(path: Path, rows: Iterable[dict[str, Any]], redact: Callable[[str], str]) -> int:
+    count = 0
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        if path.suffix == ".jsonl":
+            for row in rows:
+                handle.write(redact(json.dumps({"type": "result", **row})) + "\n")
+                count += 1
+        else:
+            writer = csv.DictWriter(handle, fieldnames=REPORT_FIELDS)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: redact("" if v is None else str(v)) for k, v in row.items()})
+                count += 1
+    tmp.replace(path)
+    return count
+
+
+def results_of(rows: Iterable[PaymentRow], run_id: str) -> list[Result]:
+    return [replace(r.result(run_id)) for r in rows if r.outcome is not None]
+
+
+# the command's flow, with the terminal behind ``BulkUI``
+
+
+class BulkUI(Protocol):
+    """What the flow tells the person (or test) running it.  The CLI renders these;
+    ``confirm`` raises to refuse."""
+
+    def validated(self, validation: Validation) -> None: ...
+
+    def confirm(self, plan: Plan) -> None: ...
+
+    def started(self, run_id: str, total: int, resumed: bool) -> None: ...
+
+    def result(self, result: Result) -> None: ...
+
+    def finished(self) -> None: ...
+
+
+@dataclass
+class Plan:
+    per_account: Counter[str]
+    live: dict[str, bool]
+    dry_run: bool
+    subscriptions: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.per_account.values())
+
+
+@dataclass
+class BulkRequest:
+    csv: str | None = None
+    subscriptions: list[str] = field(default_factory=list)
+    account: str | None = None
+    reason: str | None = None
+    dry_run: bool = False
+    validate_only: bool = False
+    skip_invalid: bool = False
+    yes: bool = False
+    live: bool = False
+    interactive: bool = False
+    concurrency: int | None = None
+    max_payments: int | None = None
+    resume: str | None = None
+    wait: bool = False
+    command: str = "paycancel bulk-cancel"
+
+
+@dataclass
+class BulkOutcome:
+    run_id: str | None
+    summary: Summary | None
+    validation: Validation | None
+    interrupted: bool = False
+
+    def exit_code(self) -> int:
+        if self.summary is None:
+            return 0
+        return self.summary.exit_code(interrupted=self.interrupted)
+
+
+def check_confirmable(
+    accounts: Iterable[Account], *, yes: bool, live: bool, interactive: bool
+) -> None:
+    """Refuse up front, before any request, what could never be confirmed."""
+    if interactive:
+        return
+    live_names = sorted(a.name for a in accounts if a.is_live)
+    if live_names and not (yes and live):
+        raise UsageError(
+            f"Account(s) {', '.join(live_names)} are LIVE and there is no terminal to confirm "
+            "on: pass --yes --live to cancel on them non-interactively. Nothing was sent."
+        )
+    if not yes:
+        raise UsageError(
+            "Refusing to cancel without confirmation: there is no terminal to ask on. Pass "
+            "--yes to confirm non-interactively, or --dry-run to only look. Nothing was sent."
+        )
+
+
+def run_bulk(
+    config: Config,
+    request: BulkRequest,
+    ui: BulkUI,
+    *,
+    redactor: Redactor,
+    policy: RetryPolicy | None = None,
+    transport: Any = None,
+) -> BulkOutcome:
+    from paycancel_cli.core import host, new_run_id, os_user
+    from paycancel_cli.csvinput import Reader, Source
+    from paycancel_cli.journal import Lock
+    from paycancel_cli.providers import adapter_class, validate_id
+    from paycancel_cli.providers.base import Capability
+    from paycancel_cli.session import Session
+
+    if request.resume:
+        return _resume(config, request, ui, redactor=redactor, policy=policy, transport=transport)
+    if bool(request.csv) == bool(request.subscriptions):
+        raise UsageError(
+            "Give either a CSV file (or - for standard input) or --subscription ID, not both "
+            "and not neither; or --resume RUN_ID."
+        )
+    listable = frozenset(
+        key
+        for key in {a.provider for a in config.accounts.values()}
+        if Capability.LIST_FOR_SUBSCRIPTION in adapter_class(key).capabilities
+    )
+    accounts = {name: a.provider for name, a in config.accounts.items()}
+    default_account = request.account
+    if default_account is None and len(config.accounts) == 1:
+        default_account = next(iter(config.accounts))
+    if default_account is not None:
+        config.account(default_account)  # unknown names fail here, exit 2
+    reason = request.reason.strip() if request.reason else None
+
+    source: Source | None = None
+    validation: Validation | None = None
+    subscriptions: list[tuple[str, str, str]] = []  # account, subscription id, reason
+    try:
+        if request.csv:
+            source = Source(request.csv)
+            reader = Reader(
+                source,
+                accounts=accounts,
+                listable=listable,
+                default_account=default_account,
+                default_reason=reason,
+            )
+            validation = reader.validate()
+            ui.validated(validation)
+            if validation.invalid and not request.skip_invalid:
+                raise InputError(
+                    f"{validation.invalid} invalid row(s) in {source.label} (listed above with "
+                    "their line numbers). Fix them, or pass --skip-invalid to cancel the valid "
+                    "rows and report the others as invalid. Nothing was sent."
+                )
+            if request.validate_only:
+                return BulkOutcome(None, None, validation)
+            if validation.kind == "payment_id":
+                _check_max(validation.valid, request.max_payments)
+            else:
+                subscriptions = [
+                    (row.account, row.subscription_id, row.reason)
+                    for row in reader.rows()
+                    if isinstance(row, Row) and row.subscription_id
+                ]
+            involved = [config.account(a) for a in validation.per_account]
+            input_label, input_hash = source.label, source.sha256()
+        else:
+            if reason is None:
+                raise UsageError("--reason is required with --subscription.")
+            account = config.account(default_account)
+            if Capability.LIST_FOR_SUBSCRIPTION not in adapter_class(account.provider).capabilities:
+                raise InputError(
+                    f"{adapter_class(account.provider).title} (account {account.name!r}) cannot "
+                    "list a subscription's payments through its API. Give a CSV of payment ids "
+                    "instead. Nothing was sent."
+                )
+            for sub in request.subscriptions:
+                validate_id(account.provider, sub)
+            subscriptions = [
+                (account.name, s, reason) for s in dict.fromkeys(request.subscriptions)
+            ]
+            involved = [account]
+            input_label = "subscriptions " + " ".join(s for _, s, _ in subscriptions)
+            input_hash = hashlib.sha256(
+                "\n".join(f"{a}:{s}" for a, s, _ in sorted(subscriptions)).encode()
+            ).hexdigest()
+        if request.validate_only:
+            return BulkOutcome(None, None, validation)
+        if not request.dry_run:
+            check_confirmable(
+                involved, yes=request.yes, live=request.live, interactive=request.interactive
+            )
+
+        journal = Journal(config.journal_path)
+        input_lock = Lock(config.journal_path, f"input-{input_hash[:32]}")
+        input_lock.acquire(what=f"The same input ({input_label})", wait=request.wait)
+        try:
+            run_id = new_run_id()
+            run_lock = Lock(config.journal_path, f"run-{run_id}")
+            run_lock.acquire(what=f"Run {run_id}")
+            stop = asyncio.Event()
+
+            async def go() -> tuple[Summary, bool]:
+                async with Session(config, redactor=redactor, transport=transport) as session:
+                    selected: list[tuple[str, str, Payment]] = []
+                    if subscriptions:
+                        seen: set[tuple[str, str]] = set()
+                        for account_name, sub, row_reason in subscriptions:
+                            async for payment in list_open_payments(session, account_name, sub):
+                                if (account_name, payment.payment_id) not in seen:
+                                    seen.add((account_name, payment.payment_id))
+                                    selected.append((account_name, row_reason, payment))
+                        _check_max(len(selected), request.max_payments)
+                        per_account = Counter(a for a, _, _ in selected)
+                    else:
+                        assert validation is not None
+                        per_account = validation.per_account
+                    plan = Plan(
+                        per_account=per_account,
+                        live={a: config.account(a).is_live for a in per_account},
+                        dry_run=request.dry_run,
+                        subscriptions=[s for _, s, _ in subscriptions],
+                    )
+                    if not request.dry_run and plan.total:
+                        ui.confirm(plan)
+                    journal.start_run(
+                        run_id,
+                        user=os_user(),
+                        host=host(),
+                        command=redactor(request.command),
+                        input=input_label,
+                        input_hash=input_hash,
+                        reason=redactor(reason) if reason else None,
+                        options={
+                            "kind": "bulk",
+                            "dry_run": request.dry_run,
+                            "concurrency": request.concurrency or config.defaults.concurrency,
+                            "accounts": sorted(per_account),
+                            "live": any(plan.live.values()),
+                            "sandbox": config.sandbox,
+                        },
+                    )
+                    if subscriptions:
+                        rows: Iterable[PlanRow] = subscription_plan_rows(run_id, selected)
+                    else:
+                        rows = csv_plan_rows(run_id, reader)
+                    journal.plan(run_id, rows)
+                    return await _execute_and_summarize(
+                        session,
+                        journal,
+                        run_id,
+                        request,
+                        config,
+                        ui,
+                        stop,
+                        resumed=False,
+                        policy=policy,
+                        dry_run=request.dry_run,
+                    )
+
+            try:
+                summary, interrupted = _run_with_signals(go, stop)
+                if journal.run(run_id) is not None:
+                    status = "interrupted" if interrupted else "completed"
+                    journal.set_run_status(run_id, status)
+            finally:
+                run_lock.release()
+            return BulkOutcome(run_id, summary, validation, interrupted)
+        finally:
+            input_lock.release()
+    finally:
+        if source is not None:
+            source.close()
+
+
+def _check_max(selected: int, max_payments: int | None) -> None:
+    if max_payments is not None and selected > max_payments:
+        raise UsageError(
+            f"The input selects {selected} payments, more than --max-payments {max_payments}. "
+            "Check the input or filter, or raise the limit. Nothing was sent."
+        )
+
+
+async def _execute_and_summarize(
+    session: Session,
+    journal: Journal,
+    run_id: str,
+    request: BulkRequest,
+    config: Config,
+    ui: BulkUI,
+    stop: asyncio.Event,
+    *,
+    resumed: bool,
+    policy: RetryPolicy | None,
+    dry_run: bool,
+) -> tuple[Summary, bool]:
+    started = time.monotonic()
+    pending = journal.count_pending(run_id)
+    ui.started(run_id, pending, resumed)
+    try:
+        state = await execute(
+            session,
+            journal,
+            run_id,
+            concurrency=request.concurrency or config.defaults.concurrency,
+            dry_run=dry_run,
+            stop=stop,
+            on_result=ui.result,
+            policy=policy,
+        )
+    finally:
+        ui.finished()
+    summary = summarize(journal, run_id)
+    summary.requests = session.counter.requests
+    summary.duration_s = time.monotonic() - started
+    return summary, state.interrupted
+
+
+def _run_with_signals(
+    go: Callable[[], Coroutine[Any, Any, tuple[Summary, bool]]], stop: asyncio.Event
+) -> tuple[Summary, bool]:
+    """Run ``go``; SIGINT/SIGTERM set ``stop`` (finish in-flight work, start nothing new)."""
+
+    async def main() -> tuple[Summary, bool]:
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        try:
+            return await go()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    return asyncio.run(main())
+
+
+def _resume(
+    config: Config,
+    request: BulkRequest,
+    ui: BulkUI,
+    *,
+    redactor: Redactor,
+    policy: RetryPolicy | None,
+    transport: Any,
+) -> BulkOutcome:
+    from paycancel_cli.journal import Lock
+    from paycancel_cli.session import Session
+
+    if request.csv or request.subscriptions:
+        raise UsageError(
+            "--resume takes no input: the run keeps its own input, accounts and reason."
+        )
+    run_id = request.resume
+    assert run_id is not None
+    journal = Journal(config.journal_path)
+    run = journal.run(run_id)
+    if run is None or run.options.get("kind") != "bulk":
+        raise UsageError(
+            f"No bulk run {run_id!r} in the journal {config.journal_path}; `paycancel runs` "
+            "lists the runs."
+        )
+    missing = [a for a in run.options.get("accounts", []) if a not in config.accounts]
+    if missing:
+        raise ConfigError(
+            f"Run {run_id} used account(s) {', '.join(missing)}, which the config no longer has."
+        )
+    dry_run = bool(run.options.get("dry_run"))
+    if not dry_run:
+        check_confirmable(
+            [config.account(a) for a in run.options.get("accounts", [])],
+            yes=request.yes,
+            live=request.live,
+            interactive=request.interactive,
+        )
+    input_lock = Lock(config.journal_path, f"input-{(run.input_hash or run_id)[:32]}")
+    input_lock.acquire(what=f"The input of run {run_id} ({run.input})", wait=request.wait)
+    run_lock = Lock(config.journal_path, f"run-{run_id}")
+    try:
+        run_lock.acquire(what=f"Run {run_id}", wait=request.wait)
+        pending = journal.count_pending(run_id)
+        if pending and not dry_run:
+            plan = Plan(
+                per_account=journal.pending_per_account(run_id),
+                live={a: config.account(a).is_live for a in run.options.get("accounts", [])},
+                dry_run=dry_run,
+            )
+            ui.confirm(plan)
+        journal.set_run_status(run_id, "running")
+        stop = asyncio.Event()
+        concurrency = request.concurrency or run.options.get("concurrency")
+        resumed = replace(request, concurrency=concurrency)
+
+        async def go() -> tuple[Summary, bool]:
+            async with Session(config, redactor=redactor, transport=transport) as session:
+                return await _execute_and_summarize(
+                    session,
+                    journal,
+                    run_id,
+                    resumed,
+                    config,
+                    ui,
+                    stop,
+                    resumed=True,
+                    policy=policy,
+                    dry_run=dry_run,
+                )
+
+        summary, interrupted = _run_with_signals(go, stop)
+        journal.set_run_status(run_id, "interrupted" if interrupted else "completed")
+        return BulkOutcome(run_id, summary, None, interrupted)
+    finally:
+        run_lock.release()
+        input_lock.release()

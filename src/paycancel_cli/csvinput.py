@@ -1,0 +1,321 @@
+"""Streaming CSV input: read, validate and yield payment rows without loading the file.
+
+Rules (SPEC "CSV input"): a header row is required; column names are case-insensitive
+and trimmed; ``payment_id`` (aliases ``id``, ``reference``) or ``subscription_id``;
+optional ``account``, ``reason``, ``expected_amount``, ``expected_currency``.  UTF-8 with
+or without BOM, CRLF or LF, delimiter ``,`` ``;`` or tab sniffed from the header, blank
+lines skipped, values trimmed.  A problem names the physical line where its record
+starts, the header being line 1.
+
+Invariants:
+- Memory is bounded by the longest line (at most ``MAX_LINE_BYTES``), never the file:
+  lines are read with a length limit, so a 100 MB line is refused, not loaded.
+- Validation never touches the network.
+- Standard input is spooled to a private temporary file, so it can be validated in a
+  first pass and planned in a second, like a named file.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import BinaryIO
+
+from paycancel_cli.errors import InputError
+from paycancel_cli.models import Money
+from paycancel_cli.providers import validate_id
+
+MAX_LINE_BYTES = 64 * 1024
+MAX_PROBLEMS_KEPT = 1000
+ID_ALIASES = {"payment_id": "payment_id", "id": "payment_id", "reference": "payment_id",
+              "subscription_id": "subscription_id"}  # fmt: skip
+KNOWN = {"account", "reason", "expected_amount", "expected_currency"}
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    line: int
+    account: str
+    provider: str
+    payment_id: str | None
+    subscription_id: str | None
+    reason: str
+    expected: Money | None
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    line: int
+    message: str
+    account: str | None = None
+    payment_id: str | None = None
+
+
+@dataclass
+class Validation:
+    rows: int = 0
+    valid: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    duplicate_lines: list[int] = field(default_factory=list)
+    per_account: Counter[str] = field(default_factory=Counter)
+    kind: str = "payment_id"
+    ignored_columns: list[str] = field(default_factory=list)
+
+    def add_problem(self, problem: Problem) -> None:
+        self.invalid += 1
+        if len(self.problems) < MAX_PROBLEMS_KEPT:
+            self.problems.append(problem)
+
+
+class Source:
+    """A CSV file, or standard input spooled to a private temporary file."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._spool: Path | None = None
+        if name == "-":
+            fd, spool = tempfile.mkstemp(prefix="paycancel-stdin-", suffix=".csv")
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(sys.stdin.buffer, out)
+            self._spool = Path(spool)
+            self.path = self._spool
+        else:
+            self.path = Path(name)
+            if not self.path.is_file():
+                raise InputError(
+                    f"CSV file {name} does not exist or is not a file. Nothing was sent."
+                )
+
+    @property
+    def label(self) -> str:
+        return "standard input" if self._spool else str(self.path)
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        with open(self.path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.unlink(missing_ok=True)
+            self._spool = None
+
+
+def _lines(handle: BinaryIO, label: str) -> Iterator[str]:
+    number = 0
+    while True:
+        raw = handle.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            raise InputError(
+                f"{label}, line {number}: the line is longer than {MAX_LINE_BYTES // 1024} KiB; "
+                "this is not a CSV of payment ids. Nothing was sent."
+            )
+        if b"\x00" in raw:
+            raise InputError(
+                f"{label}, line {number}: the line holds a NUL byte; this is a binary file, not "
+                "a UTF-8 CSV. Nothing was sent."
+            )
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(
+                f"{label}, line {number}: not UTF-8 text; save the file as UTF-8 CSV. "
+                "Nothing was sent."
+            ) from None
+        yield text.removeprefix("\ufeff") if number == 1 else text
+
+
+def _delimiter(header: str) -> str:
+    counts = {d: header.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+class Reader:
+    """Parses and validates rows; ``accounts`` maps account name to provider key."""
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        accounts: Mapping[str, str],
+        listable: frozenset[str],
+        default_account: str | None,
+        default_reason: str | None,
+    ) -> None:
+        self.source = source
+        self.accounts = accounts
+        self.listable = listable
+        self.default_account = default_account
+        self.default_reason = default_reason
+
+    def validate(self) -> Validation:
+        """Pass one: every row checked, problems and counts collected; no row kept."""
+        result = Validation()
+        seen: set[int] = set()
+        for item in self._records(result):
+            if isinstance(item, Problem):
+                result.add_problem(item)
+                continue
+            result.rows += 1
+            key = hash((item.account, item.payment_id, item.subscription_id))
+            if key in seen:
+                result.duplicates += 1
+                if len(result.duplicate_lines) < 20:
+                    result.duplicate_lines.append(item.line)
+                continue
+            seen.add(key)
+            result.valid += 1
+            result.per_account[item.account] += 1
+        return result
+
+    def rows(self) -> Iterator[Row | Problem]:
+        """Pass two: every row in file order (duplicates are left to the caller)."""
+        yield from self._records(Validation())
+
+    def _records(self, result: Validation) -> Iterator[Row | Problem]:
+        label = f"CSV {self.source.label}"
+        with open(self.source.path, "rb") as handle:
+            lines = _lines(handle, label)
+            first = next(lines, None)
+            if first is None or not first.strip():
+                raise InputError(
+                    f"{label}, line 1: the file is empty; a header row is required (e.g. "
+                    "payment_id,account). Nothing was sent."
+                )
+            delimiter = _delimiter(first)
+            header = next(csv.reader([first], delimiter=delimiter), [])
+            id_index, id_kind, index = self._header(header, label, result)
+            result.kind = id_kind
+            width = len(header)
+            reader = csv.reader(lines, delimiter=delimiter, strict=True)
+            previous = 1
+            while True:
+                start = previous + 1
+                try:
+                    record = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    raise InputError(
+                        f"{label}, line {start}: malformed CSV ({exc}). Nothing was sent."
+                    ) from None
+                previous = reader.line_num + 1
+                if not record or all(not value.strip() for value in record):
+                    continue
+                yield self._row(record, start, id_index, id_kind, index, width)
+
+    def _header(
+        self, names: list[str], label: str, result: Validation
+    ) -> tuple[int, str, dict[str, int]]:
+        normalized = [name.strip().lower() for name in names]
+        ids = [(i, ID_ALIASES[n]) for i, n in enumerate(normalized) if n in ID_ALIASES]
+        if not ids:
+            raise InputError(
+                f"{label}, line 1: no payment_id column (aliases id, reference) or "
+                f"subscription_id column; the header has: {', '.join(normalized) or 'nothing'}. "
+                "Nothing was sent."
+            )
+        if len(ids) > 1:
+            raise InputError(
+                f"{label}, line 1: more than one id column "
+                f"({', '.join(normalized[i] for i, _ in ids)}); keep exactly one. Nothing was sent."
+            )
+        index: dict[str, int] = {}
+        for i, name in enumerate(normalized):
+            if name in KNOWN:
+                if name in index:
+                    raise InputError(
+                        f"{label}, line 1: column {name!r} appears twice. Nothing was sent."
+                    )
+                index[name] = i
+            elif name and name not in ID_ALIASES:
+                result.ignored_columns.append(name)
+        return ids[0][0], ids[0][1], index
+
+    def _row(
+        self,
+        record: list[str],
+        line: int,
+        id_index: int,
+        id_kind: str,
+        index: dict[str, int],
+        width: int,
+    ) -> Row | Problem:
+        while len(record) > width and not record[-1].strip():
+            record.pop()
+        too_wide = len(record) > width
+
+        def get(name: str) -> str:
+            i = index.get(name)
+            return record[i].strip() if i is not None and i < len(record) else ""
+
+        value = record[id_index].strip() if id_index < len(record) else ""
+        raw_account = get("account") or self.default_account
+
+        def bad(message: str) -> Problem:
+            return Problem(line, message, raw_account or None, value or None)
+
+        if too_wide:
+            return bad(f"{len(record)} fields, but the header has {width}")
+        if not value:
+            return bad(f"empty {id_kind}")
+        account = get("account") or self.default_account
+        if not account:
+            return bad("no account: add an account column or pass --account")
+        provider = self.accounts.get(account)
+        if provider is None:
+            known = ", ".join(sorted(self.accounts)) or "none"
+            return bad(f"unknown account {account!r} (configured: {known})")
+        try:
+            validate_id(provider, value)
+        except InputError as exc:
+            return bad(exc.message.removesuffix(" Nothing was sent; check the id."))
+        if id_kind == "subscription_id" and provider not in self.listable:
+            return Problem(
+                line,
+                f"account {account!r} ({provider}) cannot list a subscription's payments; "
+                "give payment ids instead",
+            )
+        reason = get("reason") or self.default_reason
+        if not reason:
+            return bad("no reason: pass --reason or fill the reason column")
+        expected = None
+        amount, currency = get("expected_amount"), get("expected_currency")
+        if amount or currency:
+            if not (amount and currency):
+                return bad("expected_amount and expected_currency go together")
+            try:
+                value_dec = Decimal(amount)
+            except InvalidOperation:
+                return bad(f"expected_amount {amount!r} is not a decimal number")
+            if not value_dec.is_finite() or value_dec < 0:
+                return bad(f"expected_amount {amount!r} is not a positive amount")
+            if len(currency) != 3 or not currency.isalpha() or not currency.isascii():
+                return bad(f"expected_currency {currency!r} is not an ISO 4217 code")
+            expected = Money(value_dec, currency.upper())
+        return Row(
+            line=line,
+            account=account,
+            provider=provider,
+            payment_id=value if id_kind == "payment_id" else None,
+            subscription_id=value if id_kind == "subscription_id" else None,
+            reason=reason,
+            expected=expected,
+        )
