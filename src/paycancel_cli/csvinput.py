@@ -87,7 +87,11 @@ class Source:
         if name == "-":
             fd, spool = tempfile.mkstemp(prefix="paycancel-stdin-", suffix=".csv")
             with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(sys.stdin.buffer, out)
+                stream = getattr(sys.stdin, "buffer", None)
+                if stream is not None:
+                    shutil.copyfileobj(stream, out)
+                else:  # a text-only stdin (embedding, tests)
+                    out.write(sys.stdin.read().encode("utf-8"))
             self._spool = Path(spool)
             self.path = self._spool
         else:

@@ -9,7 +9,8 @@ Every request goes through the same pipeline, in this order:
 1. record it in ``request_log`` and ``counts`` and draw its faults (one seeded
    ``random.Random`` makes the draws deterministic for a given request sequence);
 2. sleep ``latency_ms``;
-3. rate limit (when ``requests_per_minute`` is set): a sliding 60 s window per
+3. rate limit (when ``requests_per_minute`` is set): a sliding window (60 s, or
+   ``rate_window_s`` with the limit scaled to it) per
    credential, answered with the provider's own 429;
 4. timeout fault: sleep ``hang_s``, then carry on (nothing changed before the sleep);
 5. fail fault: a 500/502/503 in the provider's shape, before any state change;
@@ -92,8 +93,12 @@ class Sandbox:
         token_ttl_s: int = 3600,
         seed_demo: bool = True,
         record_requests: bool = True,
+        rate_window_s: float = 60.0,
     ) -> None:
         _require_loopback(host)
+        if rate_window_s <= 0:
+            raise ValueError("rate_window_s must be positive")
+        self.rate_window_s = rate_window_s
         self.host = host
         self.port = port
         self.requests_per_minute = requests_per_minute
@@ -101,7 +106,7 @@ class Sandbox:
         self._lock = threading.Lock()
         self._faults = faults if faults is not None else Faults()
         self._rng = random.Random(self._faults.seed)
-        self._limiter = SlidingWindowLimiter()
+        self._limiter = SlidingWindowLimiter(rate_window_s)
         self._counts: Counter[tuple[str, str]] = Counter()
         self._commits: Counter[tuple[str, str]] = Counter()
         self._log: list[RecordedRequest] = []
@@ -340,6 +345,7 @@ class Sandbox:
                 fail = rng.choice(FAIL_STATUSES)
             drop = op == "cancel" and faults.drop_rate > 0 and rng.random() < faults.drop_rate
             hang_s, latency_ms = faults.hang_s, faults.latency_ms
+            commit_delay_ms = faults.commit_delay_ms
         if latency_ms > 0:
             time.sleep(latency_ms / 1000)
 
@@ -349,7 +355,8 @@ class Sandbox:
         with self._lock:
             rate_key = sim.rate_key(request, op) if limit is not None else None
             if limit is not None and rate_key is not None:
-                decision = self._limiter.hit((sim.key, rate_key), limit)
+                per_window = max(1, round(limit * self.rate_window_s / 60))
+                decision = self._limiter.hit((sim.key, rate_key), per_window)
                 if not decision.allowed:
                     response = sim.too_many_requests(request, decision)
         handled = False
@@ -365,6 +372,8 @@ class Sandbox:
                         response = sim.handle(request, op)
                         handled = True
         dropped = drop and handled
+        if handled and op == "cancel" and commit_delay_ms > 0 and response.status < 300:
+            time.sleep(commit_delay_ms / 1000)  # committed; the answer is late
         with self._lock:
             if decision is not None:
                 sim.decorate(response, decision)

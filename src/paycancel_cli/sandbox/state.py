@@ -51,7 +51,9 @@ class Faults:
     ``hang_s`` first and then handles the request normally (so a client that timed out
     may still see its cancel applied later, as with a slow real provider).
     ``drop_rate`` applies to cancels only: the cancel is handled and committed, then the
-    connection is closed without a single response byte.
+    connection is closed without a single response byte.  ``commit_delay_ms`` holds the
+    answer of every successful cancel that long after its commit (a window in which a
+    client can die between the provider's commit and its answer).
     """
 
     latency_ms: int = 0
@@ -60,13 +62,14 @@ class Faults:
     drop_rate: float = 0.0
     hang_s: float = 5.0
     seed: int = 0
+    commit_delay_ms: int = 0
 
     def __post_init__(self) -> None:
         for name in ("fail_rate", "timeout_rate", "drop_rate"):
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, not {rate!r}")
-        if self.latency_ms < 0 or self.hang_s < 0:
+        if self.latency_ms < 0 or self.hang_s < 0 or self.commit_delay_ms < 0:
             raise ValueError("latency_ms and hang_s must not be negative")
 
 
