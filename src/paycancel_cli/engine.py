@@ -20,6 +20,8 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
+import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -40,6 +42,23 @@ from paycancel_cli.models import ErrorInfo, Money, Outcome, Payment, PaymentStat
 
 if TYPE_CHECKING:
     from paycancel_cli.providers.base import Provider
+
+log = logging.getLogger("paycancel.retry")
+
+
+def _log_retry(details: stamina.instrumentation.RetryDetails) -> None:
+    log.debug(
+        "retry %s of %s in %.2fs after %s",
+        details.retry_num,
+        details.name,
+        details.wait_for,
+        type(details.caused_by).__name__,
+    )
+
+
+# stamina's default hook logs a WARNING per retry through the root logger; paycancel keeps
+# retries in its own verbose log and reports the outcome instead.
+stamina.instrumentation.set_on_retry_hooks([_log_retry])
 
 AUTH_FAILED = "auth_failed"
 UNCERTAIN = "uncertain"
@@ -258,7 +277,9 @@ class Canceller:
 
     def _read_backoff(self, exc: Exception) -> bool | float:
         if isinstance(exc, RateLimited) and exc.retry_after is not None:
-            return min(exc.retry_after, self.policy.max_retry_after)
+            # Spread the herd that a shared window releases at once.
+            wait = min(exc.retry_after, self.policy.max_retry_after)
+            return wait + random.uniform(0, min(1.0, wait / 4 + 0.05))
         return isinstance(exc, RateLimited | ProviderUnavailable)
 
     def _cancel_backoff(self, exc: Exception) -> bool | float:

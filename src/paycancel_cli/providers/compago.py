@@ -14,7 +14,14 @@ from typing import Any, ClassVar
 import httpx
 
 from paycancel_cli.config import CompagoAccount
-from paycancel_cli.errors import InputError, NotCancellable, NotFound, ProviderError
+from paycancel_cli.errors import (
+    InputError,
+    NotCancellable,
+    NotFound,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+)
 from paycancel_cli.models import Payment, PaymentStatus
 from paycancel_cli.providers.base import (
     Capability,
@@ -75,7 +82,17 @@ class Compago:
             headers=self._headers,
         )
         self._ok(response, payment_id, write=True)
-        return await self.get(payment_id)
+        try:
+            return await self.get(payment_id)
+        except (RateLimited, ProviderUnavailable) as exc:
+            # The cancel was accepted; only the read of the after state failed.  Say so as
+            # an ambiguous failure: the engine reads the intent back before any re-send.
+            raise ProviderUnavailable(
+                f"{self.title}: cancel accepted but the intent could not be read back "
+                f"({exc.message})",
+                code="after_read_failed",
+                ambiguous=True,
+            ) from None
 
     async def list_for_subscription(self, subscription_id: str) -> AsyncIterator[Payment]:
         raise InputError(
