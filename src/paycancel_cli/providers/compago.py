@@ -8,6 +8,7 @@ not expired.  A 400 on cancel ("Cannot cancel payment intent") does not say why.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
@@ -25,7 +26,7 @@ from paycancel_cli.errors import (
 from paycancel_cli.models import Payment, PaymentStatus
 from paycancel_cli.providers.base import (
     Capability,
-    check_id,
+    IdRules,
     parse_json,
     raise_for_common,
     segment,
@@ -45,7 +46,7 @@ def _describe(body: Any) -> tuple[str | None, str]:
     return None, "no error details"
 
 
-class Compago:
+class Compago(IdRules):
     key: ClassVar[str] = "compago"
     title: ClassVar[str] = "Compago"
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
@@ -56,9 +57,8 @@ class Compago:
         self.client = client
         self._headers = {"x-api-key": account.api_key.get_secret_value()}
 
-    @classmethod
-    def validate_id(cls, payment_id: str) -> None:
-        check_id(payment_id, provider=cls.title, pattern=UUID, shape="a UUID")
+    id_pattern: ClassVar[re.Pattern[str]] = re.compile(UUID)
+    id_shape: ClassVar[str] = "a UUID"
 
     async def get(self, payment_id: str) -> Payment:
         self.validate_id(payment_id)

@@ -9,6 +9,7 @@ subscription or status filter, so this adapter does not list.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
@@ -19,7 +20,7 @@ from paycancel_cli.errors import InputError, NotCancellable, NotFound, ProviderE
 from paycancel_cli.models import Money, Payment, PaymentStatus
 from paycancel_cli.providers.base import (
     Capability,
-    check_id,
+    IdRules,
     parse_json,
     raise_for_common,
     segment,
@@ -47,7 +48,7 @@ def _describe(body: Any) -> tuple[str | None, str]:
     return None, "no error details"
 
 
-class Flex:
+class Flex(IdRules):
     key: ClassVar[str] = "flex"
     title: ClassVar[str] = "Flex"
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.CANCEL_RETURNS_PAYMENT})
@@ -58,14 +59,8 @@ class Flex:
         self.client = client
         self._headers = {"Authorization": f"Bearer {account.api_key.get_secret_value()}"}
 
-    @classmethod
-    def validate_id(cls, payment_id: str) -> None:
-        check_id(
-            payment_id,
-            provider=cls.title,
-            pattern=r"[A-Za-z0-9_]{1,255}",
-            shape="letters, digits and '_', e.g. fpi_01HACM7FZ1084XB1GB6053VM0D",
-        )
+    id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9_]{1,255}")
+    id_shape: ClassVar[str] = "letters, digits and '_', e.g. fpi_01HACM7FZ1084XB1GB6053VM0D"
 
     async def get(self, payment_id: str) -> Payment:
         self.validate_id(payment_id)

@@ -8,6 +8,7 @@ payments on an early return) is reported as already cancelled.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -19,7 +20,7 @@ from paycancel_cli.errors import NotCancellable, NotFound, ProviderError
 from paycancel_cli.models import Money, Payment, PaymentStatus
 from paycancel_cli.providers.base import (
     Capability,
-    check_id,
+    IdRules,
     parse_json,
     raise_for_common,
     segment,
@@ -45,7 +46,7 @@ def _describe(body: Any) -> tuple[str | None, str]:
     return None, "no error details"
 
 
-class FlexPortal:
+class FlexPortal(IdRules):
     key: ClassVar[str] = "flexportal"
     title: ClassVar[str] = "FlexPortal"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
@@ -61,14 +62,8 @@ class FlexPortal:
             "Tenant-ID": account.tenant_id,
         }
 
-    @classmethod
-    def validate_id(cls, payment_id: str) -> None:
-        check_id(
-            payment_id,
-            provider=cls.title,
-            pattern=r"[A-Za-z0-9_-]{1,128}",
-            shape="letters, digits, '_' and '-'",
-        )
+    id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9_-]{1,128}")
+    id_shape: ClassVar[str] = "letters, digits, '_' and '-'"
 
     async def get(self, payment_id: str) -> Payment:
         self.validate_id(payment_id)

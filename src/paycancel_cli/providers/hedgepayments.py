@@ -8,6 +8,7 @@ not list.  ``Idempotency-Key`` is sent on cancel, as the provider's best practic
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
@@ -18,7 +19,7 @@ from paycancel_cli.errors import InputError, NotCancellable, NotFound, ProviderE
 from paycancel_cli.models import Money, Payment, PaymentStatus
 from paycancel_cli.providers.base import (
     Capability,
-    check_id,
+    IdRules,
     parse_json,
     raise_for_common,
     segment,
@@ -45,7 +46,7 @@ def _describe(body: Any) -> tuple[str | None, str]:
     return None, "no error details"
 
 
-class HedgePayments:
+class HedgePayments(IdRules):
     key: ClassVar[str] = "hedgepayments"
     title: ClassVar[str] = "HedgePayments"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
@@ -58,14 +59,8 @@ class HedgePayments:
         self.client = client
         self._headers = {"Authorization": f"Bearer {account.api_key.get_secret_value()}"}
 
-    @classmethod
-    def validate_id(cls, payment_id: str) -> None:
-        check_id(
-            payment_id,
-            provider=cls.title,
-            pattern=r"pay_[A-Za-z0-9]{1,64}",
-            shape="'pay_' followed by letters and digits, e.g. pay_abc123xyz",
-        )
+    id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"pay_[A-Za-z0-9]{1,64}")
+    id_shape: ClassVar[str] = "'pay_' followed by letters and digits, e.g. pay_abc123xyz"
 
     async def get(self, payment_id: str) -> Payment:
         self.validate_id(payment_id)

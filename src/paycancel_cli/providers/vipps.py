@@ -15,6 +15,7 @@ modifications a minute per reference, so cancel retries wait at least 12 s.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -27,7 +28,7 @@ from paycancel_cli.errors import AuthError, InputError, NotCancellable, NotFound
 from paycancel_cli.models import Money, Payment, PaymentStatus
 from paycancel_cli.providers.base import (
     Capability,
-    check_id,
+    IdRules,
     parse_json,
     raise_for_common,
     segment,
@@ -57,7 +58,7 @@ def _describe(body: Any) -> tuple[str | None, str]:
     return code, str(message or body.get("error") or "error")
 
 
-class Vipps:
+class Vipps(IdRules):
     key: ClassVar[str] = "vipps"
     title: ClassVar[str] = "Vipps"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
@@ -73,14 +74,8 @@ class Vipps:
         self._token_lock = asyncio.Lock()
         self.on_token: list[Any] = []  # callbacks told each new token, for redaction
 
-    @classmethod
-    def validate_id(cls, payment_id: str) -> None:
-        check_id(
-            payment_id,
-            provider=cls.title,
-            pattern=r"[a-zA-Z0-9-]{8,64}",
-            shape="8 to 64 letters, digits and '-'",
-        )
+    id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[a-zA-Z0-9-]{8,64}")
+    id_shape: ClassVar[str] = "8 to 64 letters, digits and '-'"
 
     async def get(self, payment_id: str) -> Payment:
         self.validate_id(payment_id)

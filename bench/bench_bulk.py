@@ -1,0 +1,301 @@
+"""Benchmarks for paycancel, run by hand (full) or in CI (``--smoke``).
+
+Figures (printed, never asserted as time limits; machines are shared and noisy, so
+compare the ratios of one run):
+
+1. throughput: bulk-cancel against the sandbox with latency and a rate limit; cancels
+   per second, requests per second as a fraction of the rate limit, requests per
+   payment, 429s seen, failures.
+2. client CPU per payment: paycancel's engine vs a plain sequential httpx loop doing the
+   same requests (the sandbox serves from another process, so only client CPU counts).
+3. start-up: ``paycancel --help`` vs ``python -c "import typer"``.
+4. validation: ``bulk-cancel --validate-only`` over a large CSV: time vs a bare
+   ``csv.reader`` pass, and peak memory.
+
+Usage: ``python bench/bench_bulk.py [--smoke] [--payments N] [--rpm N] [--latency-ms N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def serve(conn: Any, payments: int, rpm: int | None, window: float, latency_ms: int) -> None:
+    """Child process: a sandbox with ``payments`` cancelable Hedge payments."""
+    from paycancel_cli.sandbox import Faults, Sandbox
+
+    sb = Sandbox(
+        faults=Faults(latency_ms=latency_ms),
+        requests_per_minute=rpm,
+        rate_window_s=window,
+        seed_demo=False,
+        record_requests=False,
+    )
+    ids = [sb.add_payment("hedgepayments", status="pending", amount=1000) for _ in range(payments)]
+    sb.start()
+    conn.send({"accounts": sb.account_config(), "ids": ids})
+    while conn.recv() == "counts?":
+        conn.send(
+            {
+                "counts": {f"{p}:{o}": n for (p, o), n in sb.counts.items()},
+                "commits": sum(sb.cancel_commits.values()),
+            }
+        )
+    sb.stop()
+
+
+class Served:
+    def __init__(self, payments: int, rpm: int | None, window: float, latency_ms: int) -> None:
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(
+            target=serve, args=(child, payments, rpm, window, latency_ms), daemon=True
+        )
+        self.proc.start()
+        info = self.conn.recv()
+        self.accounts: dict[str, dict[str, str]] = info["accounts"]
+        self.ids: list[str] = info["ids"]
+
+    def counts(self) -> dict[str, Any]:
+        self.conn.send("counts?")
+        return self.conn.recv()  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        self.conn.send("stop")
+        self.proc.join(10)
+
+
+def write_config(path: Path, accounts: dict[str, dict[str, Any]]) -> None:
+    lines = []
+    for name, fields in accounts.items():
+        lines.append(f"[accounts.{name}]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in fields.items()]
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+
+
+def throughput(
+    payments: int, rpm: int, latency_ms: int, concurrency: int, tmp: Path
+) -> dict[str, Any]:
+    from paycancel_cli.bulk import BulkRequest, run_bulk
+    from paycancel_cli.config import load_config
+    from paycancel_cli.redact import Redactor
+
+    window = 6.0
+    served = Served(payments, rpm, window, latency_ms)
+    try:
+        accounts = {"hedge": {**served.accounts["hedgepayments"], "requests_per_minute": rpm}}
+        write_config(tmp / "bench.toml", accounts)
+        csv_path = tmp / "bench.csv"
+        csv_path.write_text("payment_id\n" + "\n".join(served.ids) + "\n")
+        os.environ["PAYCANCEL_DEFAULTS__JOURNAL"] = str(tmp / "bench-journal.sqlite3")
+        config = load_config(tmp / "bench.toml")
+
+        class Quiet:
+            def validated(self, v: Any) -> None: ...
+            def confirm(self, p: Any) -> None: ...
+            def started(self, r: str, t: int, resumed: bool) -> None: ...
+            def result(self, r: Any) -> None: ...
+            def finished(self) -> None: ...
+
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        outcome = run_bulk(
+            config,
+            BulkRequest(csv=str(csv_path), reason="bench", yes=True, concurrency=concurrency),
+            Quiet(),
+            redactor=Redactor(),
+        )
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        counts = served.counts()
+    finally:
+        served.stop()
+    summary = outcome.summary
+    assert summary is not None
+    limit_per_s = rpm / 60
+    requests = sum(counts["counts"].values())
+    return {
+        "payments": payments,
+        "rate_limit_per_min": rpm,
+        "latency_ms": latency_ms,
+        "concurrency": concurrency,
+        "wall_s": round(wall, 2),
+        "cancelled": summary.outcomes.get("cancelled", 0),
+        "failed": summary.total - summary.outcomes.get("cancelled", 0),
+        "provider_commits": counts["commits"],
+        "requests_seen_by_provider": requests,
+        "requests_per_payment": round(requests / payments, 3),
+        "cancels_per_s": round(summary.outcomes.get("cancelled", 0) / wall, 2),
+        "requests_per_s": round(requests / wall, 2),
+        "rate_limit_utilisation": round(requests / wall / limit_per_s, 3),
+        "cancel_share_of_limit": round(
+            summary.outcomes.get("cancelled", 0) / wall / limit_per_s, 3
+        ),
+        "client_cpu_ms_per_payment": round(cpu * 1000 / payments, 3),
+    }
+
+
+def baseline_cpu(payments: int, tmp: Path) -> dict[str, Any]:
+    """A plain sequential httpx loop: GET then POST cancel per payment, no journal."""
+    import httpx
+
+    served = Served(payments, None, 60.0, 0)
+    try:
+        acc = served.accounts["hedgepayments"]
+        headers = {"Authorization": f"Bearer {acc['api_key']}"}
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        with httpx.Client(base_url=acc["base_url"], headers=headers) as client:
+            for pid in served.ids:
+                client.get(f"/v1/payments/{pid}").raise_for_status()
+                client.post(
+                    f"/v1/payments/{pid}/cancel", json={"reason": "bench"}
+                ).raise_for_status()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    finally:
+        served.stop()
+    return {
+        "payments": payments,
+        "wall_s": round(wall, 2),
+        "client_cpu_ms_per_payment": round(cpu * 1000 / payments, 3),
+    }
+
+
+def engine_cpu(payments: int, tmp: Path) -> dict[str, Any]:
+    """paycancel's engine on the same work, unlimited, concurrency 1 and 8."""
+    out = {}
+    for concurrency in (1, 8):
+        result = throughput(payments, 10**7, 0, concurrency, tmp / f"c{concurrency}")
+        out[f"concurrency_{concurrency}"] = result["client_cpu_ms_per_payment"]
+    return out
+
+
+def startup(repeat: int) -> dict[str, Any]:
+    def median_of(cmd: list[str]) -> float:
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True)
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    help_s = median_of([sys.executable, "-m", "paycancel_cli", "--help"])
+    typer_s = median_of([sys.executable, "-c", "import typer"])
+    return {
+        "paycancel_help_s": round(help_s, 3),
+        "import_typer_s": round(typer_s, 3),
+        "ratio": round(help_s / typer_s, 2),
+    }
+
+
+def validation(rows: int, tmp: Path) -> dict[str, Any]:
+    csv_path = tmp / "big.csv"
+    with open(csv_path, "w") as handle:
+        handle.write("payment_id,account\n")
+        for i in range(rows):
+            handle.write(f"pay_{i:012d},hedge\n")
+    config = tmp / "val.toml"
+    write_config(
+        config,
+        {
+            "hedge": {
+                "provider": "hedgepayments",
+                "api_key": "sk_test_bench",
+                "base_url": "http://127.0.0.1:9",
+            }
+        },
+    )
+
+    def measure(cmd: list[str]) -> tuple[float, float]:
+        # peak RSS of one child: run it through a tiny wrapper that reports its own maxrss
+        wrapper = (
+            "import resource,subprocess,sys,time;t=time.perf_counter();"
+            "r=subprocess.run(sys.argv[1:],capture_output=True);"
+            "ru=resource.getrusage(resource.RUSAGE_CHILDREN);"
+            "print(time.perf_counter()-t, ru.ru_maxrss, r.returncode)"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, check=True
+        )
+        seconds, rss_kb, code = done.stdout.split()
+        assert code == "0", code
+        return float(seconds), int(rss_kb) / 1024
+
+    env_cmd = [
+        sys.executable,
+        "-m",
+        "paycancel_cli",
+        "--config",
+        str(config),
+        "bulk-cancel",
+        str(csv_path),
+        "--validate-only",
+        "--json",
+        "--reason",
+        "bench",
+    ]
+    bare = [
+        sys.executable,
+        "-c",
+        f"import csv\nwith open({str(csv_path)!r}, newline='') as f:\n"
+        "    n = sum(1 for _ in csv.reader(f))",
+    ]
+    ours_s, ours_mb = measure(env_cmd)
+    bare_s, bare_mb = measure(bare)
+    return {
+        "rows": rows,
+        "validate_only_s": round(ours_s, 2),
+        "bare_csv_reader_s": round(bare_s, 2),
+        "time_ratio": round(ours_s / bare_s, 2),
+        "peak_rss_mb": round(ours_mb, 1),
+        "bare_peak_rss_mb": round(bare_mb, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--smoke", action="store_true", help="small and quick (CI)")
+    parser.add_argument("--payments", type=int, default=600)
+    parser.add_argument("--rpm", type=int, default=1200)
+    parser.add_argument("--latency-ms", type=int, default=30)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--csv-rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    if args.smoke:
+        args.payments, args.rpm, args.csv_rows = 60, 3000, 20_000
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for sub in ("t", "c1", "c8"):
+            (tmp / sub).mkdir()
+        report: dict[str, Any] = {"mode": "smoke" if args.smoke else "full"}
+        report["throughput"] = throughput(
+            args.payments, args.rpm, args.latency_ms, args.concurrency, tmp / "t"
+        )
+        cpu_n = 100 if args.smoke else 1000
+        report["client_cpu"] = {
+            "sequential_httpx_loop": baseline_cpu(cpu_n, tmp)["client_cpu_ms_per_payment"],
+            "paycancel": engine_cpu(cpu_n, tmp),
+        }
+        report["startup"] = startup(3 if args.smoke else 15)
+        report["validation"] = validation(args.csv_rows, tmp)
+    print(json.dumps(report, indent=2))
+    failed = report["throughput"]["failed"]
+    if failed:
+        print(f"bench: {failed} payment(s) not cancelled", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""Property-based tests of the CSV reader and the id checks (hypothesis)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from paycancel_cli.csvinput import Reader, Row, Source
+from paycancel_cli.errors import InputError
+from paycancel_cli.providers import ADAPTERS, validate_id
+from paycancel_cli.providers.base import segment
+
+ACCOUNTS = {"hedge": "hedgepayments", "fp": "flexportal"}
+FORBIDDEN = ["/", "?", "#", "%", " ", "\t", "\n", "\r", "\x00", "\x1f", "\x7f", "\\", ".."]
+
+hedge_ids = st.from_regex(r"pay_[A-Za-z0-9]{1,20}", fullmatch=True)
+
+
+def reader_for(data: bytes) -> Reader:
+    handle = tempfile.NamedTemporaryFile(delete=False, suffix=".csv")  # noqa: SIM115
+    handle.write(data)
+    handle.close()
+    return Reader(
+        Source(handle.name),
+        accounts=ACCOUNTS,
+        listable=frozenset({"flexportal"}),
+        default_account="hedge",
+        default_reason="r",
+    )
+
+
+@given(
+    base=st.text(min_size=0, max_size=20),
+    bad=st.sampled_from(FORBIDDEN),
+    where=st.integers(min_value=0, max_value=20),
+    provider=st.sampled_from(list(ADAPTERS)),
+)
+def test_ids_with_forbidden_characters_are_always_refused(
+    base: str, bad: str, where: int, provider: str
+) -> None:
+    payment_id = base[:where] + bad + base[where:]
+    with pytest.raises(InputError):
+        validate_id(provider, payment_id)
+
+
+@given(st.text(max_size=40), st.sampled_from(list(ADAPTERS)))
+def test_an_accepted_id_stays_one_path_segment(payment_id: str, provider: str) -> None:
+    try:
+        validate_id(provider, payment_id)
+    except InputError:
+        return
+    encoded = segment(payment_id)
+    assert "/" not in encoded and "?" not in encoded and "#" not in encoded
+    assert encoded not in ("", ".", "..")
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=150)
+@given(
+    ids=st.lists(hedge_ids, min_size=0, max_size=30),
+    delimiter=st.sampled_from([",", ";", "\t"]),
+    newline=st.sampled_from(["\n", "\r\n"]),
+    bom=st.booleans(),
+    header=st.sampled_from(["payment_id", "ID", " Reference ", "Payment_Id"]),
+    blanks=st.lists(st.integers(min_value=0, max_value=30), max_size=5),
+    pad=st.booleans(),
+)
+def test_reader_round_trips_what_a_csv_writer_wrote(
+    ids: list[str],
+    delimiter: str,
+    newline: str,
+    bom: bool,
+    header: str,
+    blanks: list[int],
+    pad: bool,
+) -> None:
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator=newline)
+    writer.writerow([header, "account"])
+    expected_lines = []
+    line = 1
+    for i, pid in enumerate(ids):
+        if i in blanks:
+            out.write(newline)
+            line += 1
+        writer.writerow([f"  {pid} " if pad else pid, "hedge"])
+        line += 1
+        expected_lines.append(line)
+    data = (("\ufeff" if bom else "") + out.getvalue()).encode("utf-8")
+    reader = reader_for(data)
+    try:
+        validation = reader.validate()
+        rows = [r for r in reader.rows() if isinstance(r, Row)]
+    finally:
+        Path(reader.source.path).unlink()
+    assert validation.invalid == 0
+    assert validation.rows == len(ids)
+    assert validation.valid == len(set(ids))
+    assert validation.duplicates == len(ids) - len(set(ids))
+    assert [r.payment_id for r in rows] == ids
+    assert [r.line for r in rows] == expected_lines
+    assert all(r.account == "hedge" and r.provider == "hedgepayments" for r in rows)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=200)
+@given(st.binary(max_size=600))
+def test_arbitrary_bytes_give_input_errors_or_problems_never_crashes(data: bytes) -> None:
+    reader = reader_for(b"payment_id,account\n" + data)
+    try:
+        validation = reader.validate()
+    except InputError as exc:
+        assert "line " in exc.message and "Nothing was sent" in exc.message
+        return
+    finally:
+        Path(reader.source.path).unlink()
+    for problem in validation.problems:
+        assert problem.line >= 2
+    assert validation.valid + validation.invalid + validation.duplicates >= validation.valid
+
+
+@settings(max_examples=100)
+@given(st.lists(st.sampled_from(["fp", "hedge", "nope", ""]), min_size=1, max_size=10))
+def test_every_invalid_row_is_named_by_its_line(accounts: list[str]) -> None:
+    text = "payment_id,account\n" + "".join(
+        f"{'pay_x' + str(i) if a in ('hedge', '') else 'fpay_' + str(i)},{a}\n"
+        for i, a in enumerate(accounts)
+    )
+    reader = reader_for(text.encode())
+    try:
+        validation = reader.validate()
+    finally:
+        Path(reader.source.path).unlink()
+    bad = [i + 2 for i, a in enumerate(accounts) if a == "nope"]
+    assert [p.line for p in validation.problems] == bad
+    assert validation.valid == len(accounts) - len(bad)
+
+
+@given(
+    base=st.text(max_size=20),
+    bad=st.sampled_from(FORBIDDEN),
+    where=st.integers(min_value=0, max_value=20),
+    provider=st.sampled_from(list(ADAPTERS)),
+)
+def test_no_provider_pattern_admits_a_forbidden_character(
+    base: str, bad: str, where: int, provider: str
+) -> None:
+    from paycancel_cli.providers import adapter_class
+
+    assert not adapter_class(provider).id_pattern.fullmatch(base[:where] + bad + base[where:])
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=150)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.one_of(hedge_ids, st.sampled_from(["fpay_ok", "bad/id", "", "pay_dup"])),
+            st.sampled_from(["hedge", "fp", "", "nope"]),
+        ),
+        max_size=25,
+    ),
+    blank_at=st.integers(min_value=-1, max_value=25),
+)
+def test_batch_and_row_by_row_validation_agree(rows: list[tuple[str, str]], blank_at: int) -> None:
+    lines = ["payment_id,account"] + [f"{pid},{acc}" for pid, acc in rows]
+    if 0 <= blank_at < len(lines):
+        lines.insert(blank_at + 1, "")
+    reader = reader_for(("\n".join(lines) + "\n").encode())
+    try:
+        fast = reader.validate()
+        slow = reader._validate_rows()
+    finally:
+        Path(reader.source.path).unlink()
+    assert (fast.rows, fast.valid, fast.invalid, fast.duplicates) == (
+        slow.rows,
+        slow.valid,
+        slow.invalid,
+        slow.duplicates,
+    )
+    assert fast.per_account == slow.per_account
+    assert [p.line for p in fast.problems] == [p.line for p in slow.problems]
