@@ -420,7 +420,7 @@ def run_bulk(
 ) -> BulkOutcome:
     from paycancel_cli.core import host, new_run_id, os_user
     from paycancel_cli.csvinput import Reader, Source
-    from paycancel_cli.journal import Lock
+    from paycancel_cli.journal import Lock, Locks
     from paycancel_cli.providers import adapter_class, validate_id
     from paycancel_cli.providers.base import Capability
     from paycancel_cli.session import Session
@@ -506,8 +506,12 @@ def run_bulk(
             )
 
         journal = Journal(config.journal_path)
-        input_lock = Lock(config.journal_path, f"input-{input_hash[:32]}")
-        input_lock.acquire(what=f"The same input ({input_label})", wait=request.wait)
+        input_lock = Locks(config.journal_path, wait=request.wait)
+        input_lock.take(f"input-{input_hash[:32]}", f"The same input ({input_label})")
+        for account_name, sub, _ in sorted(subscriptions):
+            # Overlapping subscription sets must not run at once either.
+            digest = hashlib.sha256(f"{account_name}:{sub}".encode()).hexdigest()[:32]
+            input_lock.take(f"subscription-{digest}", f"Subscription {sub} ({account_name})")
         try:
             run_id = new_run_id()
             run_lock = Lock(config.journal_path, f"run-{run_id}")
@@ -662,7 +666,7 @@ def _resume(
     policy: RetryPolicy | None,
     transport: Any,
 ) -> BulkOutcome:
-    from paycancel_cli.journal import Lock
+    from paycancel_cli.journal import Lock, Locks
     from paycancel_cli.session import Session
 
     if request.csv or request.subscriptions:
@@ -691,8 +695,10 @@ def _resume(
             live=request.live,
             interactive=request.interactive,
         )
-    input_lock = Lock(config.journal_path, f"input-{(run.input_hash or run_id)[:32]}")
-    input_lock.acquire(what=f"The input of run {run_id} ({run.input})", wait=request.wait)
+    input_lock = Locks(config.journal_path, wait=request.wait)
+    input_lock.take(
+        f"input-{(run.input_hash or run_id)[:32]}", f"The input of run {run_id} ({run.input})"
+    )
     run_lock = Lock(config.journal_path, f"run-{run_id}")
     try:
         run_lock.acquire(what=f"Run {run_id}", wait=request.wait)

@@ -444,3 +444,25 @@ class Lock:
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
             self._file = None
+
+
+class Locks:
+    """Several locks taken in order and released together."""
+
+    def __init__(self, journal_path: Path, *, wait: bool) -> None:
+        self.journal_path = journal_path
+        self.wait = wait
+        self.held: list[Lock] = []
+
+    def take(self, key: str, what: str) -> None:
+        lock = Lock(self.journal_path, key)
+        try:
+            lock.acquire(what=what, wait=self.wait)
+        except LockError:
+            self.release()
+            raise
+        self.held.append(lock)
+
+    def release(self) -> None:
+        while self.held:
+            self.held.pop().release()

@@ -264,8 +264,10 @@ class BulkView:
             table.add_row(self.out.account_label(account, plan.live[account]), str(count))
         if plan.subscriptions:
             table.caption = f"open payments of subscription(s) {', '.join(plan.subscriptions)}"
-        (self.out.err if self.out.json_mode else self.out.out).print(table)
         live_accounts = sorted(a for a, is_live in plan.live.items() if is_live)
+        prompting = not self.yes or bool(live_accounts and not self.live)
+        if prompting or not self.out.json_mode:  # --json --yes (cron): stderr stays quiet
+            (self.out.err if self.out.json_mode else self.out.out).print(table)
         if live_accounts and not (self.yes and self.live):
             for account in live_accounts:
                 typed = _prompt(f"LIVE account: type the account name ({account}) to go on")
