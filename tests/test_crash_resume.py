@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from paycancel_cli.engine import idempotency_key
 from paycancel_cli.journal import Journal
 from paycancel_cli.sandbox import Faults, Sandbox
 
@@ -137,6 +138,9 @@ def test_sigkill_then_resume_cancels_each_payment_exactly_once(tmp_path: Path, p
         # the resumed invocation printed results only for what it processed
         processed = [line for line in lines if line["type"] == "result"]
         assert 0 < len(processed) <= len(expected)
+        for line in processed:  # the keys persisted before the crash are the ones used
+            key = idempotency_key(run.run_id, line["account"], line["payment_id"])
+            assert line["idempotency_key"] == key
         if point == "between commit and response":
             assert committed_at_kill >= 5
         assert Journal(journal_path).run(run.run_id).status == "completed"  # type: ignore[union-attr]

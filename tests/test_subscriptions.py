@@ -229,63 +229,47 @@ def test_cron_like_conditions_print_no_escape_codes_or_progress(tmp_path: Path) 
                 "TERM": "xterm-256color",
             }
         )
-        for rental, extra in zip(rentals, ([], ["--json"]), strict=False):
-            proc = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "paycancel_cli",
-                    "--config",
-                    str(config),
-                    "bulk-cancel",
-                    "--subscription",
-                    rental,
-                    "--account",
-                    "flexportal",
-                    "--reason",
-                    "cron",
-                    "--yes",
-                    *extra,
-                ],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=120,
-                check=False,
-            )
-            rental = (
-                sb.seed_subscription(f"rent_next_{len(extra)}", {"pending": 2})[0]
-                and f"rent_next_{len(extra)}"
-            )
-            assert proc.returncode == 0, proc.stderr
-            text = proc.stdout + proc.stderr
-            assert "\x1b" not in text
-            assert "ETA" not in proc.stderr and "cancelling" not in proc.stderr  # no progress bar
-        # without --yes, a cron run refuses instead of prompting
-        proc = subprocess.run(
-            [
+
+        def cron(*args: str) -> tuple[int, str, str]:
+            read_end, write_end = os.pipe()
+            os.close(write_end)  # stdin at end of file from the start, as under cron
+            command = [
                 sys.executable,
                 "-m",
                 "paycancel_cli",
                 "--config",
                 str(config),
                 "bulk-cancel",
-                "--subscription",
-                rental,
                 "--account",
                 "flexportal",
                 "--reason",
                 "cron",
-            ],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
+                *args,
+            ]
+            proc = subprocess.Popen(
+                command,
+                stdin=read_end,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            os.close(read_end)
+            out, err = proc.communicate(timeout=120)
+            return proc.returncode, out, err
+
+        for rental, extra in ((rentals[0], []), (rentals[1], ["--json"])):
+            code, out, err = cron("--subscription", rental, "--yes", *extra)
+            assert code == 0, err
+            assert "\x1b" not in out + err
+            assert "ETA" not in err and "cancelling" not in err  # no progress bar
+        # without --yes, a cron run refuses instead of prompting
+        code, _, err = cron("--subscription", rentals[2])
+        assert code == 2 and "--yes" in err
+        assert all(
+            sb.cancel_commits[("flexportal", p)] == 0
+            for p in sb.seed_subscription("rent_unused", {"pending": 1})
         )
-        assert proc.returncode == 2 and "--yes" in proc.stderr
 
 
 def test_progress_bar_shows_on_a_terminal(tmp_path: Path) -> None:

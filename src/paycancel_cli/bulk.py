@@ -324,10 +324,6 @@ def write_report(path: Path, rows: Iterable[dict[str, Any]], redact: Callable[[s
     return count
 
 
-def results_of(rows: Iterable[PaymentRow], run_id: str) -> list[Result]:
-    return [replace(r.result(run_id)) for r in rows if r.outcome is not None]
-
-
 # the command's flow, with the terminal behind ``BulkUI``
 
 

@@ -5,7 +5,6 @@ Start-up is kept cheap: httpx, pydantic, rich tables and the adapters are import
 inside the commands that need them.
 """
 
-import asyncio
 import contextlib
 import os
 import sys
@@ -170,6 +169,8 @@ def status(
         async with Session(config, redactor=g.redactor) as session:
             return await core.status(session, acc.name, payment_ids)
 
+    import asyncio
+
     lines = asyncio.run(go())
     if json_:
         for line in lines:
@@ -239,7 +240,9 @@ def cancel(
     out = g.output(json_)
     interactive = sys.stdin.isatty()
     if not dry_run:
-        check_confirmable(acc, yes=yes, live=live, interactive=interactive)
+        from paycancel_cli.bulk import check_confirmable
+
+        check_confirmable([acc], yes=yes, live=live, interactive=interactive)
     journal = None if dry_run else Journal(config.journal_path)
     started = time.monotonic()
 
@@ -262,6 +265,8 @@ def cancel(
             return result
 
     requests: list[int] = []
+    import asyncio
+
     result = asyncio.run(go())
     if json_:
         totals, unknown = cancelled_totals([result])
@@ -293,22 +298,6 @@ def exit_code(results: "list[Result]") -> int:
     if any(r.error is not None and r.error.code == AUTH_FAILED for r in results):
         return 3
     return 0 if all(r.outcome.is_success for r in results) else 1
-
-
-def check_confirmable(acc: "Account", *, yes: bool, live: bool, interactive: bool) -> None:
-    """Refuse up front, before any request, what could never be confirmed."""
-    if interactive:
-        return
-    if acc.is_live and not (yes and live):
-        raise UsageError(
-            f"Account {acc.name!r} is LIVE and there is no terminal to confirm on: pass "
-            "--yes --live to cancel on it non-interactively. Nothing was sent."
-        )
-    if not yes:
-        raise UsageError(
-            "Refusing to cancel without confirmation: there is no terminal to ask on. Pass "
-            "--yes to confirm non-interactively, or --dry-run to only look. Nothing was sent."
-        )
 
 
 def ask_confirmation(

@@ -113,9 +113,11 @@ async def cancel_one(
 
     canceller = Canceller(provider, run_id=run_id, policy=policy, before_send=in_flight)
     target = Target(account, payment_id, reason, known=decided.before)
+    status = "interrupted"
     try:
         result = await canceller.process(target, key=key)
         journal.mark_done(result)
+        status = "completed"
     finally:
-        journal.set_run_status(run_id, "completed")
+        journal.set_run_status(run_id, status)
     return result

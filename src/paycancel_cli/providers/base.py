@@ -24,7 +24,6 @@ from urllib.parse import quote
 
 import httpx
 
-from paycancel_cli.config import Account
 from paycancel_cli.errors import (
     AuthError,
     InputError,
@@ -210,7 +209,3 @@ def unexpected(
         code=code,
         http_status=response.status_code,
     )
-
-
-def account_of(account: Account) -> str:
-    return account.name

@@ -1,0 +1,151 @@
+"""The engine's decisions, against adapters on httpx.MockTransport: races, lost answers,
+retries, guards and the fail-closed journal hook."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from paycancel_cli.engine import Canceller, RetryPolicy, Target
+from paycancel_cli.errors import JournalError, ProviderUnavailable, RateLimited
+from paycancel_cli.models import Money, Outcome, Payment, Result
+from paycancel_cli.providers import make_provider
+
+from .test_providers_unit import account
+
+FP = {"paymentId": "p1", "total": 10, "currency": "EUR", "status": "pending"}
+
+
+class FakeFlexPortal:
+    """A FlexPortal whose answers the test scripts, keeping the payment's true state."""
+
+    def __init__(self, *, post: list[Callable[[FakeFlexPortal], httpx.Response]]) -> None:
+        self.status = "pending"
+        self.posts = 0
+        self.post_script = post
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return json_response(200, {"success": True, "payment": {**FP, "status": self.status}})
+        self.posts += 1
+        step = self.post_script.pop(0)
+        return step(self)
+
+
+def json_response(status: int, body: Any, **headers: str) -> httpx.Response:
+    return httpx.Response(status, content=json.dumps(body).encode(), headers=headers)
+
+
+def commit_ok(fake: FakeFlexPortal) -> httpx.Response:
+    fake.status = "cancelled"
+    return json_response(200, {"success": True, "payment": {**FP, "status": "cancelled"}})
+
+
+def commit_then_drop(fake: FakeFlexPortal) -> httpx.Response:
+    fake.status = "cancelled"
+    raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+
+
+def error(status: int, code: str, *, becomes: str | None = None) -> Callable[..., httpx.Response]:
+    def step(fake: FakeFlexPortal) -> httpx.Response:
+        if becomes:
+            fake.status = becomes
+        return json_response(status, {"error": {"code": code, "message": code.lower()}})
+
+    return step
+
+
+def run(fake: FakeFlexPortal, target: Target | None = None, **kw: Any) -> Result:
+    async def go() -> Result:
+        acc = account("flexportal")
+        async with httpx.AsyncClient(
+            base_url=acc.url, transport=httpx.MockTransport(fake.handler)
+        ) as client:
+            canceller = Canceller(
+                make_provider(acc, client), run_id="r1", policy=RetryPolicy(attempts=5), **kw
+            )
+            return await canceller.process(target or Target("flexportal", "p1", "why"), key="k1")
+
+    return asyncio.run(go())
+
+
+def test_plain_cancel() -> None:
+    fake = FakeFlexPortal(post=[commit_ok])
+    result = run(fake)
+    assert result.outcome is Outcome.CANCELLED and result.attempts == 1 and fake.posts == 1
+    assert result.released() == Money(Decimal(10), "EUR")
+
+
+def test_lost_answer_is_read_back_and_not_sent_again() -> None:
+    fake = FakeFlexPortal(post=[commit_then_drop])
+    result = run(fake)
+    assert result.outcome is Outcome.CANCELLED
+    assert fake.posts == 1  # the read-back showed it done: no second cancel
+
+
+def test_5xx_on_cancel_reads_back_then_resends() -> None:
+    fake = FakeFlexPortal(post=[error(503, "UNAVAILABLE"), commit_ok])
+    result = run(fake)
+    assert result.outcome is Outcome.CANCELLED and result.attempts == 2 and fake.posts == 2
+
+
+def test_state_changed_since_the_read_reports_the_providers_code() -> None:
+    fake = FakeFlexPortal(post=[error(400, "PAYMENT_PROCESSING", becomes="processing")])
+    result = run(fake)
+    assert result.outcome is Outcome.NOT_CANCELLABLE
+    assert result.error is not None and result.error.code == "PAYMENT_PROCESSING"
+
+
+def test_already_cancelled_by_the_platform_is_success() -> None:
+    fake = FakeFlexPortal(post=[error(400, "ALREADY_CANCELLED", becomes="cancelled")])
+    result = run(fake)
+    assert result.outcome is Outcome.ALREADY_CANCELLED
+
+
+def test_retries_exhausted_after_an_ambiguous_failure_say_uncertain() -> None:
+    fake = FakeFlexPortal(post=[error(503, "DOWN")] * 20)  # more than any attempt budget
+    result = run(fake)
+    assert result.outcome is Outcome.FAILED
+    assert result.error is not None and result.error.code == "uncertain"
+    assert "paycancel status p1" in result.error.message
+
+
+def test_expected_amount_guard_sends_nothing() -> None:
+    fake = FakeFlexPortal(post=[])
+    target = Target("flexportal", "p1", "why", expected_amount=Money(Decimal("9.99"), "EUR"))
+    result = run(fake, target)
+    assert result.outcome is Outcome.NOT_CANCELLABLE and fake.posts == 0
+    assert result.error is not None and result.error.code == "amount_mismatch"
+
+
+def test_journal_failure_before_send_means_no_cancel() -> None:
+    fake = FakeFlexPortal(post=[commit_ok])
+
+    async def refuse(target: Target, key: str, before: Payment) -> None:
+        raise JournalError("disk full")
+
+    with pytest.raises(JournalError):
+        run(fake, before_send=refuse)
+    assert fake.posts == 0 and fake.status == "pending"
+
+
+def test_backoff_honours_retry_after_and_the_vipps_floor() -> None:
+    async def make(provider: str) -> Canceller:
+        acc = account(provider)
+        client = httpx.AsyncClient(base_url=acc.url)
+        return Canceller(make_provider(acc, client), run_id="r")
+
+    fp = asyncio.run(make("flexportal"))
+    wait = fp._read_backoff(RateLimited("slow", retry_after=7.0))
+    assert isinstance(wait, float) and 7.0 <= wait <= 9.0
+    assert fp._read_backoff(ProviderUnavailable("down")) is True
+    assert fp._read_backoff(ValueError()) is False
+    vipps = asyncio.run(make("vipps"))
+    assert vipps._cancel_backoff(ProviderUnavailable("down")) == 12.0
+    assert vipps._cancel_backoff(RateLimited("slow", retry_after=30.0)) >= 30.0
