@@ -67,9 +67,11 @@ class Session:
             return None
         from aiolimiter import AsyncLimiter
 
-        # A bucket of a tenth of a minute: smooth, never a burst over the plan's limit.
-        rate = account.requests_per_minute
-        return AsyncLimiter(max(1, rate // 10), 6.0)
+        # A leaky bucket of capacity C and rate r lets C + r*W requests into any window W,
+        # so a burst allowance would overshoot a provider's window once the run is at full
+        # speed.  Capacity 1 (evenly spaced requests) with 2% headroom stays under it.
+        rate = account.requests_per_minute * 0.98
+        return AsyncLimiter(1, 60.0 / rate)
 
     async def aclose(self) -> None:
         for client in self._clients.values():
