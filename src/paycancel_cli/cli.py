@@ -434,7 +434,12 @@ def bulk_cancel(
     if json_:
         out.json_line(summary.to_json())
     else:
-        if view.results:
+        if view.results and outcome.run_id:
+            order = {
+                (row.account, row.payment_id): row.seq
+                for row in Journal(config.journal_path).payments(outcome.run_id)
+            }
+            view.results.sort(key=lambda r: order.get((r.account, r.payment_id), 0))
             out.table(view.results_table())
         out.table(view.summary_table(summary))
         if summary.failures:

@@ -336,7 +336,9 @@ class BulkView:
                 r.payment_id,
                 Text(r.outcome.value, style=_OUTCOME_STYLE[r.outcome]),
                 "" if r.before is None else r.before.status.value,
-                "" if r.after is None else r.after.status.value,
+                Text("unchanged", style="dim")
+                if r.after is None and r.before is not None
+                else ("" if r.after is None else r.after.status.value),
                 money(released),
                 "" if r.error is None else self.out.redact(r.error.message),
             )
