@@ -538,14 +538,20 @@ def run_json(journal: Any, run: Any) -> dict[str, Any]:
 
 @app.command()
 def sandbox(
-    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0: a free one).")] = 8765,
-    latency_ms: Annotated[int, typer.Option("--latency-ms", help="Added to every answer.")] = 0,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0: a free one).")
+    ] = 8765,
+    latency_ms: Annotated[
+        int, typer.Option("--latency-ms", min=0, help="Added to every answer.")
+    ] = 0,
     fail_rate: Annotated[
         float, typer.Option("--fail-rate", help="Share of requests answered with a 5xx, 0 to 1.")
     ] = 0.0,
     requests_per_minute: Annotated[
         int | None,
-        typer.Option("--requests-per-minute", help="Rate limit per credential (429 beyond)."),
+        typer.Option(
+            "--requests-per-minute", min=1, help="Rate limit per credential (429 beyond)."
+        ),
     ] = None,
 ) -> None:
     """Serve the five providers' simulators on loopback and print a config that points at them."""
@@ -554,7 +560,15 @@ def sandbox(
     if not 0 <= fail_rate <= 1:
         raise UsageError("--fail-rate must be between 0 and 1.")
     faults = Faults(latency_ms=latency_ms, fail_rate=fail_rate)
-    with Sandbox(faults=faults, requests_per_minute=requests_per_minute, port=port) as sb:
+    server = Sandbox(faults=faults, requests_per_minute=requests_per_minute, port=port)
+    try:
+        server.start()
+    except OSError as exc:
+        raise UsageError(
+            f"Cannot serve on 127.0.0.1:{port} ({exc.strerror}); choose another --port "
+            "(0 picks a free one)."
+        ) from None
+    with server as sb:
         typer.echo(f"# paycancel sandbox on {sb.base_url}; Ctrl-C stops it. Config:\n")
         for name, fields in sb.account_config().items():
             typer.echo(f"[accounts.{name}]")
