@@ -265,7 +265,9 @@ class Config:
             return Path(self.defaults.journal).expanduser()
         import platformdirs
 
-        return Path(platformdirs.user_data_dir("paycancel")) / "journal.sqlite3"
+        # Sandbox runs keep their own history, apart from the real one.
+        name = "journal-sandbox.sqlite3" if self.sandbox else "journal.sqlite3"
+        return Path(platformdirs.user_data_dir("paycancel")) / name
 
 
 def default_config_path() -> Path:
