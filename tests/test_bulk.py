@@ -270,9 +270,9 @@ def test_interactive_plan_and_prompt(cli: Any, sandbox: Sandbox, config_file: Pa
 
 
 def test_live_accounts_need_yes_live(cli: Any, sandbox: Sandbox, tmp_path: Path) -> None:
-    fields = {**sandbox.account_config()["hedgepayments"], "environment": "live"}
-    config = write_config(tmp_path / "live.toml", {"hedge_live": fields})
-    path = write_csv(tmp_path / "in.csv", "payment_id\npay_demopending01\n")
+    fields = {**sandbox.account_config()["flexportal"], "environment": "live"}
+    config = write_config(tmp_path / "live.toml", {"portal_live": fields})
+    path = write_csv(tmp_path / "in.csv", "payment_id\nfpay_demo_pending_01\n")
     assert bulk(cli, config, str(path), "--reason", "r", "--yes").code == 2
     assert sum(sandbox.counts.values()) == 0
     assert bulk(cli, config, str(path), "--reason", "r", "--yes", "--live").code == 0

@@ -330,31 +330,31 @@ def test_interactive_confirmation(cli: Any, sandbox: Sandbox, config_file: Path)
 
 
 def live_config(tmp_path: Path, sandbox: Sandbox) -> Path:
-    fields = {**sandbox.account_config()["hedgepayments"], "environment": "live"}
-    return write_config(tmp_path / "live.toml", {"hedge_live": fields})
+    fields = {**sandbox.account_config()["flexportal"], "environment": "live"}
+    return write_config(tmp_path / "live.toml", {"portal_live": fields})
 
 
 def test_live_account_needs_typed_name_or_yes_live(
     cli: Any, sandbox: Sandbox, tmp_path: Path
 ) -> None:
     config = str(live_config(tmp_path, sandbox))
-    base = ("--config", config, "cancel", "pay_demopending01", "--reason", "r")
+    base = ("--config", config, "cancel", "fpay_demo_pending_01", "--reason", "r")
     assert cli(*base, "--yes").code == 2  # a stray --yes is not enough
     assert sum(sandbox.counts.values()) == 0
-    wrong = cli(*base, "--yes", stdin="hedge\n")
+    wrong = cli(*base, "--yes", stdin="portal\n")
     assert wrong.code == 1 and "did not match" in wrong.stderr
-    assert sandbox.counts[("hedgepayments", "cancel")] == 0
-    typed = cli(*base, stdin="hedge_live\n")
+    assert sandbox.counts[("flexportal", "cancel")] == 0
+    typed = cli(*base, stdin="portal_live\n")
     assert typed.code == 0, typed.stderr
-    assert sandbox.cancel_commits[("hedgepayments", "pay_demopending01")] == 1
+    assert sandbox.cancel_commits[("flexportal", "fpay_demo_pending_01")] == 1
     ok = cli(
-        "--config", config, "cancel", "pay_demoinitiated01", "--reason", "r", "--yes", "--live"
+        "--config", config, "cancel", "fpay_demo_failed_01", "--reason", "r", "--yes", "--live"
     )
     assert ok.code == 0
 
 
 def test_status_table_marks_live_accounts(cli: Any, sandbox: Sandbox, tmp_path: Path) -> None:
-    res = cli("--config", str(live_config(tmp_path, sandbox)), "status", "pay_demopending01")
+    res = cli("--config", str(live_config(tmp_path, sandbox)), "status", "fpay_demo_pending_01")
     assert "LIVE" in res.stdout
 
 

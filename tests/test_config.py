@@ -110,11 +110,11 @@ def test_bad_account_name(tmp_path: Path) -> None:
     [
         ({"provider": "hedgepayments", "api_key": "sk_live_x"}, True),
         ({"provider": "hedgepayments", "api_key": "sk_test_x"}, False),
-        ({"provider": "flex", "api_key": "fsk_x"}, True),
+        ({"provider": "flex", "api_key": "fsk_livekey123"}, True),
         ({"provider": "flex", "api_key": "fsk_test_x"}, False),
-        ({"provider": "flex", "api_key": "fsk_test_x", "environment": "production"}, True),
-        ({"provider": "compago", "api_key": "k"}, True),
-        ({"provider": "compago", "api_key": "k", "environment": "sandbox"}, False),
+        ({"provider": "flex", "api_key": "fsk_test_x", "environment": "test"}, False),
+        ({"provider": "compago", "api_key": "cpk_key_123"}, True),
+        ({"provider": "compago", "api_key": "cpk_key_123", "environment": "sandbox"}, False),
     ],
 )
 def test_live_detection(tmp_path: Path, fields: dict[str, str], live: bool) -> None:
@@ -130,14 +130,23 @@ def test_default_hosts(tmp_path: Path) -> None:
             "v": {
                 "provider": "vipps",
                 "client_id": "c",
-                "client_secret": "s",
-                "subscription_key": "k",
+                "client_secret": "secret_123",
+                "subscription_key": "subkey_123",
                 "merchant_serial_number": "123456",
                 "environment": "test",
             },
-            "c": {"provider": "compago", "api_key": "k", "environment": "production"},
-            "p": {"provider": "flexportal", "api_key": "k", "tenant_id": "t", "region": "qatar"},
-            "l": {"provider": "compago", "api_key": "k", "base_url": "http://127.0.0.1:9/x/"},
+            "c": {"provider": "compago", "api_key": "cpk_key_123", "environment": "production"},
+            "p": {
+                "provider": "flexportal",
+                "api_key": "cpk_key_123",
+                "tenant_id": "t",
+                "region": "qatar",
+            },
+            "l": {
+                "provider": "compago",
+                "api_key": "cpk_key_123",
+                "base_url": "http://127.0.0.1:9/x/",
+            },
         },
     )
     config = load_config(path)
@@ -176,3 +185,32 @@ def test_account_choice(tmp_path: Path) -> None:
         config.account(None)
     with pytest.raises(ConfigError, match="Unknown account 'zz'"):
         config.account("zz")
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (
+            {"provider": "hedgepayments", "api_key": "sk_live_abcdefgh", "environment": "test"},
+            "contradicts the key, which is a live key",
+        ),
+        (
+            {"provider": "flex", "api_key": "fsk_test_abcdefgh", "environment": "live"},
+            "contradicts the key, which is a test key",
+        ),
+        ({"provider": "compago", "api_key": "cpk_abcdefgh\n"}, "a trailing newline"),
+        ({"provider": "compago", "api_key": "short"}, "too short"),
+    ],
+)
+def test_credentials_that_cannot_be_right_are_refused(
+    tmp_path: Path, fields: dict[str, str], expected: str
+) -> None:
+    path = write_config(tmp_path / "c.toml", {"acct": fields})
+    with pytest.raises(ConfigError, match=expected):
+        load_config(path)
+
+
+def test_whole_json_env_variable_gives_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAYCANCEL_ACCOUNTS", "{not json")
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_config()

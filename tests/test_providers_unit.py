@@ -30,8 +30,8 @@ ACCOUNTS: dict[str, dict[str, Any]] = {
     "flex": {"api_key": "fsk_test_unit"},
     "vipps": {
         "client_id": "cid",
-        "client_secret": "csecret",
-        "subscription_key": "subkey",
+        "client_secret": "csecret-123",
+        "subscription_key": "subkey-123",
         "merchant_serial_number": "123456",
         "environment": "test",
     },
@@ -336,13 +336,13 @@ def test_vipps_token_is_fetched_once_and_sent(expires_in: Any) -> None:
         if request.url.path.endswith("/accesstoken/get"):
             tokens += 1
             assert request.headers["client_id"] == "cid"
-            assert request.headers["client_secret"] == "csecret"
-            assert request.headers["ocp-apim-subscription-key"] == "subkey"
+            assert request.headers["client_secret"] == "csecret-123"
+            assert request.headers["ocp-apim-subscription-key"] == "subkey-123"
             return jresp(
                 200, {"token_type": "Bearer", "expires_in": expires_in, "access_token": "tok-1"}
             )
         assert request.headers["authorization"] == "Bearer tok-1"
-        assert request.headers["ocp-apim-subscription-key"] == "subkey"
+        assert request.headers["ocp-apim-subscription-key"] == "subkey-123"
         assert request.headers["merchant-serial-number"] == "123456"
         return jresp(200, vipps_payment())
 

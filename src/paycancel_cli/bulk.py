@@ -24,7 +24,7 @@ import json
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -126,6 +126,7 @@ async def execute(
     stop: asyncio.Event,
     on_result: Callable[[Result], None],
     policy: RetryPolicy | None = None,
+    resumed: bool = False,
 ) -> Execution:
     state = Execution()
     queue: asyncio.Queue[PaymentRow | None] = asyncio.Queue(maxsize=concurrency * 2)
@@ -171,7 +172,9 @@ async def execute(
                 ),
                 idempotency_key=row.idempotency_key,
             )
-        target = Target(row.account, row.payment_id, row.reason, row.expected, row.known)
+        # A resumed run reads every payment again: a list page's state may be stale.
+        known = None if resumed else row.known
+        target = Target(row.account, row.payment_id, row.reason, row.expected, known)
         uncertain = row.before if row.state == "in_flight" else None
         result = await canceller(row.account).process(
             target, key=row.idempotency_key, uncertain=uncertain
@@ -439,7 +442,7 @@ def run_bulk(
         default_account = next(iter(config.accounts))
     if default_account is not None:
         config.account(default_account)  # unknown names fail here, exit 2
-    reason = request.reason.strip() if request.reason else None
+    reason = (request.reason or "").strip() or None  # an all-blank reason is no reason
 
     source: Source | None = None
     validation: Validation | None = None
@@ -467,11 +470,12 @@ def run_bulk(
             if validation.kind == "payment_id":
                 _check_max(validation.valid, request.max_payments)
             else:
-                subscriptions = [
-                    (row.account, row.subscription_id, row.reason)
+                unique = {
+                    (row.account, row.subscription_id): row.reason
                     for row in reader.rows()
                     if isinstance(row, Row) and row.subscription_id
-                ]
+                }
+                subscriptions = [(a, sub, why) for (a, sub), why in unique.items()]
             involved = [config.account(a) for a in validation.per_account]
             input_label, input_hash = source.label, source.sha256()
         else:
@@ -501,7 +505,7 @@ def run_bulk(
                 involved, yes=request.yes, live=request.live, interactive=request.interactive
             )
 
-        journal = Journal(config.journal_path)
+        journal = Journal(config.journal_path, redact=redactor)
         input_lock = Locks(config.journal_path, wait=request.wait)
         input_lock.take(f"input-{input_hash[:32]}", f"The same input ({input_label})")
         for account_name, sub, _ in sorted(subscriptions):
@@ -558,7 +562,19 @@ def run_bulk(
                         rows: Iterable[PlanRow] = subscription_plan_rows(run_id, selected)
                     else:
                         rows = csv_plan_rows(run_id, reader)
-                    journal.plan(run_id, rows)
+                    inserted, _ = journal.plan(run_id, rows)
+                    if subscriptions:
+                        expected = len(selected)
+                    else:
+                        assert validation is not None
+                        expected = validation.valid + (
+                            validation.invalid if request.skip_invalid else 0
+                        )
+                    if inserted != expected:  # the snapshot is private: a guard against bugs
+                        raise InputError(
+                            f"The plan holds {inserted} payments but {expected} were validated; "
+                            "stopping before any cancel."
+                        )
                     return await _execute_and_summarize(
                         session,
                         journal,
@@ -572,12 +588,13 @@ def run_bulk(
                         dry_run=request.dry_run,
                     )
 
+            status = "interrupted"
             try:
-                summary, interrupted = _run_with_signals(go, stop)
-                if journal.run(run_id) is not None:
-                    status = "interrupted" if interrupted else "completed"
-                    journal.set_run_status(run_id, status)
+                summary, interrupted = asyncio.run(go())
+                status = "interrupted" if interrupted else "completed"
             finally:
+                if journal.run(run_id) is not None:
+                    journal.set_run_status(run_id, status)
                 run_lock.release()
             return BulkOutcome(run_id, summary, validation, interrupted)
         finally:
@@ -611,6 +628,16 @@ async def _execute_and_summarize(
     started = time.monotonic()
     pending = journal.count_pending(run_id)
     ui.started(run_id, pending, resumed)
+    # From here on SIGINT/SIGTERM stop the run gracefully; before (reading, the prompt)
+    # Ctrl-C aborts at once, as nothing has been sent.
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
     try:
         state = await execute(
             session,
@@ -621,36 +648,16 @@ async def _execute_and_summarize(
             stop=stop,
             on_result=ui.result,
             policy=policy,
+            resumed=resumed,
         )
     finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
         ui.finished()
     summary = summarize(journal, run_id)
     summary.requests = session.counter.requests
     summary.duration_s = time.monotonic() - started
     return summary, state.interrupted
-
-
-def _run_with_signals(
-    go: Callable[[], Coroutine[Any, Any, tuple[Summary, bool]]], stop: asyncio.Event
-) -> tuple[Summary, bool]:
-    """Run ``go``; SIGINT/SIGTERM set ``stop`` (finish in-flight work, start nothing new)."""
-
-    async def main() -> tuple[Summary, bool]:
-        loop = asyncio.get_running_loop()
-        installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, stop.set)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
-        try:
-            return await go()
-        finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
-
-    return asyncio.run(main())
 
 
 def _resume(
@@ -665,18 +672,38 @@ def _resume(
     from paycancel_cli.journal import Lock, Locks
     from paycancel_cli.session import Session
 
-    if request.csv or request.subscriptions:
+    shaping = {
+        "a CSV file": request.csv,
+        "--subscription": request.subscriptions,
+        "--reason": request.reason,
+        "--dry-run": request.dry_run,
+        "--validate-only": request.validate_only,
+        "--skip-invalid": request.skip_invalid,
+        "--max-payments": request.max_payments is not None,
+        "--account": request.account,
+    }
+    given = [name for name, value in shaping.items() if value]
+    if given:
         raise UsageError(
-            "--resume takes no input: the run keeps its own input, accounts and reason."
+            f"--resume takes only --yes, --live, --concurrency and --wait, not "
+            f"{', '.join(given)}: the run keeps its own input, accounts, reason and mode. "
+            "Nothing was sent."
         )
     run_id = request.resume
     assert run_id is not None
-    journal = Journal(config.journal_path)
+    journal = Journal(config.journal_path, redact=redactor)
     run = journal.run(run_id)
-    if run is None or run.options.get("kind") != "bulk":
+    if run is None or run.options.get("kind") not in ("bulk", "cancel"):
         raise UsageError(
             f"No bulk run {run_id!r} in the journal {config.journal_path}; `paycancel runs` "
             "lists the runs."
+        )
+    if bool(run.options.get("sandbox")) != config.sandbox:
+        where = "the built-in sandbox" if run.options.get("sandbox") else "real accounts"
+        how = "with" if run.options.get("sandbox") else "without"
+        raise UsageError(
+            f"Run {run_id} ran against {where}; resume it the same way ({how} --sandbox). "
+            "Nothing was sent."
         )
     missing = [a for a in run.options.get("accounts", []) if a not in config.accounts]
     if missing:
@@ -726,8 +753,12 @@ def _resume(
                     dry_run=dry_run,
                 )
 
-        summary, interrupted = _run_with_signals(go, stop)
-        journal.set_run_status(run_id, "interrupted" if interrupted else "completed")
+        status = "interrupted"
+        try:
+            summary, interrupted = asyncio.run(go())
+            status = "interrupted" if interrupted else "completed"
+        finally:
+            journal.set_run_status(run_id, status)
         return BulkOutcome(run_id, summary, None, interrupted)
     finally:
         run_lock.release()

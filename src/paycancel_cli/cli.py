@@ -243,7 +243,7 @@ def cancel(
         from paycancel_cli.bulk import check_confirmable
 
         check_confirmable([acc], yes=yes, live=live, interactive=interactive)
-    journal = None if dry_run else Journal(config.journal_path)
+    journal = None if dry_run else Journal(config.journal_path, redact=g.redact)
     started = time.monotonic()
 
     def confirm(before: "Payment") -> None:

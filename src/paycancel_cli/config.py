@@ -28,8 +28,14 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from paycancel_cli.errors import ConfigError
 
@@ -84,14 +90,37 @@ class AccountBase(BaseModel):
             raise ValueError("must be one of test, demo, sandbox (test) or live, production")
         return None if value is None else value.lower()
 
+    @model_validator(mode="after")
+    def _consistent(self) -> AccountBase:
+        for name in self.secret_fields:
+            secret = getattr(self, name).get_secret_value()
+            if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in secret):
+                raise ValueError(
+                    f"{name} holds whitespace or a control character (a trailing newline "
+                    "from a file or variable?)"
+                )
+            if len(secret) < 8:
+                raise ValueError(f"{name} is too short to be a real credential")
+        key_live = self._live_from_key()
+        env_live = None if self.environment is None else self.environment in LIVE_ENVIRONMENTS
+        if env_live is not None and key_live is not None and key_live != env_live:
+            raise ValueError(
+                f"environment {self.environment!r} contradicts the key, which is a "
+                f"{'live' if key_live else 'test'} key; fix one of them"
+            )
+        return self
+
     @property
     def is_live(self) -> bool:
+        """Live when the environment says so, or the key does, or nothing says test."""
+        key_live = self._live_from_key()
         if self.environment is not None:
-            return self.environment in LIVE_ENVIRONMENTS
-        return self._live_from_key()
+            return self.environment in LIVE_ENVIRONMENTS or bool(key_live)
+        return True if key_live is None else key_live
 
-    def _live_from_key(self) -> bool:
-        return True
+    def _live_from_key(self) -> bool | None:
+        """What the key's prefix says (None: the key does not tell)."""
+        return None
 
     def default_base_url(self) -> str:
         raise NotImplementedError
@@ -135,7 +164,7 @@ class HedgePaymentsAccount(AccountBase):
             raise ValueError("must be a secret key starting sk_test_ or sk_live_ (not pk_)")
         return value
 
-    def _live_from_key(self) -> bool:
+    def _live_from_key(self) -> bool | None:
         return not self.api_key.get_secret_value().startswith("sk_test_")
 
     def default_base_url(self) -> str:
@@ -156,7 +185,7 @@ class FlexAccount(AccountBase):
             raise ValueError("must be a Flex secret key starting fsk_test_ or fsk_")
         return value
 
-    def _live_from_key(self) -> bool:
+    def _live_from_key(self) -> bool | None:
         return not self.api_key.get_secret_value().startswith("fsk_test_")
 
     def default_base_url(self) -> str:
@@ -347,6 +376,12 @@ def _merge(data: dict[str, Any]) -> _RawSettings:
         return _RawSettings(defaults=defaults, accounts=accounts)
     except ValidationError as exc:
         raise ConfigError(_describe("the environment", None, exc)) from None
+    except SettingsError:
+        raise ConfigError(
+            "A PAYCANCEL_* environment variable cannot be read (PAYCANCEL_ACCOUNTS or "
+            "PAYCANCEL_DEFAULTS set as a whole must be JSON); set single fields as "
+            "PAYCANCEL_ACCOUNTS__<NAME>__<FIELD> instead."
+        ) from None
 
 
 def _build_account(where: str, name: str, fields: dict[str, Any]) -> Account:
@@ -384,8 +419,10 @@ def _describe(where: str, account: str | None, exc: ValidationError) -> str:
     """A one-paragraph message from field locations and messages, never input values."""
     problems = []
     for err in exc.errors(include_input=False, include_url=False):
-        field = ".".join(str(p) for p in err["loc"]) or "?"
-        if err["type"] == "missing":
+        field = ".".join(str(p) for p in err["loc"])
+        if not field:  # a check across fields
+            problems.append(err["msg"].removeprefix("Value error, "))
+        elif err["type"] == "missing":
             problems.append(f"field '{field}' is required")
         elif err["type"] == "extra_forbidden":
             problems.append(f"field '{field}' is not a known field")

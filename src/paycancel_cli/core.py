@@ -101,7 +101,7 @@ async def cancel_one(
         input=f"{account}:{payment_id}",
         input_hash=hashlib.sha256(f"{account}:{payment_id}".encode()).hexdigest(),
         reason=session.redactor(reason),
-        options={"kind": "cancel", "accounts": [account]},
+        options={"kind": "cancel", "accounts": [account], "sandbox": session.config.sandbox},
     )
     journal.plan(
         run_id,

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from paycancel_cli.errors import InputError
-from paycancel_cli.models import Money
+from paycancel_cli.models import Money, currency_exponent
 from paycancel_cli.providers import adapter_class, validate_id
 
 MAX_LINE_BYTES = 64 * 1024
@@ -84,31 +84,39 @@ class Validation:
 
 
 class Source:
-    """A CSV file, or standard input spooled to a private temporary file."""
+    """The input, copied first to a private temporary file (standard input or a named
+    file alike), so that what is validated, confirmed and planned is one and the same
+    snapshot, whatever happens to the original meanwhile."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._spool: Path | None = None
-        if name == "-":
-            fd, spool = tempfile.mkstemp(prefix="paycancel-stdin-", suffix=".csv")
+        fd, spool = tempfile.mkstemp(prefix="paycancel-input-", suffix=".csv")
+        self.path = Path(spool)
+        try:
             with os.fdopen(fd, "wb") as out:
-                stream = getattr(sys.stdin, "buffer", None)
-                if stream is not None:
-                    shutil.copyfileobj(stream, out)
-                else:  # a text-only stdin (embedding, tests)
-                    out.write(sys.stdin.read().encode("utf-8"))
-            self._spool = Path(spool)
-            self.path = self._spool
-        else:
-            self.path = Path(name)
-            if not self.path.is_file():
-                raise InputError(
-                    f"CSV file {name} does not exist or is not a file. Nothing was sent."
-                )
+                if name == "-":
+                    stream = getattr(sys.stdin, "buffer", None)
+                    if stream is not None:
+                        shutil.copyfileobj(stream, out)
+                    else:  # a text-only stdin (embedding, tests)
+                        out.write(sys.stdin.read().encode("utf-8"))
+                else:
+                    with open(name, "rb") as original:
+                        shutil.copyfileobj(original, out)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            self.close()
+            raise InputError(
+                f"CSV file {name} does not exist or is not a file. Nothing was sent."
+            ) from None
+        except OSError as exc:
+            self.close()
+            raise InputError(
+                f"CSV file {name} cannot be read ({exc.strerror}). Nothing was sent."
+            ) from None
 
     @property
     def label(self) -> str:
-        return "standard input" if self._spool else str(self.path)
+        return "standard input" if self.name == "-" else self.name
 
     def sha256(self) -> str:
         digest = hashlib.sha256()
@@ -118,9 +126,7 @@ class Source:
         return digest.hexdigest()
 
     def close(self) -> None:
-        if self._spool is not None:
-            self._spool.unlink(missing_ok=True)
-            self._spool = None
+        self.path.unlink(missing_ok=True)
 
 
 class _Guard(io.RawIOBase):
@@ -269,8 +275,9 @@ class Reader:
                             return None
                     before = len(seen)
                     if len(names) == 1:
-                        seen.update(map(hash, ids))
-                        result.per_account[next(iter(names))] += len(batch)
+                        name = next(iter(names))
+                        seen.update(map(hash, zip(itertools.repeat(name), ids)))
+                        result.per_account[name] += len(batch)
                     else:
                         seen.update(map(hash, zip(accounts or (), ids, strict=True)))
                         result.per_account.update(accounts or ())
@@ -504,10 +511,17 @@ class Reader:
                 value_dec = Decimal(amount)
             except InvalidOperation:
                 return bad(f"expected_amount {amount!r} is not a decimal number")
-            if not value_dec.is_finite() or value_dec < 0:
-                return bad(f"expected_amount {amount!r} is not a positive amount")
+            if not value_dec.is_finite() or value_dec < 0 or value_dec.adjusted() > 15:
+                return bad(f"expected_amount {amount!r} is not a plausible positive amount")
             if len(currency) != 3 or not currency.isalpha() or not currency.isascii():
                 return bad(f"expected_currency {currency!r} is not an ISO 4217 code")
+            places = currency_exponent(currency)
+            exponent = value_dec.as_tuple().exponent
+            if isinstance(exponent, int) and -exponent > places:
+                return bad(
+                    f"expected_amount {amount!r} has more decimals than {currency.upper()} "
+                    f"has ({places})"
+                )
             expected = Money(value_dec, currency.upper())
         return Row(
             line=line,

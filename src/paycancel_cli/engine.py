@@ -35,6 +35,7 @@ from paycancel_cli.errors import (
     NotCancellable,
     NotFound,
     PaycancelError,
+    ProviderError,
     ProviderUnavailable,
     RateLimited,
 )
@@ -183,10 +184,10 @@ class Canceller:
             )
         except AuthError as exc:
             return replace(base, error=ErrorInfo(AUTH_FAILED, exc.message, None))
-        except PaycancelError as exc:
-            if isinstance(exc, RateLimited | ProviderUnavailable):
-                return replace(base, error=_info(exc))
-            raise
+        except ProviderError as exc:
+            # Any other answer the provider gave (409, 422, an unreadable body...): this
+            # payment failed; the run goes on.
+            return replace(base, error=_info(exc))
 
     def _decide(self, target: Target, before: Payment) -> tuple[Outcome, ErrorInfo | None] | None:
         if target.expected_amount is not None:
@@ -229,6 +230,35 @@ class Canceller:
                         uncertain = exc.ambiguous
                         ever_uncertain = ever_uncertain or exc.ambiguous
                         raise
+                    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+                        # A 2xx whose body the adapter could not read: the cancel may
+                        # have happened; read it back before deciding anything.
+                        uncertain = ever_uncertain = True
+                        raise ProviderUnavailable(
+                            f"{self.provider.title}: unreadable answer to the cancel "
+                            f"({type(exc).__name__})",
+                            code="bad_response",
+                            ambiguous=True,
+                        ) from None
+                    if after.cancelable and not released(before, after):
+                        # The provider said yes but the payment still shows something to
+                        # release: confirmed only by a read-back, never assumed.
+                        now = await self.read(target.payment_id)
+                        if released(before, now):
+                            return replace(
+                                base, outcome=Outcome.CANCELLED, after=now, attempts=attempts
+                            )
+                        return replace(
+                            base,
+                            after=now,
+                            attempts=attempts,
+                            error=ErrorInfo(
+                                "not_confirmed",
+                                "the provider accepted the cancel but the payment still shows "
+                                "an amount to release; check it with `paycancel status "
+                                f"{target.payment_id} --account {target.account}`",
+                            ),
+                        )
                     return replace(base, outcome=Outcome.CANCELLED, after=after, attempts=attempts)
         except NotCancellable as exc:
             # The state changed since the read: find out how.

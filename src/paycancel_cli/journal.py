@@ -18,7 +18,7 @@ import json
 import os
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -142,8 +142,9 @@ def _load(text: str | None) -> Payment | None:
 
 
 class Journal:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, redact: Callable[[str], str] = str) -> None:
         self.path = path
+        self.redact = redact  # error texts from providers may echo what they were sent
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not path.exists():
@@ -171,7 +172,11 @@ class Journal:
     def _write(self, what: str) -> Iterator[sqlite3.Connection]:
         try:
             self.db.execute("BEGIN IMMEDIATE")
-            yield self.db
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")  # never leave a write transaction open
+                raise
             self.db.execute("COMMIT")
         except sqlite3.Error as exc:
             if self.db.in_transaction:
@@ -233,7 +238,8 @@ class Journal:
 
     def outcome_counts(self, run_id: str) -> dict[str, int]:
         rows = self.db.execute(
-            "SELECT coalesce(outcome, state), count(*) FROM payments WHERE run_id = ? GROUP BY 1",
+            "SELECT outcome, count(*) FROM payments WHERE run_id = ? AND outcome IS NOT NULL"
+            " GROUP BY 1",
             (run_id,),
         ).fetchall()
         return {str(k): int(v) for k, v in rows}
@@ -262,7 +268,11 @@ class Journal:
                     row.payment_id,
                     row.line,
                     row.reason,
-                    None if row.expected is None else json.dumps(row.expected.to_json()),
+                    None
+                    if row.expected is None
+                    else json.dumps(
+                        {"value": str(row.expected.value), "currency": row.expected.currency}
+                    ),
                     _dump(row.known),
                     row.key,
                     PLANNED if row.error is None else DONE,
@@ -323,7 +333,11 @@ class Journal:
             )
 
     def mark_done(self, result: Result) -> None:
-        error = None if result.error is None else json.dumps(result.error.to_json())
+        error = None
+        if result.error is not None:
+            info = result.error.to_json()
+            info["message"] = self.redact(info["message"])
+            error = json.dumps(info)
         with self._write(f"the result of payment {result.payment_id}") as db:
             db.execute(
                 "UPDATE payments SET state = ?, outcome = ?, before = ?, after = ?, error = ?,"

@@ -120,7 +120,10 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
         try:
             return max(0.0, float(value))
         except ValueError:
-            parsed = email.utils.parsedate_to_datetime(value)
+            try:
+                parsed = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                parsed = None  # unreadable: fall back to the reset header or backoff
             if parsed is not None:
                 return max(0.0, parsed.timestamp() - time.time())
     reset = response.headers.get("x-ratelimit-reset")
@@ -209,3 +212,13 @@ def unexpected(
         code=code,
         http_status=response.status_code,
     )
+
+
+def unreadable(provider: str, *, write: bool) -> ProviderError:
+    """A 2xx answer whose body makes no sense.  After a write it is ambiguous: the
+    cancel may have happened, so the engine reads the payment back."""
+    if write:
+        return ProviderUnavailable(
+            f"{provider}: unreadable answer to the cancel", code="bad_response", ambiguous=True
+        )
+    return ProviderError(f"{provider}: unreadable answer", code="bad_response")

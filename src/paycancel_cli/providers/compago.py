@@ -19,9 +19,8 @@ from paycancel_cli.errors import (
     InputError,
     NotCancellable,
     NotFound,
-    ProviderError,
+    PaycancelError,
     ProviderUnavailable,
-    RateLimited,
 )
 from paycancel_cli.models import Payment, PaymentStatus
 from paycancel_cli.providers.base import (
@@ -32,6 +31,7 @@ from paycancel_cli.providers.base import (
     segment,
     send,
     unexpected,
+    unreadable,
 )
 
 UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -84,7 +84,7 @@ class Compago(IdRules):
         self._ok(response, payment_id, write=True)
         try:
             return await self.get(payment_id)
-        except (RateLimited, ProviderUnavailable) as exc:
+        except PaycancelError as exc:
             # The cancel was accepted; only the read of the after state failed.  Say so as
             # an ambiguous failure: the engine reads the intent back before any re-send.
             raise ProviderUnavailable(
@@ -122,7 +122,7 @@ class Compago(IdRules):
         if response.status_code == 400 and write:
             raise NotCancellable(f"{self.title}: {message}", code="cannot_cancel", http_status=400)
         if response.status_code < 300:
-            raise ProviderError(f"{self.title}: unreadable answer", code="bad_response")
+            raise unreadable(self.title, write=write)
         raise unexpected(response, self.title, code, message)
 
     def _payment(self, data: dict[str, Any]) -> Payment:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import httpx
 
 from paycancel_cli.config import FlexAccount
-from paycancel_cli.errors import InputError, NotCancellable, NotFound, ProviderError
+from paycancel_cli.errors import InputError, NotCancellable, NotFound
 from paycancel_cli.models import Money, Payment, PaymentStatus
 from paycancel_cli.providers.base import (
     Capability,
@@ -26,6 +26,7 @@ from paycancel_cli.providers.base import (
     segment,
     send,
     unexpected,
+    unreadable,
 )
 
 CURRENCY = "USD"
@@ -106,7 +107,7 @@ class Flex(IdRules):
         if response.status_code < 300:
             if isinstance(body, dict) and isinstance(body.get("payment_intent"), dict):
                 return body["payment_intent"]
-            raise ProviderError(f"{self.title}: unreadable answer", code="bad_response")
+            raise unreadable(self.title, write=write)
         code, message = _describe(body)
         if response.status_code == 404 or code == "resource_missing":
             raise NotFound(

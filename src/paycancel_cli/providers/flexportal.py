@@ -26,6 +26,7 @@ from paycancel_cli.providers.base import (
     segment,
     send,
     unexpected,
+    unreadable,
 )
 
 _STATUS = {
@@ -130,7 +131,7 @@ class FlexPortal(IdRules):
                 already_cancelled=code == "ALREADY_CANCELLED",
             )
         if response.status_code < 300:
-            raise ProviderError(f"{self.title}: unreadable answer", code="bad_response")
+            raise unreadable(self.title, write=write)
         raise unexpected(response, self.title, code, message)
 
     def _payment(self, data: dict[str, Any]) -> Payment:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import httpx
 
 from paycancel_cli.config import HedgePaymentsAccount
-from paycancel_cli.errors import InputError, NotCancellable, NotFound, ProviderError
+from paycancel_cli.errors import InputError, NotCancellable, NotFound
 from paycancel_cli.models import Money, Payment, PaymentStatus
 from paycancel_cli.providers.base import (
     Capability,
@@ -25,6 +25,7 @@ from paycancel_cli.providers.base import (
     segment,
     send,
     unexpected,
+    unreadable,
 )
 
 _STATUS = {
@@ -121,7 +122,7 @@ class HedgePayments(IdRules):
                 already_cancelled=current == "canceled",
             )
         if response.status_code < 300:
-            raise ProviderError(f"{self.title}: unreadable answer", code="bad_response")
+            raise unreadable(self.title, write=write)
         raise unexpected(response, self.title, code, message)
 
     def _payment(self, data: dict[str, Any]) -> Payment:
