@@ -24,7 +24,7 @@ import json
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -38,9 +38,15 @@ from paycancel_cli.engine import (
     Target,
     idempotency_key,
 )
-from paycancel_cli.errors import ConfigError, InputError, UsageError
+from paycancel_cli.errors import (
+    ConfigError,
+    InputError,
+    ProviderUnavailable,
+    RateLimited,
+    UsageError,
+)
 from paycancel_cli.journal import Journal, PaymentRow, PlanRow
-from paycancel_cli.models import ErrorInfo, Outcome, Payment, Result
+from paycancel_cli.models import ErrorInfo, Money, Outcome, Payment, Result
 
 if TYPE_CHECKING:
     from paycancel_cli.config import Account, Config
@@ -83,12 +89,18 @@ def csv_plan_rows(run_id: str, reader: Reader) -> Iterator[PlanRow]:
         )
 
 
-async def list_open_payments(
-    session: Session, account: str, subscription_id: str
-) -> AsyncIterator[Payment]:
+async def list_open_payments(session: Session, account: str, subscription_id: str) -> list[Payment]:
+    """A subscription's open payments, all pages; a 429, 5xx or network failure on any
+    page retries the listing (with backoff) rather than ending the command."""
+    import stamina
+
     provider = session.provider(account)
-    async for payment in provider.list_for_subscription(subscription_id):
-        yield payment
+    async for attempt in stamina.retry_context(
+        on=(RateLimited, ProviderUnavailable), attempts=6, wait_initial=0.5, wait_max=30.0
+    ):
+        with attempt:
+            return [p async for p in provider.list_for_subscription(subscription_id)]
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def subscription_plan_rows(
@@ -229,7 +241,7 @@ class Summary:
             "total": self.total,
             "outcomes": dict(sorted(self.outcomes.items())),
             "cancelled_amounts": [
-                {"currency": c, "value": str(v)} for c, v in sorted(self.cancelled_amounts.items())
+                Money(v, c).to_json() for c, v in sorted(self.cancelled_amounts.items())
             ],
             "unknown_amounts": self.unknown_amounts,
             "remaining": self.remaining,
@@ -524,7 +536,7 @@ def run_bulk(
                     if subscriptions:
                         seen: set[tuple[str, str]] = set()
                         for account_name, sub, row_reason in subscriptions:
-                            async for payment in list_open_payments(session, account_name, sub):
+                            for payment in await list_open_payments(session, account_name, sub):
                                 if (account_name, payment.payment_id) not in seen:
                                     seen.add((account_name, payment.payment_id))
                                     selected.append((account_name, row_reason, payment))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from paycancel_cli import __version__
-from paycancel_cli.errors import Declined, PaycancelError, UsageError
+from paycancel_cli.errors import Declined, Interrupted, PaycancelError, UsageError
 
 if TYPE_CHECKING:
     from paycancel_cli.config import Account, Config
@@ -230,6 +230,7 @@ def cancel(
     from paycancel_cli import core
     from paycancel_cli.engine import cancelled_totals
     from paycancel_cli.journal import Journal
+    from paycancel_cli.models import Money
     from paycancel_cli.session import Session
 
     g = _globals(ctx)
@@ -244,7 +245,7 @@ def cancel(
 
         check_confirmable([acc], yes=yes, live=live, interactive=interactive)
     journal = None if dry_run else Journal(config.journal_path, redact=g.redact)
-    started = time.monotonic()
+    began = time.monotonic()
 
     def confirm(before: "Payment") -> None:
         ask_confirmation(out, acc, before, reason=reason, yes=yes, live=live)
@@ -260,14 +261,29 @@ def cancel(
                 confirm=confirm,
                 journal=journal,
                 command=" ".join(sys.argv),
+                started=started,
             )
             requests.append(session.counter.requests)
             return result
 
-    requests: list[int] = []
     import asyncio
 
-    result = asyncio.run(go())
+    requests: list[int] = []
+    started: list[str] = []
+    try:
+        result = asyncio.run(go())
+    except KeyboardInterrupt:
+        if not started:
+            raise
+        where = f" --config {g.config_path}" if g.config_path else ""
+        where += " --sandbox" if g.sandbox else ""
+        flags = " --yes" + (" --live" if acc.is_live else "")
+        raise Interrupted(
+            f"Interrupted while the cancel of {payment_id} may have been in flight; run "
+            f"{started[0]} records it. To finish it (the payment is read first, and the cancel "
+            f"re-sent only if still needed): paycancel{where} bulk-cancel --resume "
+            f"{started[0]}{flags}"
+        ) from None
     if json_:
         totals, unknown = cancelled_totals([result])
         out.json_line(result.to_json())
@@ -277,12 +293,10 @@ def cancel(
                 "run_id": result.run_id,
                 "total": 1,
                 "outcomes": {result.outcome.value: 1},
-                "cancelled_amounts": [
-                    {"currency": c, "value": str(v)} for c, v in sorted(totals.items())
-                ],
+                "cancelled_amounts": [Money(v, c).to_json() for c, v in sorted(totals.items())],
                 "unknown_amounts": unknown,
                 "requests": sum(requests),
-                "duration_s": round(time.monotonic() - started, 3),
+                "duration_s": round(time.monotonic() - began, 3),
             }
         )
     else:
@@ -383,6 +397,11 @@ def bulk_cancel(
     from paycancel_cli.render import BulkView
 
     g = _globals(ctx)
+    if report is not None and not (report.parent.is_dir() and os.access(report.parent, os.W_OK)):
+        raise UsageError(
+            f"--report {report}: the directory does not exist or cannot be written. "
+            "Nothing was sent."
+        )
     config = g.config()
     out = g.output(json_)
     interactive = sys.stdin.isatty()
@@ -427,10 +446,6 @@ def bulk_cancel(
             )
         raise typer.Exit(2 if v.invalid and not skip_invalid else 0)
     summary = outcome.summary
-    if report is not None and outcome.run_id:
-        journal = Journal(config.journal_path)
-        rows = write_report(report, report_rows(journal, outcome.run_id), g.redact)
-        out.message(f"Report: {rows} row(s) written to {report}.")
     if json_:
         out.json_line(summary.to_json())
     else:
@@ -444,10 +459,21 @@ def bulk_cancel(
         out.table(view.summary_table(summary))
         if summary.failures:
             out.table(view.failures_table(summary))
+    if report is not None and outcome.run_id:
+        try:
+            journal = Journal(config.journal_path)
+            rows = write_report(report, report_rows(journal, outcome.run_id), g.redact)
+            out.message(f"Report: {rows} row(s) written to {report}.")
+        except OSError as exc:
+            out.error(
+                f"The report {report} could not be written ({exc.strerror}); the journal "
+                f"has every result: paycancel runs show {outcome.run_id}"
+            )
     if outcome.interrupted:
         flags = " --yes" if yes else ""
         flags += " --live" if live else ""
         where = f" --config {g.config_path}" if g.config_path else ""
+        where += " --sandbox" if g.sandbox else ""
         out.message(
             f"Interrupted: in-flight cancels finished and were recorded. Resume with:\n"
             f"  paycancel{where} bulk-cancel --resume {outcome.run_id}{flags}",
@@ -508,7 +534,11 @@ def runs_show(
     if json_:
         out.json_line(info)
         for row in rows:
-            out.json_line(row.result(run_id).to_json())
+            line = row.result(run_id).to_json()
+            if row.outcome is None:  # not processed yet (an interrupted run)
+                line["outcome"] = None
+                line["state"] = row.state
+            out.json_line(line)
         return
     out.table(out.runs_table([info]))
     view = BulkView(out, yes=True, live=False, interactive=False, progress=False)
@@ -531,8 +561,9 @@ def run_json(journal: Any, run: Any) -> dict[str, Any]:
         "command": run.command,
         "input": run.input,
         "reason": run.reason,
-        "total": sum(counts.values()),
+        "total": journal.count_payments(run.run_id),
         "outcomes": counts,
+        "remaining": journal.count_pending(run.run_id),
     }
 
 

@@ -79,8 +79,10 @@ async def cancel_one(
     journal: Journal | None,
     command: str,
     policy: RetryPolicy | None = None,
+    started: list[str] | None = None,
 ) -> Result:
-    """Read, decide, confirm, cancel one payment.  ``confirm`` raises to refuse."""
+    """Read, decide, confirm, cancel one payment.  ``confirm`` raises to refuse.
+    ``started`` receives the run id once the run is journaled."""
     provider = session.provider(account)
     provider.validate_id(payment_id)
     run_id = new_run_id()
@@ -103,6 +105,8 @@ async def cancel_one(
         reason=session.redactor(reason),
         options={"kind": "cancel", "accounts": [account], "sandbox": session.config.sandbox},
     )
+    if started is not None:
+        started.append(run_id)
     journal.plan(
         run_id,
         [PlanRow(account, provider.key, payment_id, reason, key, known=decided.before)],

@@ -9,6 +9,7 @@
      ├── InputError                     exit 2: bad payment id or CSV, nothing sent
      ├── AuthError                      exit 3: the provider rejected the credentials
      ├── LockError                      exit 4: another process holds the lock
+     ├── Interrupted                    exit 130: stopped by a signal, resumable
      ├── JournalError                   exit 1: the journal cannot be written (fail closed)
      └── ProviderError                  exit 1: the provider answered with an error
           ├── NotFound
@@ -54,6 +55,10 @@ class AuthError(PaycancelError):
 
 class LockError(PaycancelError):
     exit_code = 4
+
+
+class Interrupted(PaycancelError):
+    exit_code = 130
 
 
 class JournalError(PaycancelError):

@@ -292,6 +292,10 @@ class Journal:
             inserted = db.total_changes - before
         return inserted, seen - inserted
 
+    def count_payments(self, run_id: str) -> int:
+        row = self.db.execute("SELECT count(*) FROM payments WHERE run_id = ?", (run_id,))
+        return int(row.fetchone()[0])
+
     def count_pending(self, run_id: str) -> int:
         row = self.db.execute(
             "SELECT count(*) FROM payments WHERE run_id = ? AND state IN (?, ?)",

@@ -8,6 +8,7 @@ replaced by name as well.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -26,6 +27,8 @@ class Redactor:
     def add(self, secret: str) -> None:
         if len(secret) >= 4:
             self.secrets.add(secret)
+            # as it appears inside JSON text (quotes, backslashes, non-ASCII escaped)
+            self.secrets.add(json.dumps(secret)[1:-1])
 
     def __call__(self, text: str) -> str:
         for secret in sorted(self.secrets, key=len, reverse=True):
