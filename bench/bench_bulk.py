@@ -182,6 +182,32 @@ def baseline_cpu(payments: int, tmp: Path) -> dict[str, Any]:
     }
 
 
+def baseline_async_cpu(payments: int) -> float:
+    """The same loop on httpx.AsyncClient (the async stack paycancel is built on)."""
+    import asyncio
+
+    import httpx
+
+    served = Served(payments, None, 60.0, 0)
+    try:
+        acc = served.accounts["hedgepayments"]
+        headers = {"Authorization": f"Bearer {acc['api_key']}"}
+
+        async def loop() -> None:
+            async with httpx.AsyncClient(base_url=acc["base_url"], headers=headers) as client:
+                for pid in served.ids:
+                    (await client.get(f"/v1/payments/{pid}")).raise_for_status()
+                    cancel = await client.post(f"/v1/payments/{pid}/cancel", json={"reason": "b"})
+                    cancel.raise_for_status()
+
+        cpu0 = time.process_time()
+        asyncio.run(loop())
+        cpu = time.process_time() - cpu0
+    finally:
+        served.stop()
+    return round(cpu * 1000 / payments, 3)
+
+
 def engine_cpu(payments: int, tmp: Path) -> dict[str, Any]:
     """paycancel's engine on the same work, unlimited, concurrency 1 and 8."""
     out = {}
@@ -305,6 +331,7 @@ def main() -> None:
         cpu_n = 100 if args.smoke else 1000
         report["client_cpu"] = {
             "sequential_httpx_loop": baseline_cpu(cpu_n, tmp)["client_cpu_ms_per_payment"],
+            "sequential_async_httpx_loop": baseline_async_cpu(cpu_n),
             "paycancel": engine_cpu(cpu_n, tmp),
         }
         report["startup"] = startup(3 if args.smoke else 15)
