@@ -200,6 +200,26 @@ def test_account_choice(tmp_path: Path) -> None:
         ),
         ({"provider": "compago", "api_key": "cpk_abcdefgh\n"}, "a trailing newline"),
         ({"provider": "compago", "api_key": "short"}, "too short"),
+        (
+            {
+                "provider": "vipps",
+                "client_id": "c",
+                "client_secret": "secret_123",
+                "subscription_key": "subkey_123",
+                "merchant_serial_number": "123456",
+                "environment": "test",
+                "base_url": "https://api.vipps.no",
+            },
+            "base_url points at the provider's live host",
+        ),
+        (
+            {
+                "provider": "hedgepayments",
+                "api_key": "sk_test_abcdefgh",
+                "base_url": "https://api.hedgepayments.com",
+            },
+            "base_url points at the provider's live host but the key says test",
+        ),
     ],
 )
 def test_credentials_that_cannot_be_right_are_refused(
@@ -214,3 +234,17 @@ def test_whole_json_env_variable_gives_config_error(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("PAYCANCEL_ACCOUNTS", "{not json")
     with pytest.raises(ConfigError, match="cannot be read"):
         load_config()
+
+
+def test_a_known_test_host_makes_a_keyless_account_test(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path / "c.toml",
+        {
+            "c": {
+                "provider": "compago",
+                "api_key": "cpk_key_123",
+                "base_url": "https://demo.api.harmony.compago.com",
+            }
+        },
+    )
+    assert load_config(path).account("c").is_live is False

@@ -40,6 +40,20 @@ from pydantic_settings import (
 from paycancel_cli.errors import ConfigError
 
 ACCOUNT_NAME = r"^[a-z][a-z0-9_]*$"
+# The providers' own hosts, and whether each is live: a base_url naming one of them
+# decides live/test as firmly as a key prefix does.
+KNOWN_HOSTS = {
+    "api-eu.flexportal.io": True,
+    "api-us.flexportal.io": True,
+    "api-qatar.flexportal.io": True,
+    "api-test.flexportal.io": False,
+    "api.hedgepayments.com": True,
+    "api-sandbox.hedgepayments.com": False,
+    "api.vipps.no": True,
+    "apitest.vipps.no": False,
+    "api.harmony.compago.com": True,
+    "demo.api.harmony.compago.com": False,
+}
 TEST_ENVIRONMENTS = frozenset({"test", "demo", "sandbox"})
 LIVE_ENVIRONMENTS = frozenset({"live", "production"})
 
@@ -108,14 +122,29 @@ class AccountBase(BaseModel):
                 f"environment {self.environment!r} contradicts the key, which is a "
                 f"{'live' if key_live else 'test'} key; fix one of them"
             )
+        host_live = self._live_from_host()
+        for said, what in ((env_live, f"environment {self.environment!r}"), (key_live, "the key")):
+            if said is not None and host_live is not None and said != host_live:
+                raise ValueError(
+                    f"base_url points at the provider's {'live' if host_live else 'test'} host "
+                    f"but {what} says {'live' if said else 'test'}; fix one of them"
+                )
         return self
+
+    def _live_from_host(self) -> bool | None:
+        host = urlsplit(self.base_url).hostname if self.base_url else None
+        return KNOWN_HOSTS.get(host or "")
 
     @property
     def is_live(self) -> bool:
         """Live when the environment says so, or the key does, or nothing says test."""
         key_live = self._live_from_key()
+        if self._live_from_host():
+            return True
         if self.environment is not None:
             return self.environment in LIVE_ENVIRONMENTS or bool(key_live)
+        if self._live_from_host() is False:
+            return bool(key_live)
         return True if key_live is None else key_live
 
     def _live_from_key(self) -> bool | None:
