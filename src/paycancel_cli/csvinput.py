@@ -274,7 +274,12 @@ class Reader:
                         if not all(map(match, group)):
                             return None
                     before = len(seen)
-                    if len(names) == 1:
+                    if accounts is None:
+                        # One account for the whole file: the id alone is the key (the
+                        # same choice on every batch, so duplicates across batches show).
+                        seen.update(map(hash, ids))
+                        result.per_account[default] += len(batch)
+                    elif len(names) == 1:
                         name = next(iter(names))
                         seen.update(map(hash, zip(itertools.repeat(name), ids)))
                         result.per_account[name] += len(batch)
