@@ -57,3 +57,23 @@ def test_sandbox_command_on_a_busy_port_exits_2(cli: Any) -> None:
         port = busy.getsockname()[1]
         res = cli("sandbox", "--port", str(port))
     assert res.code == 2 and "choose another --port" in res.stderr
+
+
+def test_sandbox_command_json() -> None:
+    import json
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "paycancel_cli", "sandbox", "--port", "0", "--json"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = json.loads(proc.stdout.readline())
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
+    assert line["type"] == "sandbox" and line["base_url"].startswith("http://127.0.0.1:")
+    assert set(line["accounts"]) == {"flexportal", "hedgepayments", "flex", "vipps", "compago"}

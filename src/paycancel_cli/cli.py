@@ -584,6 +584,7 @@ def sandbox(
             "--requests-per-minute", min=1, help="Rate limit per credential (429 beyond)."
         ),
     ] = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Serve the five providers' simulators on loopback and print a config that points at them."""
     from paycancel_cli.sandbox import Faults, Sandbox
@@ -600,12 +601,18 @@ def sandbox(
             "(0 picks a free one)."
         ) from None
     with server as sb:
-        typer.echo(f"# paycancel sandbox on {sb.base_url}; Ctrl-C stops it. Config:\n")
-        for name, fields in sb.account_config().items():
-            typer.echo(f"[accounts.{name}]")
-            for key, value in fields.items():
-                typer.echo(f'{key} = "{value}"')
-            typer.echo("")
+        if json_:
+            import json
+
+            line = {"type": "sandbox", "base_url": sb.base_url, "accounts": sb.account_config()}
+            typer.echo(json.dumps(line))
+        else:
+            typer.echo(f"# paycancel sandbox on {sb.base_url}; Ctrl-C stops it. Config:\n")
+            for name, fields in sb.account_config().items():
+                typer.echo(f"[accounts.{name}]")
+                for key, value in fields.items():
+                    typer.echo(f'{key} = "{value}"')
+                typer.echo("")
         with contextlib.suppress(KeyboardInterrupt):
             while True:
                 time.sleep(3600)
