@@ -12,9 +12,14 @@ from typing import Any
 
 import pytest
 import stamina
+from hypothesis import settings
 
 from paycancel_cli.cli import run
 from paycancel_cli.sandbox import Faults, Sandbox
+
+# Shared machines are noisy: no per-example time limit (a slow example is not a bug here).
+settings.register_profile("paycancel", deadline=None, print_blob=True)
+settings.load_profile("paycancel")
 
 SENTINEL = "SENTINEL-s3cr3t-d0-not-leak-4242"
 

@@ -191,7 +191,7 @@ def test_sigint_stops_cleanly_and_prints_the_resume_command(tmp_path: Path) -> N
 
 
 def test_second_process_on_the_same_input_gets_exit_4(tmp_path: Path) -> None:
-    with Sandbox(seed_demo=False, faults=Faults(latency_ms=100)) as sb:
+    with Sandbox(seed_demo=False, faults=Faults(latency_ms=150)) as sb:
         ids = [sb.add_payment("hedgepayments", status="pending", amount=100) for _ in range(30)]
         config = write_config(tmp_path / "c.toml", sb.account_config())
         csv_path = tmp_path / "in.csv"

@@ -174,7 +174,7 @@ def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
 
 
 def test_overlapping_cron_runs_do_not_double_cancel(tmp_path: Path) -> None:
-    with Sandbox(faults=Faults(latency_ms=15)) as sb:
+    with Sandbox(faults=Faults(latency_ms=30)) as sb:
         rental, ids = subscription(sb)
         second_rental = sb.seed_subscription("rent_second", {"pending": 5})
         config = write_config(tmp_path / "c.toml", sb.account_config())
