@@ -545,3 +545,15 @@ def test_dropped_connection_on_write_is_ambiguous() -> None:
             lambda p: p.cancel("pay_abc", reason="r", idempotency_key="k"),
         )
     assert not info2.value.ambiguous
+
+
+@pytest.mark.parametrize("provider", ["hedgepayments", "flex", "vipps", "compago"])
+def test_providers_without_a_list_api_say_so(provider: str) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("no request may be sent")
+
+    async def collect(p: Provider) -> list[Any]:
+        return [x async for x in p.list_for_subscription("sub_1")]
+
+    with pytest.raises(InputError, match=r"give a CSV of .* instead"):
+        run(provider, handler, collect)

@@ -63,15 +63,31 @@ class Provider(Protocol):
 
 
 class IdRules:
-    """The id check every adapter shares, from its ``id_pattern`` and ``id_shape``."""
+    """What every adapter shares: the id check from its ``id_pattern`` and ``id_shape``,
+    and, for providers without a usable list API, a ``list_for_subscription`` that says
+    so (adapters that can list override it and declare the capability)."""
 
     title: ClassVar[str]
     id_pattern: ClassVar[re.Pattern[str]]
     id_shape: ClassVar[str]
+    no_list_reason: ClassVar[str] = "the provider has no list API"
+    list_ids: ClassVar[str] = "payment ids"
 
     @classmethod
     def validate_id(cls, payment_id: str) -> None:
         check_id(payment_id, provider=cls.title, pattern=cls.id_pattern, shape=cls.id_shape)
+
+    async def list_for_subscription(self, subscription_id: str) -> AsyncIterator[Payment]:
+        raise InputError(f"{self.no_list_reason}; give a CSV of {self.list_ids} instead.")
+        yield  # pragma: no cover
+
+
+def error_object(body: Any) -> tuple[str | None, str]:
+    """``(code, message)`` from the common ``{"error": {"code", "message"}}`` body."""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        err = body["error"]
+        return err.get("code"), str(err.get("message") or err.get("code") or "error")
+    return None, "no error details"
 
 
 def check_id(payment_id: str, *, provider: str, pattern: re.Pattern[str], shape: str) -> None:

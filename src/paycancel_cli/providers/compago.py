@@ -9,14 +9,12 @@ not expired.  A 400 on cancel ("Cannot cancel payment intent") does not say why.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import httpx
 
 from paycancel_cli.config import CompagoAccount
 from paycancel_cli.errors import (
-    InputError,
     NotCancellable,
     NotFound,
     PaycancelError,
@@ -50,6 +48,8 @@ class Compago(IdRules):
     key: ClassVar[str] = "compago"
     title: ClassVar[str] = "Compago"
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    no_list_reason: ClassVar[str] = "Compago documents no list or search of payment intents"
+    list_ids: ClassVar[str] = "payment intent UUIDs"
     min_cancel_retry_s: ClassVar[float] = 0.0
 
     def __init__(self, account: CompagoAccount, client: httpx.AsyncClient) -> None:
@@ -93,13 +93,6 @@ class Compago(IdRules):
                 code="after_read_failed",
                 ambiguous=True,
             ) from None
-
-    async def list_for_subscription(self, subscription_id: str) -> AsyncIterator[Payment]:
-        raise InputError(
-            "Compago documents no list or search of payment intents; give a CSV of "
-            "payment intent UUIDs instead."
-        )
-        yield  # pragma: no cover
 
     def _ok(self, response: httpx.Response, payment_id: str, *, write: bool = False) -> Any:
         raise_for_common(

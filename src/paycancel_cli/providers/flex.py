@@ -10,13 +10,12 @@ subscription or status filter, so this adapter does not list.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import httpx
 
 from paycancel_cli.config import FlexAccount
-from paycancel_cli.errors import InputError, NotCancellable, NotFound
+from paycancel_cli.errors import NotCancellable, NotFound
 from paycancel_cli.models import Money, Payment, PaymentStatus
 from paycancel_cli.providers.base import (
     Capability,
@@ -53,6 +52,10 @@ class Flex(IdRules):
     key: ClassVar[str] = "flex"
     title: ClassVar[str] = "Flex"
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.CANCEL_RETURNS_PAYMENT})
+    no_list_reason: ClassVar[str] = (
+        "Flex cannot list payments by subscription (its list has no such filter)"
+    )
+    list_ids: ClassVar[str] = "payment intent ids"
     min_cancel_retry_s: ClassVar[float] = 0.0
 
     def __init__(self, account: FlexAccount, client: httpx.AsyncClient) -> None:
@@ -87,13 +90,6 @@ class Flex(IdRules):
             headers=self._headers,
         )
         return self._payment(self._ok(response, payment_id, write=True))
-
-    async def list_for_subscription(self, subscription_id: str) -> AsyncIterator[Payment]:
-        raise InputError(
-            "Flex cannot list payments by subscription (its list has no such filter); "
-            "give a CSV of payment intent ids instead."
-        )
-        yield  # pragma: no cover
 
     def _ok(self, response: httpx.Response, payment_id: str, *, write: bool = False) -> Any:
         raise_for_common(

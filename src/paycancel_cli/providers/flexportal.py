@@ -21,6 +21,7 @@ from paycancel_cli.models import Money, Payment, PaymentStatus
 from paycancel_cli.providers.base import (
     Capability,
     IdRules,
+    error_object,
     parse_json,
     raise_for_common,
     segment,
@@ -40,11 +41,7 @@ _NOT_CANCELLABLE = {"ALREADY_PAID", "ALREADY_CANCELLED", "PAYMENT_PROCESSING"}
 PAGE_SIZE = 100
 
 
-def _describe(body: Any) -> tuple[str | None, str]:
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        err = body["error"]
-        return err.get("code"), str(err.get("message") or err.get("code") or "error")
-    return None, "no error details"
+_describe = error_object
 
 
 class FlexPortal(IdRules):

@@ -9,17 +9,17 @@ not list.  ``Idempotency-Key`` is sent on cancel, as the provider's best practic
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import httpx
 
 from paycancel_cli.config import HedgePaymentsAccount
-from paycancel_cli.errors import InputError, NotCancellable, NotFound
+from paycancel_cli.errors import NotCancellable, NotFound
 from paycancel_cli.models import Money, Payment, PaymentStatus
 from paycancel_cli.providers.base import (
     Capability,
     IdRules,
+    error_object,
     parse_json,
     raise_for_common,
     segment,
@@ -40,11 +40,7 @@ _STATUS = {
 }
 
 
-def _describe(body: Any) -> tuple[str | None, str]:
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        err = body["error"]
-        return err.get("code"), str(err.get("message") or err.get("code") or "error")
-    return None, "no error details"
+_describe = error_object
 
 
 class HedgePayments(IdRules):
@@ -53,6 +49,10 @@ class HedgePayments(IdRules):
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.IDEMPOTENCY_KEY, Capability.CANCEL_RETURNS_PAYMENT}
     )
+    no_list_reason: ClassVar[str] = (
+        "HedgePayments documents no way to list a subscription's payments"
+    )
+    list_ids: ClassVar[str] = "payment ids"
     min_cancel_retry_s: ClassVar[float] = 0.0
 
     def __init__(self, account: HedgePaymentsAccount, client: httpx.AsyncClient) -> None:
@@ -86,13 +86,6 @@ class HedgePayments(IdRules):
             headers={**self._headers, "Idempotency-Key": idempotency_key},
         )
         return self._payment(self._ok(response, payment_id, write=True))
-
-    async def list_for_subscription(self, subscription_id: str) -> AsyncIterator[Payment]:
-        raise InputError(
-            "HedgePayments documents no way to list a subscription's payments; "
-            "give a CSV of payment ids instead."
-        )
-        yield  # pragma: no cover
 
     def _ok(self, response: httpx.Response, payment_id: str, *, write: bool = False) -> Any:
         raise_for_common(

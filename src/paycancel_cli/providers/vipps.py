@@ -17,14 +17,13 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any, ClassVar
 
 import httpx
 
 from paycancel_cli.config import VippsAccount
-from paycancel_cli.errors import AuthError, InputError, NotCancellable, NotFound, ProviderError
+from paycancel_cli.errors import AuthError, NotCancellable, NotFound, ProviderError
 from paycancel_cli.models import Money, Payment, PaymentStatus
 from paycancel_cli.providers.base import (
     Capability,
@@ -64,6 +63,8 @@ class Vipps(IdRules):
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.IDEMPOTENCY_KEY, Capability.CANCEL_RETURNS_PAYMENT}
     )
+    no_list_reason: ClassVar[str] = "Vipps ePayment has no list or search endpoint"
+    list_ids: ClassVar[str] = "payment references"
     min_cancel_retry_s: ClassVar[float] = 12.0
 
     def __init__(self, account: VippsAccount, client: httpx.AsyncClient) -> None:
@@ -93,13 +94,6 @@ class Vipps(IdRules):
             headers={"Idempotency-Key": idempotency_key},
         )
         return self._payment(self._ok(response, payment_id, write=True))
-
-    async def list_for_subscription(self, subscription_id: str) -> AsyncIterator[Payment]:
-        raise InputError(
-            "Vipps ePayment has no list or search endpoint; give a CSV of payment "
-            "references instead."
-        )
-        yield  # pragma: no cover
 
     async def _call(
         self,
