@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +17,7 @@ from paycancel_cli.engine import idempotency_key
 from paycancel_cli.journal import Journal
 from paycancel_cli.sandbox import Faults, Sandbox
 
-from .conftest import write_config
+from .conftest import spawn, write_config
 
 PAYMENTS = {
     "hedgepayments": [{"status": "pending", "amount": 1000}] * 24,
@@ -27,17 +26,6 @@ PAYMENTS = {
     "vipps": [{"state": "AUTHORIZED", "amount": 500, "authorized": 500}] * 6,
     "compago": [{"status": "PENDING", "amount": "5.00"}] * 6,
 }
-
-
-def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "paycancel_cli", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -146,7 +134,10 @@ def test_sigkill_then_resume_cancels_each_payment_exactly_once(tmp_path: Path, p
         assert Journal(journal_path).run(run.run_id).status == "completed"  # type: ignore[union-attr]
 
 
-def test_sigint_stops_cleanly_and_prints_the_resume_command(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_cleanly_and_prints_the_resume_command(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
     with Sandbox(seed_demo=False, faults=Faults(latency_ms=30)) as sb:
         ids = [sb.add_payment("hedgepayments", status="pending", amount=100) for _ in range(60)]
         config = write_config(tmp_path / "c.toml", sb.account_config())
@@ -170,7 +161,7 @@ def test_sigint_stops_cleanly_and_prints_the_resume_command(tmp_path: Path) -> N
             env,
         )
         wait_for(lambda: sum(sb.cancel_commits.values()) >= 5)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _out, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err
         assert "bulk-cancel --resume" in err and "--yes" in err
@@ -221,3 +212,88 @@ def test_second_process_on_the_same_input_gets_exit_4(tmp_path: Path) -> None:
         waited.communicate(timeout=60)
         assert waited.returncode == 0
         assert all(sb.cancel_commits[("hedgepayments", i)] == 1 for i in ids)
+
+
+def test_an_interrupted_single_cancel_resumes(
+    cli: Any, sandbox: Sandbox, config_file: Path, tmp_path: Path
+) -> None:
+    """A `cancel` that died with its request in flight: the run's payment is `in_flight`;
+    `bulk-cancel --resume` reads it first and finishes it without a second cancel."""
+    from paycancel_cli.journal import PlanRow
+
+    journal = Journal(tmp_path / "journal.sqlite3")
+    before = cli(
+        "--config",
+        str(config_file),
+        "status",
+        "pay_demopending01",
+        "--account",
+        "hedgepayments",
+        "--json",
+    ).json_lines()[0]
+    from paycancel_cli.models import Payment
+
+    snapshot = Payment.from_json({k: v for k, v in before.items() if k != "type"})
+    key = idempotency_key("r-single", "hedgepayments", "pay_demopending01")
+    journal.start_run(
+        "r-single",
+        user="u",
+        host="h",
+        command="paycancel cancel",
+        input="hedgepayments:pay_demopending01",
+        input_hash="x",
+        reason="r",
+        options={"kind": "cancel", "accounts": ["hedgepayments"]},
+    )
+    journal.plan(
+        "r-single",
+        [PlanRow("hedgepayments", "hedgepayments", "pay_demopending01", "r", key, known=snapshot)],
+    )
+    journal.mark_in_flight("r-single", "hedgepayments", "pay_demopending01", snapshot)
+    journal.set_run_status("r-single", "interrupted")
+    # the provider committed the cancel before the process died
+    sent = cli(
+        "--config",
+        str(config_file),
+        "cancel",
+        "pay_demopending01",
+        "--account",
+        "hedgepayments",
+        "--reason",
+        "r",
+        "--yes",
+    )
+    assert sent.code == 0
+    sandbox.reset_counters()
+    res = cli(
+        "--config", str(config_file), "bulk-cancel", "--resume", "r-single", "--yes", "--json"
+    )
+    assert res.code == 0, res.stderr
+    (result,) = [line for line in res.json_lines() if line["type"] == "result"]
+    assert result["outcome"] == "cancelled" and result["idempotency_key"] == key
+    assert sandbox.counts[("hedgepayments", "cancel")] == 0
+
+
+def test_a_run_being_worked_on_cannot_be_resumed_twice(
+    cli: Any, config_file: Path, tmp_path: Path
+) -> None:
+    from paycancel_cli.journal import Lock
+
+    journal = Journal(tmp_path / "journal.sqlite3")
+    journal.start_run(
+        "r-busy",
+        user="u",
+        host="h",
+        command="c",
+        input="i",
+        input_hash="busy",
+        reason="r",
+        options={"kind": "bulk", "accounts": ["flex"]},
+    )
+    holder = Lock(tmp_path / "journal.sqlite3", "run-r-busy")
+    holder.acquire(what="Run r-busy")
+    try:
+        res = cli("--config", str(config_file), "bulk-cancel", "--resume", "r-busy", "--yes")
+    finally:
+        holder.release()
+    assert res.code == 4 and "being worked on" in res.stderr

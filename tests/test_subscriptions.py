@@ -14,7 +14,7 @@ import pytest
 
 from paycancel_cli.sandbox import Faults, Sandbox
 
-from .conftest import write_config
+from .conftest import spawn, write_config
 
 MIX = {"pending": 150, "failed": 60, "paid": 12, "processing": 8}  # 230 payments
 
@@ -160,17 +160,6 @@ def test_max_payments_refuses_before_any_cancel(
     )
     assert res.code == 2 and "selects 210 payments" in res.stderr
     assert sandbox.counts[("flexportal", "cancel")] == 0
-
-
-def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "paycancel_cli", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
 
 
 def test_overlapping_cron_runs_do_not_double_cancel(tmp_path: Path) -> None:
@@ -328,4 +317,5 @@ def test_progress_bar_shows_on_a_terminal(tmp_path: Path) -> None:
         os.close(master)
     shown = b"".join(chunks).decode("utf-8", "replace")
     assert proc.returncode == 0
-    assert "210/210" in shown and "cancelled=210" in shown
+    assert "210/210" in shown and "cancelled=210" in shown  # done/total, counts per outcome
+    assert "ETA" in shown and "/s" in shown  # estimated time left and rate
