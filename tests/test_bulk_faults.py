@@ -31,6 +31,9 @@ class Recorder:
     def validated(self, validation: Validation) -> None:
         pass
 
+    def warn(self, message: str) -> None:
+        pass
+
     def confirm(self, plan: Plan) -> None:
         pass
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -183,3 +184,128 @@ def test_batch_and_row_by_row_validation_agree(rows: list[tuple[str, str]], blan
     )
     assert fast.per_account == slow.per_account
     assert [p.line for p in fast.problems] == [p.line for p in slow.problems]
+
+
+@st.composite
+def spelled(draw: st.DrawFn, name: str) -> str:
+    """``name`` as an operator's spreadsheet might spell it: any case, words joined by
+    nothing, spaces, ``-`` or ``_``, padded."""
+    text = draw(st.sampled_from(["", " ", "-", "_", " - ", "__"])).join(name.split("_"))
+    flips = draw(st.lists(st.booleans(), min_size=len(text), max_size=len(text)))
+    pad = draw(st.sampled_from(["", " "]))
+    return pad + "".join(c.upper() if f else c for c, f in zip(text, flips, strict=True)) + pad
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=150)
+@given(
+    id_column=st.one_of(spelled("payment_id"), spelled("id"), spelled("reference")),
+    account_column=spelled("account"),
+    reason_column=spelled("reason"),
+    ids=st.lists(hedge_ids, min_size=1, max_size=10, unique=True),
+    account_cells=st.lists(st.sampled_from(["hedge", "HEDGE", "Hedge", "hEdGe", ""]), min_size=10),
+)
+def test_column_and_account_spellings_read_as_the_canonical_file(
+    id_column: str,
+    account_column: str,
+    reason_column: str,
+    ids: list[str],
+    account_cells: list[str],
+) -> None:
+    text = f"{id_column},{account_column},{reason_column}\n" + "".join(
+        f"{pid},{acc},why\n" for pid, acc in zip(ids, account_cells, strict=False)
+    )
+    reader = reader_for(text.encode())
+    try:
+        validation = reader.validate()
+        rows = [r for r in reader.rows() if isinstance(r, Row)]
+    finally:
+        Path(reader.source.path).unlink()
+    assert (validation.valid, validation.invalid, validation.kind) == (len(ids), 0, "payment_id")
+    assert validation.ignored_columns == []
+    assert [(r.payment_id, r.account, r.reason, r.line) for r in rows] == [
+        (pid, "hedge", "why", n) for n, pid in enumerate(ids, 2)
+    ]
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=200)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.one_of(hedge_ids, st.sampled_from(["fpay_ok", "pay_dup", "bad/id"])),
+            st.sampled_from(["hedge", "HEDGE", "Hedge", "fp", "FP", "", "nope"]),
+        ),
+        max_size=25,
+    ),
+    only=st.sampled_from([None, "hedge", "fp"]),
+    sends=st.booleans(),
+)
+def test_account_case_and_only_account_agree_on_every_path(
+    rows: list[tuple[str, str]], only: str | None, sends: bool
+) -> None:
+    handle = tempfile.NamedTemporaryFile(delete=False, suffix=".csv")  # noqa: SIM115
+    handle.write(("payment_id,account\n" + "".join(f"{p},{a}\n" for p, a in rows)).encode())
+    handle.close()
+    default = only or "hedge"
+    reader = Reader(
+        Source(handle.name),
+        accounts=ACCOUNTS,
+        listable=frozenset({"flexportal"}),
+        default_account=default,
+        default_reason="r" if sends else None,
+        only_account=only,
+        need_reason=sends,
+    )
+    try:
+        fast = reader.validate()
+        slow = reader._validate_rows()
+        planned = list(reader.rows())
+    finally:
+        Path(reader.source.path).unlink()
+    # the model: names ignore case, a blank cell is the default, --account admits no other
+    bad_lines, keys = [], []
+    for line, (pid, acc) in enumerate(rows, 2):
+        account = acc.lower() or default
+        provider = ACCOUNTS.get(account)
+        ok = provider is not None and (only is None or account == only)
+        if ok:
+            try:
+                validate_id(str(provider), pid)
+            except InputError:
+                ok = False
+        if ok:
+            keys.append((account, pid))
+        else:
+            bad_lines.append(line)
+    for result in (fast, slow):
+        assert [p.line for p in result.problems] == bad_lines
+        assert (result.valid, result.duplicates) == (len(set(keys)), len(keys) - len(set(keys)))
+        assert result.per_account == Counter(a for a, _ in dict.fromkeys(keys))
+    assert [(r.account, r.payment_id) for r in planned if isinstance(r, Row)] == keys
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=100)
+@given(
+    ids=st.lists(hedge_ids, min_size=1, max_size=20),
+    newline=st.sampled_from(["\n", "\r\n"]),
+    bom=st.booleans(),
+    blanks=st.lists(st.integers(min_value=1, max_value=20), max_size=4),
+)
+def test_a_plain_id_list_is_read_with_physical_line_numbers(
+    ids: list[str], newline: str, bom: bool, blanks: list[int]
+) -> None:
+    lines, expected = [], []
+    for i, pid in enumerate(ids):
+        if i in blanks:
+            lines.append("")
+        lines.append(pid)
+        expected.append((pid, len(lines)))
+    data = (("\ufeff" if bom else "") + newline.join(lines) + newline).encode()
+    reader = reader_for(data)
+    try:
+        validation = reader.validate()
+        rows = [r for r in reader.rows() if isinstance(r, Row)]
+    finally:
+        Path(reader.source.path).unlink()
+    assert validation.invalid == 0 and validation.rows == len(ids)
+    assert len(validation.notes) == 1 and "no header row" in validation.notes[0]
+    assert [(r.payment_id, r.line) for r in rows] == expected

@@ -32,6 +32,8 @@ class Appender:
 
     def validated(self, validation: Validation) -> None: ...
 
+    def warn(self, message: str) -> None: ...
+
     def confirm(self, plan: Plan) -> None:
         with open(self.path, "a") as handle:
             handle.write(self.extra)

@@ -89,6 +89,34 @@ def csv_plan_rows(run_id: str, reader: Reader) -> Iterator[PlanRow]:
         )
 
 
+async def select_open_payments(
+    session: Session, subscriptions: Iterable[tuple[str, str, str]]
+) -> tuple[list[tuple[str, str, Payment]], dict[tuple[str, str], int]]:
+    """The open payments of (account, subscription id, reason) triples as (account,
+    reason, payment), each payment once; and how many each subscription has, so that a
+    subscription with none (a mistyped id) shows."""
+    selected: list[tuple[str, str, Payment]] = []
+    found: dict[tuple[str, str], int] = {}
+    seen: set[tuple[str, str]] = set()
+    for account, sub, reason in subscriptions:
+        payments = await list_open_payments(session, account, sub)
+        found[(account, sub)] = len(payments)
+        for payment in payments:
+            if (account, payment.payment_id) not in seen:
+                seen.add((account, payment.payment_id))
+                selected.append((account, reason, payment))
+    return selected, found
+
+
+def subscription_counts(found: dict[tuple[str, str], int]) -> dict[str, int]:
+    """``{subscription id: open payments}``; an id listed at two accounts is keyed
+    ``account:id`` so neither count hides the other."""
+    ids = Counter(sub for _, sub in found)
+    return {
+        (sub if ids[sub] == 1 else f"{account}:{sub}"): n for (account, sub), n in found.items()
+    }
+
+
 async def list_open_payments(session: Session, account: str, subscription_id: str) -> list[Payment]:
     """A subscription's open payments, all pages; a 429, 5xx or network failure on any
     page retries the listing (with backoff) rather than ending the command."""
@@ -233,6 +261,7 @@ class Summary:
     auth_failed: bool = False
     requests: int = 0
     duration_s: float = 0.0
+    subscriptions: dict[str, int] | None = None  # open payments found, subscription runs only
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -247,6 +276,7 @@ class Summary:
             "remaining": self.remaining,
             "requests": self.requests,
             "duration_s": round(self.duration_s, 3),
+            **({} if self.subscriptions is None else {"subscriptions": self.subscriptions}),
         }
 
     def exit_code(self, *, interrupted: bool) -> int:
@@ -262,6 +292,9 @@ class Summary:
 
 def summarize(journal: Journal, run_id: str) -> Summary:
     summary = Summary(run_id)
+    run = journal.run(run_id)
+    if run is not None and "subscriptions" in run.options:
+        summary.subscriptions = dict(run.options["subscriptions"])
     for row in journal.payments(run_id):
         summary.total += 1
         if row.outcome is None:
@@ -348,6 +381,8 @@ class BulkUI(Protocol):
 
     def validated(self, validation: Validation) -> None: ...
 
+    def warn(self, message: str) -> None: ...
+
     def confirm(self, plan: Plan) -> None: ...
 
     def started(self, run_id: str, total: int, resumed: bool) -> None: ...
@@ -362,7 +397,7 @@ class Plan:
     per_account: Counter[str]
     live: dict[str, bool]
     dry_run: bool
-    subscriptions: list[str] = field(default_factory=list)
+    subscriptions: dict[str, int] = field(default_factory=dict)  # id: open payments found
 
     @property
     def total(self) -> int:
@@ -455,6 +490,7 @@ def run_bulk(
     if default_account is not None:
         config.account(default_account)  # unknown names fail here, exit 2
     reason = (request.reason or "").strip() or None  # an all-blank reason is no reason
+    sends = not (request.dry_run or request.validate_only)
 
     source: Source | None = None
     validation: Validation | None = None
@@ -468,8 +504,12 @@ def run_bulk(
                 listable=listable,
                 default_account=default_account,
                 default_reason=reason,
+                only_account=request.account,
+                need_reason=sends,
             )
             validation = reader.validate()
+            if validation.kind != "payment_id" and request.validate_only:
+                _max_unchecked(validation, request.max_payments)
             ui.validated(validation)
             if validation.invalid and not request.skip_invalid:
                 raise InputError(
@@ -477,11 +517,13 @@ def run_bulk(
                     "their line numbers). Fix them, or pass --skip-invalid to cancel the valid "
                     "rows and report the others as invalid. Nothing was sent."
                 )
-            if request.validate_only:
-                return BulkOutcome(None, None, validation)
             if validation.kind == "payment_id":
                 _check_max(validation.valid, request.max_payments)
-            else:
+                if request.max_payments is not None:
+                    validation.max_payments_checked = True
+            if request.validate_only:
+                return BulkOutcome(None, None, validation)
+            if validation.kind != "payment_id":
                 unique = {
                     (row.account, row.subscription_id): row.reason
                     for row in reader.rows()
@@ -491,8 +533,12 @@ def run_bulk(
             involved = [config.account(a) for a in validation.per_account]
             input_label, input_hash = source.label, source.sha256()
         else:
-            if reason is None:
-                raise UsageError("--reason is required with --subscription.")
+            if reason is None and sends:
+                raise UsageError(
+                    "--reason is required with --subscription: every cancel records why (it "
+                    "goes to the provider and to the journal). Pass --reason TEXT; --dry-run "
+                    "and --validate-only need none. Nothing was sent."
+                )
             account = config.account(default_account)
             if Capability.LIST_FOR_SUBSCRIPTION not in adapter_class(account.provider).capabilities:
                 raise InputError(
@@ -503,15 +549,21 @@ def run_bulk(
             for sub in request.subscriptions:
                 validate_id(account.provider, sub)
             subscriptions = [
-                (account.name, s, reason) for s in dict.fromkeys(request.subscriptions)
+                (account.name, s, reason or "") for s in dict.fromkeys(request.subscriptions)
             ]
+            if request.validate_only:
+                validation = Validation(
+                    rows=len(subscriptions), valid=len(subscriptions), kind="subscription_id"
+                )
+                validation.per_account[account.name] = len(subscriptions)
+                _max_unchecked(validation, request.max_payments)
+                ui.validated(validation)
+                return BulkOutcome(None, None, validation)
             involved = [account]
             input_label = "subscriptions " + " ".join(s for _, s, _ in subscriptions)
             input_hash = hashlib.sha256(
                 "\n".join(f"{a}:{s}" for a, s, _ in sorted(subscriptions)).encode()
             ).hexdigest()
-        if request.validate_only:
-            return BulkOutcome(None, None, validation)
         if not request.dry_run:
             check_confirmable(
                 involved, yes=request.yes, live=request.live, interactive=request.interactive
@@ -533,13 +585,15 @@ def run_bulk(
             async def go() -> tuple[Summary, bool]:
                 async with Session(config, redactor=redactor, transport=transport) as session:
                     selected: list[tuple[str, str, Payment]] = []
+                    found: dict[tuple[str, str], int] = {}
                     if subscriptions:
-                        seen: set[tuple[str, str]] = set()
-                        for account_name, sub, row_reason in subscriptions:
-                            for payment in await list_open_payments(session, account_name, sub):
-                                if (account_name, payment.payment_id) not in seen:
-                                    seen.add((account_name, payment.payment_id))
-                                    selected.append((account_name, row_reason, payment))
+                        selected, found = await select_open_payments(session, subscriptions)
+                        for (account_name, sub), count in found.items():
+                            if not count:
+                                ui.warn(
+                                    f"subscription {sub} ({account_name}) has no open "
+                                    "payments; check the id if you expected some."
+                                )
                         _check_max(len(selected), request.max_payments)
                         per_account = Counter(a for a, _, _ in selected)
                     else:
@@ -549,7 +603,7 @@ def run_bulk(
                         per_account=per_account,
                         live={a: config.account(a).is_live for a in per_account},
                         dry_run=request.dry_run,
-                        subscriptions=[s for _, s, _ in subscriptions],
+                        subscriptions=subscription_counts(found),
                     )
                     if not request.dry_run and plan.total:
                         ui.confirm(plan)
@@ -568,6 +622,7 @@ def run_bulk(
                             "accounts": sorted(per_account),
                             "live": any(plan.live.values()),
                             "sandbox": config.sandbox,
+                            **({"subscriptions": plan.subscriptions} if subscriptions else {}),
                         },
                     )
                     if subscriptions:
@@ -614,6 +669,19 @@ def run_bulk(
     finally:
         if source is not None:
             source.close()
+
+
+def _max_unchecked(validation: Validation, max_payments: int | None) -> None:
+    """Subscriptions' payments are known only from the provider's list, which
+    ``--validate-only`` (no request at all) does not call: say so rather than pass."""
+    if max_payments is None:
+        return
+    validation.max_payments_checked = False
+    validation.notes.append(
+        f"--max-payments {max_payments} is not checked: how many open payments the "
+        "subscriptions have is known only from the provider's list, and --validate-only "
+        "sends no request. A --dry-run lists them, applies the limit and cancels nothing."
+    )
 
 
 def _check_max(selected: int, max_payments: int | None) -> None:

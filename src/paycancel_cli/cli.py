@@ -203,13 +203,13 @@ def cancel(
     ctx: typer.Context,
     payment_id: Annotated[str, typer.Argument(help="The payment id.", show_default=False)],
     reason: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--reason",
-            help="Why: sent where the provider takes it, always journaled.",
+            help="Why: sent where the provider takes it, always journaled (not for --dry-run).",
             show_default=False,
         ),
-    ],
+    ] = None,
     account: AccountOpt = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Read and show what would happen; send nothing.")
@@ -234,8 +234,12 @@ def cancel(
     from paycancel_cli.session import Session
 
     g = _globals(ctx)
-    if not reason.strip():
-        raise UsageError("--reason must not be empty: say why the payment is cancelled.")
+    reason = (reason or "").strip()
+    if not reason and not dry_run:
+        raise UsageError(
+            "--reason is required to cancel: say why (it goes to the provider where the API "
+            "takes one, and to the journal). A --dry-run needs none. Nothing was sent."
+        )
     config = g.config()
     acc = config.account(account)
     out = g.output(json_)
@@ -428,20 +432,12 @@ def bulk_cancel(
     if outcome.summary is None:
         v = outcome.validation
         assert v is not None
-        counts = {
-            "type": "validation",
-            "rows": v.rows,
-            "valid": v.valid,
-            "invalid": v.invalid,
-            "duplicates": v.duplicates,
-            "per_account": dict(v.per_account),
-        }
         if json_:
-            out.json_line(counts)
+            out.json_line(v.to_json())
         else:
             per = ", ".join(f"{a}: {n}" for a, n in sorted(v.per_account.items())) or "none"
             out.message(
-                f"Valid: {v.valid} payment(s) ({per}); {v.invalid} invalid, "
+                f"Valid: {v.valid} {v.counted[:-1]}(s) ({per}); {v.invalid} invalid, "
                 f"{v.duplicates} duplicate(s). Nothing was sent."
             )
         raise typer.Exit(2 if v.invalid and not skip_invalid else 0)

@@ -1,11 +1,20 @@
 """Streaming CSV input: read, validate and yield payment rows without loading the file.
 
-Rules (SPEC "CSV input"): a header row is required; column names are case-insensitive
-and trimmed; ``payment_id`` (aliases ``id``, ``reference``) or ``subscription_id``;
-optional ``account``, ``reason``, ``expected_amount``, ``expected_currency``.  UTF-8 with
-or without BOM, CRLF or LF, delimiter ``,`` ``;`` or tab sniffed from the header, blank
-lines skipped, values trimmed.  A problem names the physical line where its record
-starts, the header being line 1.
+Rules (SPEC "CSV input"): a header row is expected; column names match ignoring case,
+spaces, ``-`` and ``_`` (``Payment ID`` is ``payment_id``); ``payment_id`` (aliases ``id``,
+``reference``) or ``subscription_id``; optional ``account``, ``reason``,
+``expected_amount``, ``expected_currency``.  A single-column file whose first line is no
+column name but a valid payment id for the account given is a plain list of ids without
+a header (a note says so).  Account names in rows match ignoring case.  UTF-8 with or
+without BOM, CRLF or LF, delimiter ``,`` ``;`` or tab sniffed from the header, blank lines
+skipped, values trimmed; UTF-16 and UTF-32 are refused with "save it as UTF-8".  A
+problem names the physical line where its record starts, the header being line 1.
+
+What applies to every row is decided once, from the header, before any row is read: a
+missing reason (when a cancel may be sent and the file has no reason column) or a
+missing account (no account column, no account given) is one error, not one per row.
+With ``only_account`` (``--account`` given), a row naming another account is a problem
+on its line, never re-routed.
 
 Invariants:
 - Memory is bounded by the longest line (at most ``MAX_LINE_BYTES``), never the file:
@@ -17,6 +26,7 @@ Invariants:
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gc
 import hashlib
@@ -24,6 +34,7 @@ import io
 import itertools
 import operator
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -35,15 +46,22 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from paycancel_cli.errors import InputError
+from paycancel_cli.errors import InputError, UsageError
 from paycancel_cli.models import Money, currency_exponent
 from paycancel_cli.providers import adapter_class, validate_id
 
 MAX_LINE_BYTES = 64 * 1024
 MAX_PROBLEMS_KEPT = 1000
-ID_ALIASES = {"payment_id": "payment_id", "id": "payment_id", "reference": "payment_id",
-              "subscription_id": "subscription_id"}  # fmt: skip
-KNOWN = {"account", "reason", "expected_amount", "expected_currency"}
+# Column names after ``_column_key`` (lower case; spaces, "-" and "_" removed).
+ID_ALIASES = {"paymentid": "payment_id", "id": "payment_id", "reference": "payment_id",
+              "subscriptionid": "subscription_id"}  # fmt: skip
+KNOWN = {"account": "account", "reason": "reason", "expectedamount": "expected_amount",
+         "expectedcurrency": "expected_currency"}  # fmt: skip
+_NOT_IN_COLUMN_NAMES = re.compile(r"[\s_\-]+")
+
+
+def _column_key(name: str) -> str:
+    return _NOT_IN_COLUMN_NAMES.sub("", name.lower())
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +94,34 @@ class Validation:
     per_account: Counter[str] = field(default_factory=Counter)
     kind: str = "payment_id"
     ignored_columns: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    # Set when --max-payments was given: whether validation alone could apply it.
+    max_payments_checked: bool | None = None
 
     def add_problem(self, problem: Problem) -> None:
         self.invalid += 1
         if len(self.problems) < MAX_PROBLEMS_KEPT:
             self.problems.append(problem)
+
+    @property
+    def counted(self) -> str:
+        """What ``valid`` counts: payments, or subscriptions (whose payments are not
+        known until the provider lists them)."""
+        return "subscriptions" if self.kind == "subscription_id" else "payments"
+
+    def to_json(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "type": "validation",
+            "kind": self.counted,
+            "rows": self.rows,
+            "valid": self.valid,
+            "invalid": self.invalid,
+            "duplicates": self.duplicates,
+            "per_account": dict(sorted(self.per_account.items())),
+        }
+        if self.max_payments_checked is not None:
+            record["max_payments_checked"] = self.max_payments_checked
+        return record
 
 
 class Source:
@@ -186,8 +227,45 @@ def _delimiter(header: str) -> str:
     return best if counts[best] else ","
 
 
+def _refuse_wide_unicode(head: bytes, label: str) -> None:
+    """UTF-16 or UTF-32 (a spreadsheet's "Unicode text") is text, not a binary file: say
+    how to fix it.  Without a BOM, ASCII in UTF-16 shows as every other byte NUL."""
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        encoding = "UTF-32"
+    elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "UTF-16"
+    else:
+        head = head[: len(head) // 2 * 2]
+        even, odd = head[0::2], head[1::2]
+        if len(head) < 4 or not ((all(even) and not any(odd)) or (all(odd) and not any(even))):
+            return
+        encoding = "UTF-16"
+    raise InputError(
+        f"{label}: the file is {encoding} text; save it as UTF-8 (in a spreadsheet: "
+        '"CSV UTF-8") and try again. Nothing was sent.'
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """What the first line says: where the id is, which columns are known, how wide a
+    row is, and the line the data follows (1 after a header, 0 for a plain id list)."""
+
+    id_index: int
+    kind: str
+    index: dict[str, int]
+    width: int
+    before: int
+
+
 class Reader:
-    """Parses and validates rows; ``accounts`` maps account name to provider key."""
+    """Parses and validates rows; ``accounts`` maps account name to provider key.
+
+    ``default_account`` fills rows that name none (``--account``, or the only account
+    configured); ``only_account`` (``--account`` given) makes a row naming another
+    account a problem.  ``need_reason`` is false for dry runs and ``--validate-only``,
+    which send no cancel.
+    """
 
     def __init__(
         self,
@@ -197,12 +275,22 @@ class Reader:
         listable: frozenset[str],
         default_account: str | None,
         default_reason: str | None,
+        only_account: str | None = None,
+        need_reason: bool = True,
     ) -> None:
         self.source = source
         self.accounts = accounts
         self.listable = listable
         self.default_account = default_account
         self.default_reason = default_reason
+        self.only_account = only_account
+        self.need_reason = need_reason
+        # The accounts a row may name: every configured one, or only --account's.
+        self._allowed = {
+            name: provider
+            for name, provider in accounts.items()
+            if only_account is None or name == only_account
+        }
 
     def validate(self) -> Validation:
         """Pass one: every row checked, problems and counts collected; no row kept.
@@ -226,24 +314,26 @@ class Reader:
         result = Validation()
         patterns = {
             name: adapter_class(provider).id_pattern.fullmatch
-            for name, provider in self.accounts.items()
+            for name, provider in self._allowed.items()
         }
         seen: set[int] = set()
-        with self._open(result) as (reader, id_index, id_kind, index, width):
+        with self._open(result) as (reader, layout):
+            index, width = layout.index, layout.width
             if (
-                id_kind != "payment_id"
+                layout.kind != "payment_id"
                 or "expected_amount" in index
                 or "expected_currency" in index
             ):
                 return None
             account_i = index.get("account")
             reason_i = index.get("reason")
-            if self.default_reason is None and reason_i is None:
+            check_reason = self.need_reason and not self.default_reason
+            if check_reason and reason_i is None:
                 return None
             default = self.default_account or ""
-            get_id = operator.itemgetter(id_index)
+            get_id = operator.itemgetter(layout.id_index)
             get_account = None if account_i is None else operator.itemgetter(account_i)
-            get_reason = None if self.default_reason else operator.itemgetter(reason_i or 0)
+            get_reason = operator.itemgetter(reason_i or 0) if check_reason else None
             strip = str.strip
             try:
                 while batch := list(itertools.islice(reader, 4096)):
@@ -258,10 +348,15 @@ class Reader:
                     else:
                         accounts = [a or default for a in map(strip, map(get_account, batch))]
                         names = set(accounts)
+                        if not names.issubset(patterns):
+                            # Names match ignoring case: each spelling is mapped once.
+                            spelled = {name: name.lower() for name in names}
+                            accounts = list(map(spelled.__getitem__, accounts))
+                            names = set(spelled.values())
                     for name in names:
                         match = patterns.get(name)
                         if match is None:
-                            return None
+                            return None  # unknown, missing, or not --account's
                         group = (
                             ids
                             if len(names) == 1
@@ -303,27 +398,33 @@ class Reader:
         per_account: Counter[str] = result.per_account
         label = f"CSV {self.source.label}"
         patterns = {
-            name: adapter_class(provider).id_pattern for name, provider in self.accounts.items()
+            name: adapter_class(provider).id_pattern for name, provider in self._allowed.items()
         }
-        with self._open(result) as (reader, id_index, id_kind, index, width):
+        with self._open(result) as (reader, layout):
+            id_index, id_kind, index, width = (
+                layout.id_index,
+                layout.kind,
+                layout.index,
+                layout.width,
+            )
             account_i = index.get("account")
             reason_i = index.get("reason")
+            needs_reason = self.need_reason and not self.default_reason
             simple = (
                 id_kind == "payment_id"
                 and "expected_amount" not in index
                 and "expected_currency" not in index
-                and (self.default_reason is not None or reason_i is not None)
+                and (not needs_reason or reason_i is not None)
             )
             default = self.default_account or ""
-            needs_reason = self.default_reason is None
             rows = valid = duplicates = 0
             seen_add = seen.add
             fullmatch = {a: p.fullmatch for a, p in patterns.items()}.get
-            previous = 1  # the physical line the last record ended on
+            previous = layout.before  # the physical line the last record ended on
             try:
                 for record in reader:
                     start = previous + 1
-                    previous = reader.line_num + 1
+                    previous = reader.line_num + layout.before
                     if not record:
                         continue
                     if simple and len(record) == width:
@@ -332,6 +433,7 @@ class Reader:
                             account = default
                         else:
                             account = record[account_i].strip() or default
+                        # Another spelling, account or a missing reason: ``_row`` says.
                         match = fullmatch(account)
                         if (
                             match is not None
@@ -377,10 +479,12 @@ class Reader:
         yield from self._records(Validation())
 
     @contextmanager
-    def _open(self, result: Validation) -> Iterator[tuple[Any, int, str, dict[str, int], int]]:
-        """The csv reader over the data rows, and what the header says."""
+    def _open(self, result: Validation) -> Iterator[tuple[Any, _Layout]]:
+        """The csv reader over the data rows, and what the first line says."""
         label = f"CSV {self.source.label}"
         with open(self.source.path, "rb") as raw:
+            _refuse_wide_unicode(raw.read(64), label)
+            raw.seek(0)
             text = io.TextIOWrapper(
                 io.BufferedReader(_Guard(raw, label), MAX_LINE_BYTES),
                 encoding="utf-8-sig",
@@ -395,15 +499,21 @@ class Reader:
                     )
                 delimiter = _delimiter(first)
                 header = next(csv.reader([first], delimiter=delimiter), [])
-                id_index, id_kind, index = self._header(header, label, result)
-                result.kind = id_kind
-                yield (
-                    csv.reader(text, delimiter=delimiter, strict=True),
-                    id_index,
-                    id_kind,
-                    index,
-                    len(header),
-                )
+                lines: Iterator[str] = text
+                if self._is_plain_id_list(header):
+                    layout = _Layout(0, "payment_id", {}, 1, 0)
+                    lines = itertools.chain([first], text)
+                    result.notes.append(
+                        f"{self.source.label} has no header row: its first line "
+                        f"{header[0].strip()!r} is a payment id, so it is read as a "
+                        f"list of payment ids for account {self.default_account}."
+                    )
+                else:
+                    id_index, id_kind, index = self._header(header, label, result)
+                    layout = _Layout(id_index, id_kind, index, len(header), 1)
+                result.kind = layout.kind
+                self._check_every_row(label, layout.index)
+                yield csv.reader(lines, delimiter=delimiter, strict=True), layout
             except UnicodeDecodeError:
                 line = _first_bad_utf8_line(self.source.path)
                 raise InputError(
@@ -413,10 +523,43 @@ class Reader:
             except csv.Error as exc:
                 raise InputError(f"{label}: malformed CSV ({exc}). Nothing was sent.") from None
 
+    def _is_plain_id_list(self, header: list[str]) -> bool:
+        """A single column whose first line is no column name but a valid payment id for
+        the account given."""
+        if len(header) != 1 or self.default_account is None:
+            return False
+        value = header[0].strip()
+        key = _column_key(value)
+        provider = self.accounts.get(self.default_account)
+        if not value or key in ID_ALIASES or key in KNOWN or provider is None:
+            return False
+        try:
+            validate_id(provider, value)
+        except InputError:
+            return False
+        return True
+
+    def _check_every_row(self, label: str, index: dict[str, int]) -> None:
+        """What the header alone decides for every row: one error, not one per row."""
+        if "account" not in index and self.default_account is None:
+            known = ", ".join(sorted(self.accounts)) or "none"
+            raise UsageError(
+                f"{label} has no account column and no --account was given, and several "
+                f"accounts are configured ({known}): pass --account NAME for the whole file, "
+                "or add an account column. Nothing was sent."
+            )
+        if self.need_reason and not self.default_reason and "reason" not in index:
+            raise UsageError(
+                f"--reason is required: {label} has no reason column, and every cancel "
+                "records why (it goes to the provider where the API takes one, and to the "
+                "journal). Pass --reason TEXT (a reason column overrides it per row); "
+                "--dry-run and --validate-only need none. Nothing was sent."
+            )
+
     def _records(self, result: Validation) -> Iterator[Row | Problem]:
         label = f"CSV {self.source.label}"
-        with self._open(result) as (reader, id_index, id_kind, index, width):
-            previous = 1
+        with self._open(result) as (reader, layout):
+            previous = layout.before
             while True:
                 start = previous + 1
                 try:
@@ -427,36 +570,53 @@ class Reader:
                     raise InputError(
                         f"{label}, line {start}: malformed CSV ({exc}). Nothing was sent."
                     ) from None
-                previous = reader.line_num + 1
+                previous = reader.line_num + layout.before
                 if not record or all(not value.strip() for value in record):
                     continue
-                yield self._row(record, start, id_index, id_kind, index, width)
+                yield self._row(
+                    record, start, layout.id_index, layout.kind, layout.index, layout.width
+                )
 
     def _header(
         self, names: list[str], label: str, result: Validation
     ) -> tuple[int, str, dict[str, int]]:
-        normalized = [name.strip().lower() for name in names]
-        ids = [(i, ID_ALIASES[n]) for i, n in enumerate(normalized) if n in ID_ALIASES]
+        shown = [name.strip() for name in names]
+        keys = [_column_key(name) for name in names]
+        ids = [(i, ID_ALIASES[k]) for i, k in enumerate(keys) if k in ID_ALIASES]
         if not ids:
+            hint = ""
+            if len(shown) == 1 and shown[0]:
+                if self.default_account is None:
+                    hint = (
+                        " A plain list of payment ids without a header is read as one when "
+                        "--account says whose ids they are."
+                    )
+                else:
+                    hint = (
+                        f" Nor is {shown[0]!r} a payment id for account "
+                        f"{self.default_account!r}, so the file is not read as a plain list "
+                        "of ids."
+                    )
             raise InputError(
                 f"{label}, line 1: no payment_id column (aliases id, reference) or "
-                f"subscription_id column; the header has: {', '.join(normalized) or 'nothing'}. "
-                "Nothing was sent."
+                f"subscription_id column; the header has: {', '.join(shown) or 'nothing'}."
+                f"{hint} Nothing was sent."
             )
         if len(ids) > 1:
             raise InputError(
                 f"{label}, line 1: more than one id column "
-                f"({', '.join(normalized[i] for i, _ in ids)}); keep exactly one. Nothing was sent."
+                f"({', '.join(shown[i] for i, _ in ids)}); keep exactly one. Nothing was sent."
             )
         index: dict[str, int] = {}
-        for i, name in enumerate(normalized):
-            if name in KNOWN:
-                if name in index:
+        for i, (key, name) in enumerate(zip(keys, shown, strict=True)):
+            column = KNOWN.get(key)
+            if column is not None:
+                if column in index:
                     raise InputError(
-                        f"{label}, line 1: column {name!r} appears twice. Nothing was sent."
+                        f"{label}, line 1: column {column!r} appears twice. Nothing was sent."
                     )
-                index[name] = i
-            elif name and name not in ID_ALIASES:
+                index[column] = i
+            elif name and key not in ID_ALIASES:
                 result.ignored_columns.append(name)
         return ids[0][0], ids[0][1], index
 
@@ -478,35 +638,46 @@ class Reader:
             return record[i].strip() if i is not None and i < len(record) else ""
 
         value = record[id_index].strip() if id_index < len(record) else ""
-        raw_account = get("account") or self.default_account
+        named = get("account")
+        account = named.lower() or self.default_account  # account names ignore case
 
         def bad(message: str) -> Problem:
-            return Problem(line, message, raw_account or None, value or None)
+            return Problem(line, message, account or None, value or None)
 
         if too_wide:
             return bad(f"{len(record)} fields, but the header has {width}")
         if not value:
             return bad(f"empty {id_kind}")
-        account = get("account") or self.default_account
         if not account:
             return bad("no account: add an account column or pass --account")
+        if self.only_account is not None and account != self.only_account:
+            return bad(
+                f"the row names account {named!r}, but --account {self.only_account} was "
+                "given; fix the row, or leave out --account to use the file's accounts"
+            )
         provider = self.accounts.get(account)
         if provider is None:
             known = ", ".join(sorted(self.accounts)) or "none"
-            return bad(f"unknown account {account!r} (configured: {known})")
+            return bad(f"unknown account {named!r} (configured: {known})")
+        if id_kind == "subscription_id" and provider not in self.listable:
+            adapter: Any = adapter_class(provider)
+            why = getattr(adapter, "no_list_reason", "the provider has no list API")
+            ids = getattr(adapter, "list_ids", "payment ids")
+            return Problem(
+                line,
+                f"account {account!r} cannot list a subscription's payments ({why}); "
+                f"give a CSV of {ids} instead",
+                account,
+            )
         try:
             validate_id(provider, value)
         except InputError as exc:
             return bad(exc.message.removesuffix(" Nothing was sent; check the id."))
-        if id_kind == "subscription_id" and provider not in self.listable:
-            return Problem(
-                line,
-                f"account {account!r} ({provider}) cannot list a subscription's payments; "
-                "give payment ids instead",
-            )
         reason = get("reason") or self.default_reason
         if not reason:
-            return bad("no reason: pass --reason or fill the reason column")
+            if self.need_reason:
+                return bad("no reason: pass --reason or fill the reason column")
+            reason = ""  # a dry run or --validate-only: nothing is sent
         expected = None
         amount, currency = get("expected_amount"), get("expected_currency")
         if amount or currency:

@@ -239,6 +239,8 @@ class BulkView:
         self._task: Any = None
 
     def validated(self, validation: Validation) -> None:
+        for note in validation.notes:  # first: a note may say how the lines are counted
+            self._line(f"Note: {note}")
         for problem in validation.problems[:50]:
             self.out.message(f"line {problem.line}: {problem.message}", style="red")
         if validation.invalid > 50:
@@ -256,18 +258,32 @@ class BulkView:
                 style="dim",
             )
 
+    def warn(self, message: str) -> None:
+        self._line(f"Warning: {message}")
+
+    def _line(self, text: str) -> None:
+        # One line in a log, however narrow the terminal (it soft-wraps on screen).
+        self.out.err.print(Text(self.out.redact(text), style="yellow"), soft_wrap=True)
+
     def confirm(self, plan: Plan) -> None:
         table = Table(title="Plan", title_justify="left")
         table.add_column("account")
         table.add_column("payments", justify="right")
         for account, count in sorted(plan.per_account.items()):
             table.add_row(self.out.account_label(account, plan.live[account]), str(count))
-        if plan.subscriptions:
-            table.caption = f"open payments of subscription(s) {', '.join(plan.subscriptions)}"
+        found = Table(box=None, show_edge=False)
+        found.add_column("subscription", overflow="fold")
+        found.add_column("open payments", justify="right")
+        for sub, n in list(plan.subscriptions.items())[:20]:
+            found.add_row(sub, Text(str(n), style="" if n else "yellow"))
+        if len(plan.subscriptions) > 20:
+            found.caption = f"and {len(plan.subscriptions) - 20} more subscription(s)"
         live_accounts = sorted(a for a, is_live in plan.live.items() if is_live)
         prompting = not self.yes or bool(live_accounts and not self.live)
         if prompting or not self.out.json_mode:  # --json --yes (cron): stderr stays quiet
             (self.out.err if self.out.json_mode else self.out.out).print(table)
+            if plan.subscriptions:
+                (self.out.err if self.out.json_mode else self.out.out).print(found)
         if live_accounts and not (self.yes and self.live):
             for account in live_accounts:
                 typed = _prompt(f"LIVE account: type the account name ({account}) to go on")
