@@ -179,6 +179,23 @@ def test_subscription_without_reason_needs_one_only_when_it_may_cancel(
     assert outcomes == ["would_cancel", "would_cancel"] and cancels(sandbox) == 0
 
 
+def test_an_input_selecting_nothing_is_exit_0_but_still_needs_a_reason(
+    cli: Any, sandbox: Sandbox, config_file: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_text("Payment ID\r\n")
+    args = (str(path), "--account", "hedgepayments", "--yes", "--json")
+    res = bulk(cli, config_file, *args, "--reason", "r")
+    assert res.code == 0, res.stderr
+    summary = res.json_lines()[-1]
+    assert (summary["type"], summary["total"], summary["outcomes"]) == ("summary", 0, {})
+    # the command itself is incomplete, whatever tonight's file holds: found on the
+    # first night, not on the first night with rows
+    res = bulk(cli, config_file, *args)
+    assert res.code == 2 and err_lines(res)[0].startswith("Error: --reason is required: CSV")
+    assert sent(sandbox) == 0
+
+
 # point 5: --account with an account column
 
 
