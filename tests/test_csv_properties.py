@@ -309,3 +309,26 @@ def test_a_plain_id_list_is_read_with_physical_line_numbers(
     assert validation.invalid == 0 and validation.rows == len(ids)
     assert len(validation.notes) == 1 and "no header row" in validation.notes[0]
     assert [(r.payment_id, r.line) for r in rows] == expected
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=300)
+@given(
+    data=st.one_of(
+        st.binary(max_size=300),
+        st.text(max_size=200).map(lambda t: t.encode("utf-8")),
+        st.text(max_size=100).map(lambda t: t.encode("utf-16")),
+    )
+)
+def test_any_first_line_gives_an_input_error_or_rows_never_a_crash(data: bytes) -> None:
+    reader = reader_for(data)
+    try:
+        validation = reader.validate()
+        planned = list(reader.rows())
+    except InputError as exc:
+        assert "Nothing was sent" in exc.message
+        return
+    finally:
+        Path(reader.source.path).unlink()
+    first = 1 if validation.notes else 2  # a plain id list starts on line 1
+    assert all(p.line >= first for p in validation.problems)
+    assert len([r for r in planned if isinstance(r, Row)]) == validation.rows
