@@ -255,6 +255,8 @@ class Summary:
     per_account: dict[str, Counter[str]] = field(default_factory=dict)
     cancelled_amounts: dict[str, Decimal] = field(default_factory=dict)
     unknown_amounts: int = 0
+    would_release: dict[str, Decimal] = field(default_factory=dict)  # dry run, per currency
+    would_unknown: int = 0  # dry run: would_cancel payments with no amount
     remaining: int = 0
     failures: list[Result] = field(default_factory=list)
     failure_count: int = 0
@@ -311,6 +313,13 @@ def summarize(journal: Journal, run_id: str) -> Summary:
             else:
                 prior = summary.cancelled_amounts.get(money.currency, Decimal(0))
                 summary.cancelled_amounts[money.currency] = prior + money.value
+        if row.outcome is Outcome.WOULD_CANCEL:
+            would = result.would_release()
+            if would is None:
+                summary.would_unknown += 1
+            else:
+                prior = summary.would_release.get(would.currency, Decimal(0))
+                summary.would_release[would.currency] = prior + would.value
         if not row.outcome.is_success:
             summary.failure_count += 1
             if len(summary.failures) < MAX_FAILURES_SHOWN:

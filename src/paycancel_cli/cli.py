@@ -426,7 +426,9 @@ def bulk_cancel(
         wait=wait,
         command=" ".join(["paycancel", *sys.argv[1:]]),
     )
-    view = BulkView(out, yes=yes, live=live, interactive=interactive, progress=True)
+    view = BulkView(
+        out, yes=yes, live=live, interactive=interactive, progress=True, dry_run=dry_run
+    )
     assert g.redactor is not None
     outcome = run_bulk(config, request, view, redactor=g.redactor)
     if outcome.summary is None:

@@ -89,6 +89,17 @@ class Payment:
     refunded: Money | None = None
     subscription_id: str | None = None
 
+    def releasable(self) -> Money | None:
+        """What a cancel would release now: where the provider keeps aggregates (an
+        authorized amount), authorized minus captured minus cancelled; otherwise the
+        payment's amount.  None when the provider gives no amount."""
+        if self.authorized is not None and self.authorized.value != 0:
+            spent = sum(
+                (m.value for m in (self.captured, self.cancelled) if m is not None), Decimal(0)
+            )
+            return Money(self.authorized.value - spent, self.authorized.currency)
+        return self.amount
+
     def to_json(self) -> dict[str, Any]:
         def money(m: Money | None) -> dict[str, str] | None:
             return None if m is None else m.to_json()
@@ -182,6 +193,12 @@ class Result:
             if p is not None and p.amount is not None:
                 return p.amount
         return None
+
+    def would_release(self) -> Money | None:
+        """What a dry run's ``would_cancel`` would have released (None otherwise)."""
+        if self.outcome is not Outcome.WOULD_CANCEL or self.before is None:
+            return None
+        return self.before.releasable()
 
     def to_json(self) -> dict[str, Any]:
         return {

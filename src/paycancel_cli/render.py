@@ -3,19 +3,33 @@
 The only module that knows rich.  In ``--json`` mode stdout carries JSON Lines only.
 Colour follows rich's detection (off when not a terminal), ``--no-color`` and
 ``NO_COLOR``.  Every string that reaches a stream passes through the redactor.
+
+Tables are ``Sheet``s, laid out here and nowhere else.  Invariants:
+- A payment id, run id or amount (a *kept* cell) is printed whole on one line, at any
+  width and in a pipe: never cut, never wrapped, never ellipsized.
+- Columns that are empty on every row are left out.
+- To a pipe or file: plain aligned rows, one line per row, nothing cut, no colour, no
+  decoration, so a cron log can be grepped row by row.
+- On a terminal the sheet fits its width: other columns wrap; when a row still cannot
+  fit, the columns marked ``detail`` move to an indented line under their row, and if
+  even that cannot fit, each row becomes a block of ``label value`` lines.
+- Captions are lines under the table, left-aligned, broken only between pieces (an
+  amount never splits from its currency).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions
 from rich.table import Table
 from rich.text import Text
 
@@ -23,6 +37,8 @@ from paycancel_cli.errors import Declined
 from paycancel_cli.models import AGGREGATES, Money, Outcome, Payment, Result
 
 if TYPE_CHECKING:
+    from rich.progress import Task
+
     from paycancel_cli.bulk import Plan, Summary
     from paycancel_cli.csvinput import Validation
 
@@ -35,6 +51,250 @@ _OUTCOME_STYLE = {
     Outcome.FAILED: "bold red",
     Outcome.INVALID: "red",
 }
+
+
+# sheets: the tables' shape, laid out for a terminal width or for a pipe
+
+_GAP = 2  # spaces between columns
+_DETAIL_INDENT = 4
+_MIN_WIDTH = 8  # a wrapping column is not squeezed below this (or its widest word up to _WORD)
+_WORD = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Col:
+    name: str
+    keep: bool = False  # every cell is kept whole (ids, amounts, counts)
+    right: bool = False
+    head: bool = False  # names the row: the first line of its block
+    group: bool = False  # on a terminal, a value shared by every row moves into the title
+    detail: str | None = None  # may move under its row, after this prefix
+
+
+@dataclass
+class Sheet:
+    title: Text
+    cols: list[Col]
+    rows: list[list[Text]] = field(default_factory=list)
+    notes: list[list[Text]] = field(default_factory=list)  # lines of unbreakable pieces
+    empty: str | None = None  # said (on stderr) instead of an empty table
+    show_header: bool = True
+
+    def add_row(self, *cells: Text | str) -> None:
+        row = []
+        for col, cell in zip(self.cols, cells, strict=True):
+            text = Text(cell) if isinstance(cell, str) else cell
+            if col.keep:
+                text = kept(text)
+            row.append(text)
+        self.rows.append(row)
+
+    def note(self, *pieces: Text | str) -> None:
+        """A line under the table: text breaks between words, a ``Text`` piece never."""
+        line: list[Text] = []
+        for piece in pieces:
+            line += [Text(w) for w in piece.split()] if isinstance(piece, str) else [piece]
+        self.notes.append(line)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Text]:
+        yield from self.lines(console, options.max_width)
+
+    def lines(self, console: Console, width: int) -> list[Text]:
+        plain = not console.is_terminal
+        cols = [i for i in range(len(self.cols)) if any(r[i].plain.strip() for r in self.rows)]
+        title = self.title.copy()
+        if not plain and len(cols) > 1:
+            for i in [i for i in cols if self.cols[i].group]:
+                if len({r[i].plain for r in self.rows}) == 1:
+                    title.append(" · ")
+                    title.append_text(self.rows[0][i])
+                    cols.remove(i)
+        title.stylize("bold")
+        out = [title] if title.plain else []
+        if not self.rows:
+            return out
+        if plain:
+            out += self._table(console, cols, None, [])
+            out += [Text(" ").join(note) for note in self.notes]
+            return out
+        widths = self._fit(cols, width)
+        moved: list[int] = []
+        if widths is None:
+            moved = [i for i in cols if self.cols[i].detail is not None]
+            kept_cols = [i for i in cols if i not in moved]
+            widths = self._fit(kept_cols, width) if moved and kept_cols else None
+            cols = kept_cols
+        if widths is None:
+            out += self._blocks(console, cols + moved, width)
+        else:
+            out += self._table(console, cols, widths, moved, width)
+        for note in self.notes:
+            out += _pack(console, note, " ", width, 0, 2)
+        return out
+
+    # layout
+
+    def _natural(self, i: int) -> int:
+        cells = [r[i].cell_len for r in self.rows]
+        header = len(self.cols[i].name) if self.show_header else 0
+        return max([header, *cells])
+
+    def _minimum(self, i: int) -> int:
+        least = 0
+        for row in self.rows:
+            cell = row[i]
+            least = max(least, cell.cell_len if cell.no_wrap else min(_longest_word(cell), _WORD))
+        if self.show_header:
+            least = max(least, min(_longest_word(Text(self.cols[i].name)), _WORD))
+        return max(least, min(self._natural(i), _MIN_WIDTH))
+
+    def _fit(self, cols: list[int], width: int) -> list[int] | None:
+        """Column widths that fit ``width``: kept cells whole, the rest shared out."""
+        room = width - _GAP * (len(cols) - 1)
+        natural = [self._natural(i) for i in cols]
+        least = [self._minimum(i) for i in cols]
+        if sum(least) > room:
+            return None
+        if sum(natural) <= room:
+            return natural
+        lo, hi = 0, max(natural)
+        while lo < hi:  # the widest cap under which every column fits
+            cap = (lo + hi + 1) // 2
+            if sum(min(n, max(m, cap)) for n, m in zip(natural, least, strict=True)) <= room:
+                lo = cap
+            else:
+                hi = cap - 1
+        widths = [min(n, max(m, lo)) for n, m in zip(natural, least, strict=True)]
+        spare = room - sum(widths)
+        for k, n in enumerate(natural):
+            if spare and widths[k] < n:
+                widths[k] += 1
+                spare -= 1
+        return widths
+
+    def _table(
+        self,
+        console: Console,
+        cols: list[int],
+        widths: list[int] | None,
+        moved: list[int],
+        width: int = 0,
+    ) -> list[Text]:
+        sizes = widths or [self._natural(i) for i in cols]
+        right = [self.cols[i].right for i in cols]
+        out: list[Text] = []
+        if self.show_header:
+            names = []
+            for i, size in zip(cols, sizes, strict=True):
+                name = self.cols[i].name
+                if len(name) > size:
+                    name = name.replace("_", " ")  # let "already_cancelled" wrap
+                names.append(Text(name, style="bold"))
+            out += _row(console, names, sizes, right, wrap=widths is not None)
+        for row in self.rows:
+            out += _row(console, [row[i] for i in cols], sizes, right, wrap=widths is not None)
+            items = [Text(self.cols[i].detail or "") + row[i] for i in moved if row[i].plain]
+            if items:
+                out += _pack(console, items, " · ", width, _DETAIL_INDENT, _DETAIL_INDENT)
+        return out
+
+    def _blocks(self, console: Console, cols: list[int], width: int) -> list[Text]:
+        heads = [i for i in cols if self.cols[i].head] or cols[:1]
+        rest = [i for i in cols if i not in heads]
+        label = max((len(self.cols[i].name) for i in rest), default=0)
+        room = max(width - label - 4, 20)
+        out: list[Text] = []
+        for n, row in enumerate(self.rows):
+            if n:
+                out.append(Text(""))
+            out.append(Text("  ").join(row[i] for i in heads).copy())
+            out[-1].stylize("bold")
+            for i in rest:
+                cell = row[i]
+                if not cell.plain.strip():
+                    continue
+                lines = [cell] if cell.no_wrap else list(_wrap(console, cell, room))
+                for k, line in enumerate(lines):
+                    name = self.cols[i].name if k == 0 else ""
+                    text = Text(f"  {name.ljust(label)}  ", style="dim")
+                    text.append_text(line)
+                    out.append(text)
+        return out
+
+
+def kept(text: Text | str) -> Text:
+    """A cell that is never wrapped or cut: an id, an amount, a count."""
+    text = Text(text) if isinstance(text, str) else text.copy()
+    text.no_wrap = True
+    text.overflow = "ignore"
+    return text
+
+
+def _longest_word(text: Text) -> int:
+    return max((len(w) for w in re.split(r"[\s_]+", text.plain)), default=0)
+
+
+def _wrap(console: Console, text: Text, width: int) -> list[Text]:
+    lines = []
+    for line in text.wrap(console, max(width, 1), overflow="fold"):
+        line.rstrip()
+        lines.append(line)
+    return lines or [Text("")]
+
+
+def _row(
+    console: Console, cells: list[Text], sizes: list[int], right: list[bool], *, wrap: bool
+) -> list[Text]:
+    stacked = [
+        _wrap(console, cell, size) if wrap and not cell.no_wrap else [cell]
+        for cell, size in zip(cells, sizes, strict=True)
+    ]
+    out = []
+    for k in range(max(len(s) for s in stacked)):
+        line = Text()
+        for j, (lines, size) in enumerate(zip(stacked, sizes, strict=True)):
+            piece = lines[k] if k < len(lines) else Text("")
+            pad = " " * max(size - piece.cell_len, 0)
+            if j:
+                line.append(" " * _GAP)
+            if right[j]:
+                line.append(pad)
+                line.append_text(piece)
+            else:
+                line.append_text(piece)
+                line.append(pad)
+        line.rstrip()
+        out.append(line)
+    return out
+
+
+def _pack(
+    console: Console, items: list[Text], sep: str, width: int, first: int, indent: int
+) -> list[Text]:
+    """Lay ``items`` out in lines of ``width``, breaking only between items (an item
+    longer than a whole line wraps on its own lines)."""
+    out: list[Text] = []
+    line = Text(" " * first)
+    bare = True
+    for item in items:
+        if not bare and line.cell_len + len(sep) + item.cell_len > width:
+            out.append(line)
+            line, bare = Text(" " * indent), True
+        if not bare:
+            line.append(sep)
+        if bare and line.cell_len + item.cell_len > width and not item.no_wrap:
+            pieces = _wrap(console, item, width - line.cell_len)
+            for piece in pieces[:-1]:
+                out.append(line + piece)
+                line = Text(" " * indent)
+            item = pieces[-1]
+        line.append_text(item)
+        bare = False
+    out.append(line)
+    return out
+
+
+# the streams
 
 
 class Output:
@@ -52,6 +312,7 @@ class Output:
         self._stdout = stdout or sys.stdout
         self.out = _console(self._stdout, no_color)
         self.err = _console(stderr or sys.stderr, no_color)
+        self._tables = 0
 
     # streams
 
@@ -65,8 +326,16 @@ class Output:
         self._stdout.write(self.redact(json.dumps(obj, default=str)) + "\n")
         self._stdout.flush()
 
-    def table(self, table: Table) -> None:
-        self.out.print(table)
+    def table(self, sheet: Sheet) -> None:
+        """A sheet on stdout; one with no rows says its ``empty`` line on stderr."""
+        if not sheet.rows:
+            if sheet.empty:
+                self.message(sheet.empty)
+            return
+        if self._tables:
+            self.out.print()
+        self._tables += 1
+        show(self.out, sheet)
 
     # pieces
 
@@ -79,100 +348,109 @@ class Output:
         self,
         rows: Iterable[tuple[str, str, Payment | None, str | None]],
         live: Callable[[str], bool],
-    ) -> Table:
-        table = Table(title="Payments", title_justify="left")
-        for col in (
-            "account",
-            "payment id",
-            "status",
-            "provider status",
-            "amount",
-            *AGGREGATES,
-            "cancelable",
-        ):
-            table.add_column(col, justify="right" if col in ("amount", *AGGREGATES) else "left")
+    ) -> Sheet:
+        sheet = Sheet(
+            Text("Payments"),
+            [
+                Col("account", group=True),
+                Col("payment id", keep=True, head=True),
+                Col("status"),
+                Col("provider status"),
+                Col("amount", keep=True, right=True),
+                *(Col(a, keep=True, right=True) for a in AGGREGATES),
+                Col("cancelable"),
+            ],
+        )
+        blank = [""] * (1 + len(AGGREGATES))
         for account, pid, payment, error in rows:
+            label = self.account_label(account, live(account))
             if payment is None:
-                table.add_row(
-                    self.account_label(account, live(account)),
-                    pid,
-                    Text("not found", style="yellow"),
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    Text(self.redact(error or ""), style="yellow"),
-                )
+                note = Text(self.redact(error or "not found"), style="yellow")
+                sheet.add_row(label, pid, Text("not found", style="yellow"), "", *blank, note)
                 continue
-            table.add_row(
-                self.account_label(account, live(account)),
+            sheet.add_row(
+                label,
                 payment.payment_id,
                 payment.status.value,
-                payment.native_status,
+                _native(payment),
                 money(payment.amount),
                 *(money(getattr(payment, a)) for a in AGGREGATES),
                 Text("yes", style="green")
                 if payment.cancelable
                 else Text(f"no: {payment.why_not}", style="yellow"),
             )
-        return table
+        return sheet
 
-    def runs_table(self, runs: list[dict[str, Any]]) -> Table:
-        table = Table(title="Runs", title_justify="left")
-        for col in ("run id", "started", "status", "user", "input", "reason", "total", "outcomes"):
-            table.add_column(col, justify="right" if col == "total" else "left")
+    def runs_table(self, runs: list[dict[str, Any]]) -> Sheet:
+        sheet = Sheet(
+            Text("Runs"),
+            [
+                Col("run id", keep=True, head=True),
+                Col("started"),
+                Col("status"),
+                Col("total", keep=True, right=True),
+                Col("by", detail="by "),
+                Col("input", detail="input "),
+                Col("reason", detail="reason: "),
+                Col("outcomes", detail=""),
+            ],
+            empty="No runs in the journal yet.",
+        )
         for run in runs:
-            table.add_row(
+            sheet.add_row(
                 run["run_id"],
                 run["started_at"][:19].replace("T", " "),
                 run["status"],
+                str(run["total"]),
                 f"{run['user']}@{run['host']}",
                 self.redact(str(run["input"] or "")),
                 self.redact(str(run["reason"] or "")),
-                str(run["total"]),
                 ", ".join(f"{k} {v}" for k, v in sorted(run["outcomes"].items())),
             )
-        return table
+        return sheet
 
-    def plan_table(self, payment: Payment, live: bool, reason: str) -> Table:
-        table = Table(title="About to cancel", title_justify="left", show_header=False)
-        table.add_column("field")
-        table.add_column("value")
-        table.add_row("account", self.account_label(payment.account, live))
-        table.add_row("provider", payment.provider)
-        table.add_row("payment id", payment.payment_id)
-        table.add_row("status", f"{payment.status.value} ({payment.native_status})")
-        table.add_row("amount", money(payment.amount))
+    def plan_table(self, payment: Payment, live: bool, reason: str) -> Sheet:
+        sheet = Sheet(Text("About to cancel"), [Col("field"), Col("value")], show_header=False)
+        sheet.add_row("account", self.account_label(payment.account, live))
+        sheet.add_row("provider", payment.provider)
+        sheet.add_row("payment id", kept(payment.payment_id))
+        sheet.add_row("status", _status(payment))
+        sheet.add_row("amount", kept(money(payment.amount)))
         remaining = _remaining(payment)
         if remaining is not None:
-            table.add_row("to be released", str(remaining))
-        table.add_row("reason", self.redact(reason))
-        return table
+            sheet.add_row("to be released", kept(str(remaining)))
+        sheet.add_row("reason", self.redact(reason))
+        return sheet
 
-    def before_after(self, result: Result) -> Table:
-        title = Text(f"{result.payment_id} ({result.account}): ")
+    def before_after(self, result: Result) -> Sheet:
+        """Each field before, after and the change; no rows (nothing printed) when the
+        payment was never read, e.g. not found: the result line says why."""
+        title = Text("")
+        title.append_text(kept(result.payment_id))
+        title.append(f" ({result.account}): ")
         title.append(result.outcome.value, style=_OUTCOME_STYLE[result.outcome])
-        table = Table(title=title, title_justify="left")
-        for col in ("", "before", "after", "change"):
-            table.add_column(col, justify="left" if col in ("", "before", "after") else "right")
+        sheet = Sheet(
+            title,
+            [Col("", head=True), Col("before"), Col("after"), Col("change", keep=True, right=True)],
+        )
         b, a = result.before, result.after
-        table.add_row(
+        if b is None and a is None:
+            return sheet
+        sheet.add_row(
             "status",
-            "" if b is None else f"{b.status.value} ({b.native_status})",
-            "" if a is None else f"{a.status.value} ({a.native_status})",
+            "" if b is None else _status(b),
+            "" if a is None else _status(a),
             ""
             if a is None or b is None or a.status == b.status
             else f"{b.status.value} -> {a.status.value}",
         )
-        for field in ("amount", *AGGREGATES):
-            before = None if b is None else getattr(b, field)
-            after = None if a is None else getattr(a, field)
+        for name in ("amount", *AGGREGATES):
+            before = None if b is None else getattr(b, name)
+            after = None if a is None else getattr(a, name)
             if before is None and after is None:
                 continue
-            table.add_row(field, money(before), money(after), _change(before, after))
-        return table
+            sheet.add_row(name, kept(money(before)), kept(money(after)), _change(before, after))
+        return sheet
 
     def result_line(self, result: Result) -> Text:
         text = Text(f"{result.account} {result.payment_id}: ")
@@ -183,15 +461,65 @@ class Output:
         return text
 
 
+def show(console: Console, sheet: Sheet) -> None:
+    """Print a sheet line by line; no line is wrapped or cut by the console (the sheet
+    already fits a terminal, and a pipe takes each row whole)."""
+    for line in sheet.lines(console, console.width):
+        console.print(line, soft_wrap=True)
+
+
 def _console(stream: IO[str], no_color: bool) -> Console:
     console = Console(file=stream, no_color=True if no_color else None, highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
-        console.width = 160  # a pipe or file: do not squeeze tables into 80 columns
+        console.width = 160  # a pipe or file: do not squeeze messages into 80 columns
     return console
 
 
 def money(value: Money | None) -> str:
     return "" if value is None else str(value)
+
+
+def _amounts(totals: dict[str, Decimal]) -> list[Text]:
+    """``12.00 EUR, 3.50 NOK`` as pieces that never split an amount from its currency."""
+    items = [kept(str(Money(v, c))) for c, v in sorted(totals.items())]
+    for item in items[:-1]:
+        item.append(",")
+    return items
+
+
+def _native(payment: Payment) -> str:
+    """The provider's own word for the status, when it says more than ours."""
+    native = payment.native_status
+    return "" if native.lower() == payment.status.value else native
+
+
+def _status(payment: Payment) -> str:
+    native = _native(payment)
+    return f"{payment.status.value} ({native})" if native else payment.status.value
+
+
+def _status_change(result: Result) -> str:
+    b, a = result.before, result.after
+    if b is not None and a is not None and a.status != b.status:
+        return f"{b.status.value} -> {a.status.value}"
+    shown = b or a
+    return "" if shown is None else shown.status.value
+
+
+def _code(result: Result) -> str:
+    """The refusal code; a state code the provider shares between states (Vipps keeps
+    ``AUTHORIZED`` after a capture or a refund) is shown with the state it means."""
+    if result.error is None or not result.error.code:
+        return ""
+    code = result.error.code
+    for payment in (result.before, result.after):
+        if (
+            payment is not None
+            and payment.native_status == code
+            and payment.status.value not in code.lower()
+        ):
+            return f"{payment.status.value} ({code})"
+    return code
 
 
 def _change(before: Money | None, after: Money | None) -> str:
@@ -207,10 +535,65 @@ def _change(before: Money | None, after: Money | None) -> str:
 def _remaining(payment: Payment) -> Money | None:
     if payment.authorized is None or payment.authorized.value == 0:
         return None
-    spent = sum(
-        (m.value for m in (payment.captured, payment.cancelled) if m is not None), Decimal(0)
-    )
-    return Money(payment.authorized.value - spent, payment.authorized.currency)
+    return payment.releasable()
+
+
+class _ProgressLine:
+    """The progress bar's one line: label, done/total, rate and ETA first and always
+    whole; then the bar; then the counts per outcome, shortened or dropped when the
+    terminal is narrow."""
+
+    _SHORT: ClassVar[dict[str, str]] = {
+        "cancelled": "ok",
+        "already_cancelled": "already",
+        "not_cancellable": "refused",
+        "not_found": "missing",
+        "would_cancel": "would",
+        "failed": "failed",
+        "invalid": "invalid",
+    }
+
+    def __init__(self, console: Console, label: str, counts: Counter[str]) -> None:
+        self.console = console
+        self.label = label
+        self.counts = counts
+
+    def __call__(self, task: Task) -> Text:
+        width = self.console.width - 1
+        total = int(task.total or 0)
+        speed = task.finished_speed or task.speed
+        eta = task.time_remaining
+        clock = "-:--:--" if eta is None else _clock(eta)
+        head = (
+            f"{self.label} {int(task.completed)}/{total} "
+            f"{'-' if speed is None else f'{speed:.1f}'}/s ETA {clock}"
+        )
+        line = Text(head)
+        order = [o.value for o in Outcome if self.counts.get(o.value)]
+        counts = ""
+        for names in (
+            {o: o for o in order},
+            self._SHORT,
+        ):  # full names, then short ones, then as many as fit
+            counts = " ".join(f"{names[o]}={self.counts[o]}" for o in order)
+            if len(head) + 1 + 10 + 1 + len(counts) <= width:
+                break
+        while counts and len(head) + 2 + len(counts) > width:
+            counts = counts.rsplit(" ", 1)[0] if " " in counts else ""
+        bar = width - len(head) - 2 - (len(counts) + 1 if counts else 0)
+        if bar >= 4:
+            done = round(bar * (task.completed / total)) if total else 0
+            line.append(" ")
+            line.append("━" * done, style="bar.complete")
+            line.append("━" * (bar - done), style="bar.back")
+        if counts:
+            line.append(" " + counts)
+        return line
+
+
+def _clock(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 class BulkView:
@@ -226,11 +609,13 @@ class BulkView:
         live: bool,
         interactive: bool,
         progress: bool,
+        dry_run: bool = False,
     ) -> None:
         self.out = out
         self.yes = yes
         self.live = live
         self.interactive = interactive
+        self.dry_run = dry_run
         self.show_progress = progress and out.err.is_terminal
         self.results: list[Result] = []
         self.counts: Counter[str] = Counter()
@@ -298,30 +683,22 @@ class BulkView:
 
     def started(self, run_id: str, total: int, resumed: bool) -> None:
         self.total = total
-        verb = "Resuming run" if resumed else "Run"
-        self.out.message(f"{verb} {run_id}: {total} payment(s) to process.", style="bold")
+        verb = "Resuming run" if resumed else "Dry run" if self.dry_run else "Run"
+        doing = "to check" if self.dry_run else "to process"
+        self.out.message(f"{verb} {run_id}: {total} payment(s) {doing}.", style="bold")
         if self.show_progress and total:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
+            from rich.progress import Progress, ProgressColumn
+
+            line = _ProgressLine(
+                self.out.err, "checking" if self.dry_run else "cancelling", self.counts
             )
 
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}/s"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=self.out.err,
-                transient=False,
-            )
-            self._task = self._progress.add_task("cancelling", total=total, rate="0.0")
+            class Column(ProgressColumn):
+                def render(self, task: Task) -> Text:
+                    return line(task)
+
+            self._progress = Progress(Column(), console=self.out.err, transient=False)
+            self._task = self._progress.add_task("", total=total)
             self._progress.start()
 
     def result(self, result: Result) -> None:
@@ -331,76 +708,111 @@ class BulkView:
         if self.total <= self.SMALL_RUN:
             self.results.append(result)
         if self._progress is not None:
-            task = self._progress.tasks[0]
-            speed = task.speed or 0.0
-            summary = " ".join(f"{k}={v}" for k, v in sorted(self.counts.items()))
-            self._progress.update(self._task, advance=1, description=summary, rate=f"{speed:.1f}")
+            self._progress.update(self._task, advance=1)
 
     def finished(self) -> None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
 
-    def results_table(self) -> Table:
-        table = Table(title="Results", title_justify="left")
-        for col in ("account", "payment id", "outcome", "before", "after", "released", "note"):
-            table.add_column(col, justify="right" if col == "released" else "left")
+    def results_table(self) -> Sheet:
+        dry = any(r.outcome is Outcome.WOULD_CANCEL for r in self.results)
+        sheet = Sheet(
+            Text("Results"),
+            [
+                Col("account", group=True, detail=""),
+                Col("payment id", keep=True, head=True),
+                Col("outcome"),
+                Col("status", detail=""),
+                Col("would release" if dry else "released", keep=True, right=True),
+                Col("note", detail=""),
+            ],
+        )
         for r in self.results:
-            released = r.released()
-            table.add_row(
+            status = _status_change(r)
+            note = "" if r.error is None else self.out.redact(r.error.message)
+            sheet.add_row(
                 r.account,
                 r.payment_id,
                 Text(r.outcome.value, style=_OUTCOME_STYLE[r.outcome]),
-                "" if r.before is None else r.before.status.value,
-                Text("unchanged", style="dim")
-                if r.after is None and r.before is not None
-                else ("" if r.after is None else r.after.status.value),
-                money(released),
-                "" if r.error is None else self.out.redact(r.error.message),
+                status,
+                money(r.released() or r.would_release()),
+                "" if note == status else note,
             )
-        return table
+        return sheet
 
-    def summary_table(self, summary: Summary) -> Table:
+    def summary_table(self, summary: Summary) -> Sheet:
         outcomes = [
             o.value for o in Outcome if any(o.value in c for c in summary.per_account.values())
         ]
-        table = Table(title=f"Summary of run {summary.run_id}", title_justify="left")
-        table.add_column("account")
-        for name in outcomes:
-            table.add_column(name, justify="right")
+        sheet = Sheet(
+            Text("Summary of run ") + kept(summary.run_id),
+            [Col("account", head=True), *(Col(o, keep=True, right=True) for o in outcomes)],
+        )
         for account, counts in sorted(summary.per_account.items()):
-            table.add_row(account or "(invalid)", *(str(counts.get(o, 0)) for o in outcomes))
-        table.add_row(
+            sheet.add_row(account or "(invalid)", *(str(counts.get(o, 0)) for o in outcomes))
+        sheet.add_row(
             Text("total", style="bold"), *(str(summary.outcomes.get(o, 0)) for o in outcomes)
         )
-        amounts = (
-            ", ".join(f"{v} {c}" for c, v in sorted(summary.cancelled_amounts.items())) or "none"
-        )
-        caption = f"cancelled amounts: {amounts}"
+        dry = bool(summary.outcomes.get(Outcome.WOULD_CANCEL.value))
+        if summary.cancelled_amounts or not dry:
+            sheet.note(
+                "Cancelled amounts:", *(_amounts(summary.cancelled_amounts) or [Text("none")])
+            )
+        if dry:
+            sheet.note(
+                "Would release (dry run, nothing sent):",
+                *(_amounts(summary.would_release) or [Text("none")]),
+            )
+        if summary.would_unknown:
+            sheet.note(
+                f"{summary.would_unknown} would be cancelled with no amount from the provider"
+            )
         if summary.unknown_amounts:
-            caption += f"; {summary.unknown_amounts} cancelled with no amount from the provider"
+            sheet.note(
+                *f"{summary.unknown_amounts} cancelled with no amount from the provider".split()
+            )
         if summary.remaining:
-            caption += f"; {summary.remaining} not processed yet"
-        caption += f"; {summary.requests} requests in {summary.duration_s:.1f}s"
-        table.caption = caption
-        return table
+            sheet.note(f"{summary.remaining} not processed yet")
+        sheet.note(f"{summary.requests} requests in {summary.duration_s:.1f}s")
+        if summary.total > self.SMALL_RUN:
+            sheet.note(
+                "Each payment's result:",
+                kept(f"paycancel runs show {summary.run_id}"),
+                "(or --report PATH)",
+            )
+        return sheet
 
-    def failures_table(self, summary: Summary) -> Table:
-        table = Table(
-            title=f"Not cancelled ({summary.failure_count}; first {len(summary.failures)})",
-            title_justify="left",
+    def failures_table(self, summary: Summary) -> Sheet:
+        shown = len(summary.failures)
+        count = f"{summary.failure_count}"
+        if summary.failure_count > shown:
+            count += f"; first {shown} shown"
+        sheet = Sheet(
+            Text(f"Not cancelled ({count})"),
+            [
+                Col("account", group=True, detail=""),
+                Col("payment id", keep=True, head=True),
+                Col("outcome"),
+                Col("code"),
+                Col("why", detail=""),
+            ],
         )
-        for col in ("account", "payment id", "outcome", "code", "provider's reason"):
-            table.add_column(col)
         for r in summary.failures:
-            table.add_row(
+            sheet.add_row(
                 r.account,
                 r.payment_id,
                 Text(r.outcome.value, style=_OUTCOME_STYLE[r.outcome]),
-                "" if r.error is None else str(r.error.code or ""),
+                _code(r),
                 "" if r.error is None else self.out.redact(r.error.message),
             )
-        return table
+        if summary.failure_count > shown:
+            sheet.note(
+                f"All {summary.failure_count}:",
+                kept(f"paycancel runs show {summary.run_id}"),
+                "or a --report PATH file.",
+            )
+        return sheet
 
 
 def _prompt(text: str) -> str:
