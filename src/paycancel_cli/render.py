@@ -109,10 +109,10 @@ class Sheet:
                     title.append(" · ")
                     title.append_text(self.rows[0][i])
                     cols.remove(i)
+        if not self.rows:
+            return []
         title.stylize("bold")
         out = [title] if title.plain else []
-        if not self.rows:
-            return out
         if plain:
             out += self._table(console, cols, None, [])
             out += [Text(" ").join(note) for note in self.notes]
