@@ -30,7 +30,6 @@ from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from rich.console import Console, ConsoleOptions
-from rich.table import Table
 from rich.text import Text
 
 from paycancel_cli.errors import Declined
@@ -326,16 +325,18 @@ class Output:
         self._stdout.write(self.redact(json.dumps(obj, default=str)) + "\n")
         self._stdout.flush()
 
-    def table(self, sheet: Sheet) -> None:
-        """A sheet on stdout; one with no rows says its ``empty`` line on stderr."""
+    def table(self, sheet: Sheet, console: Console | None = None) -> None:
+        """A sheet on stdout (or ``console``), after a blank line if another came
+        before; one with no rows says its ``empty`` line on stderr."""
         if not sheet.rows:
             if sheet.empty:
                 self.message(sheet.empty)
             return
-        if self._tables:
-            self.out.print()
-        self._tables += 1
-        show(self.out, sheet)
+        if console is None or console is self.out:
+            if self._tables:
+                self.out.print()
+            self._tables += 1
+        show(console or self.out, sheet)
 
     # pieces
 
@@ -651,24 +652,22 @@ class BulkView:
         self.out.err.print(Text(self.out.redact(text), style="yellow"), soft_wrap=True)
 
     def confirm(self, plan: Plan) -> None:
-        table = Table(title="Plan", title_justify="left")
-        table.add_column("account")
-        table.add_column("payments", justify="right")
+        table = Sheet(Text("Plan"), [Col("account"), Col("payments", keep=True, right=True)])
         for account, count in sorted(plan.per_account.items()):
             table.add_row(self.out.account_label(account, plan.live[account]), str(count))
-        found = Table(box=None, show_edge=False)
-        found.add_column("subscription", overflow="fold")
-        found.add_column("open payments", justify="right")
+        found = Sheet(
+            Text(""), [Col("subscription", keep=True), Col("open payments", keep=True, right=True)]
+        )
         for sub, n in list(plan.subscriptions.items())[:20]:
             found.add_row(sub, Text(str(n), style="" if n else "yellow"))
         if len(plan.subscriptions) > 20:
-            found.caption = f"and {len(plan.subscriptions) - 20} more subscription(s)"
+            found.note(f"and {len(plan.subscriptions) - 20} more subscription(s)")
         live_accounts = sorted(a for a, is_live in plan.live.items() if is_live)
         prompting = not self.yes or bool(live_accounts and not self.live)
         if prompting or not self.out.json_mode:  # --json --yes (cron): stderr stays quiet
-            (self.out.err if self.out.json_mode else self.out.out).print(table)
-            if plan.subscriptions:
-                (self.out.err if self.out.json_mode else self.out.out).print(found)
+            console = self.out.err if self.out.json_mode else None
+            self.out.table(table, console)
+            self.out.table(found, console)
         if live_accounts and not (self.yes and self.live):
             for account in live_accounts:
                 typed = _prompt(f"LIVE account: type the account name ({account}) to go on")
