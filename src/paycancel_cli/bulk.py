@@ -10,7 +10,8 @@ Invariants:
   client-side rate limiter (in ``httpclient``).
 - A payment's ``in_flight`` mark is committed before its cancel is sent; ``done`` after.
 - On ``stop`` no new payment starts; those in flight finish and are recorded.
-- A journal failure stops the run (fail closed) and is raised after in-flight work ends.
+- A journal failure stops the run (fail closed) and is raised after in-flight work ends;
+  any other unexpected exception fails its one payment and the run goes on.
 - After an account's credentials are rejected, its remaining payments fail without a
   request.
 """
@@ -37,10 +38,12 @@ from paycancel_cli.engine import (
     RetryPolicy,
     Target,
     idempotency_key,
+    unexpected_error,
 )
 from paycancel_cli.errors import (
     ConfigError,
     InputError,
+    JournalError,
     ProviderUnavailable,
     RateLimited,
     UsageError,
@@ -175,6 +178,9 @@ async def execute(
     async def in_flight(target: Target, key: str, before: Payment) -> None:
         journal.mark_in_flight(run_id, target.account, target.payment_id, before)
 
+    async def new_key(target: Target, key: str) -> None:
+        journal.set_key(run_id, target.account, target.payment_id, key)
+
     cancellers: dict[str, Canceller] = {}
 
     def canceller(account: str) -> Canceller:
@@ -185,6 +191,7 @@ async def execute(
                 policy=policy,
                 dry_run=dry_run,
                 before_send=in_flight,
+                on_new_key=new_key,
             )
         return cancellers[account]
 
@@ -228,7 +235,12 @@ async def execute(
             if stop.is_set():
                 continue
             try:
-                result = await process(row)
+                try:
+                    result = await process(row)
+                except JournalError:
+                    raise
+                except Exception as exc:
+                    result = _failed(run_id, row, exc)
                 journal.mark_done(result)
             except Exception as exc:
                 fatal.append(exc)
@@ -242,6 +254,20 @@ async def execute(
     if fatal:
         raise fatal[0]
     return state
+
+
+def _failed(run_id: str, row: PaymentRow, exc: Exception) -> Result:
+    """A worker's unexpected exception, as that one payment's failure."""
+    target = Target(row.account, row.payment_id, row.reason)
+    return Result(
+        run_id,
+        row.account,
+        row.provider,
+        row.payment_id,
+        Outcome.FAILED,
+        error=unexpected_error(row.provider or row.account, target, exc),
+        idempotency_key=row.idempotency_key,
+    )
 
 
 # summary and report

@@ -115,7 +115,12 @@ async def cancel_one(
     async def in_flight(target: Target, _key: str, before: Payment) -> None:
         journal.mark_in_flight(run_id, target.account, target.payment_id, before)
 
-    canceller = Canceller(provider, run_id=run_id, policy=policy, before_send=in_flight)
+    async def new_key(target: Target, fresh: str) -> None:
+        journal.set_key(run_id, target.account, target.payment_id, fresh)
+
+    canceller = Canceller(
+        provider, run_id=run_id, policy=policy, before_send=in_flight, on_new_key=new_key
+    )
     target = Target(account, payment_id, reason, known=decided.before)
     status = "interrupted"
     try:

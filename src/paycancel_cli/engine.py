@@ -12,7 +12,12 @@ Invariants:
 - After an ambiguous failure (timeout, dropped connection, 5xx on the cancel) the
   payment is read back before anything is sent again.
 - ``before_send`` (the journal's in-flight record) runs before the first cancel
-  request; if it raises, nothing is sent.
+  request; if it raises, nothing is sent.  ``on_new_key`` records a fresh idempotency
+  key before the retry that carries it (a provider that keeps a transient refusal
+  under the key, Vipps 6160); the result names the key last sent.
+- Any unexpected exception while reading or cancelling one payment fails that payment
+  (``failed``, naming the provider, the payment and what went wrong); only a
+  ``JournalError`` leaves ``process``, because the run must stop when it cannot record.
 - This module never looks at a provider's field names and imports neither typer nor
   rich.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -31,7 +37,9 @@ import stamina
 
 from paycancel_cli.errors import (
     AuthError,
+    Busy,
     InputError,
+    JournalError,
     NotCancellable,
     NotFound,
     PaycancelError,
@@ -63,12 +71,21 @@ stamina.instrumentation.set_on_retry_hooks([_log_retry])
 
 AUTH_FAILED = "auth_failed"
 UNCERTAIN = "uncertain"
+INTERNAL = "internal_error"
 
 
 def idempotency_key(run_id: str, account: str, payment_id: str) -> str:
     """Deterministic per (run, account, payment); 35 characters (Vipps allows 50)."""
     digest = hashlib.sha256(f"{run_id}\x1f{account}\x1f{payment_id}".encode()).hexdigest()
     return f"pc-{digest[:32]}"
+
+
+def fresh_key(key: str) -> str:
+    """The next key of a payment whose last key is spent: ``<root>-r<n+1>``, at most
+    42 characters however often it is renewed (Vipps allows 50)."""
+    match = re.fullmatch(r"(.*?)-r(\d+)", key)
+    root, n = (match.group(1), int(match.group(2))) if match else (key, 0)
+    return f"{root}-r{n + 1}"
 
 
 @dataclass(frozen=True)
@@ -93,6 +110,7 @@ class Target:
 
 
 BeforeSend = Callable[[Target, str, Payment], Awaitable[None]]
+OnNewKey = Callable[[Target, str], Awaitable[None]]
 
 
 def was_cancelled(payment: Payment) -> bool:
@@ -118,7 +136,8 @@ def amount_mismatch(expected: Money, payment: Payment) -> str | None:
             "report this payment's amount"
         )
     if payment.amount.currency != expected.currency or payment.amount.value != expected.value:
-        return f"amount is {payment.amount}, expected {expected}"
+        note = f" ({payment.amount_note})" if payment.amount_note else ""
+        return f"amount is {payment.amount}{note}, expected {expected}"
     return None
 
 
@@ -133,12 +152,14 @@ class Canceller:
         policy: RetryPolicy | None = None,
         dry_run: bool = False,
         before_send: BeforeSend | None = None,
+        on_new_key: OnNewKey | None = None,
     ) -> None:
         self.provider = provider
         self.run_id = run_id
         self.policy = policy or RetryPolicy()
         self.dry_run = dry_run
         self.before_send = before_send
+        self.on_new_key = on_new_key
 
     async def read(self, payment_id: str) -> Payment:
         """Read one payment, retrying transient failures."""
@@ -188,6 +209,10 @@ class Canceller:
             # Any other answer the provider gave (409, 422, an unreadable body...): this
             # payment failed; the run goes on.
             return replace(base, error=_info(exc))
+        except JournalError:
+            raise
+        except Exception as exc:
+            return replace(base, error=unexpected_error(self.provider.title, target, exc))
 
     def _decide(self, target: Target, before: Payment) -> tuple[Outcome, ErrorInfo | None] | None:
         if target.expected_amount is not None:
@@ -205,10 +230,16 @@ class Canceller:
         if self.before_send is not None:
             await self.before_send(target, key, before)
         attempts = 0
-        uncertain = ever_uncertain = False
+        uncertain = ever_uncertain = renew = False
+        base = replace(base, idempotency_key=key)
         try:
             async for attempt in self._retrying(self._cancel_backoff):
                 with attempt:
+                    if renew:
+                        key, renew = fresh_key(key), False
+                        if self.on_new_key is not None:
+                            await self.on_new_key(target, key)
+                        base = replace(base, idempotency_key=key)
                     if uncertain:
                         now = await self.read(target.payment_id)
                         if released(before, now):
@@ -230,15 +261,18 @@ class Canceller:
                         uncertain = exc.ambiguous
                         ever_uncertain = ever_uncertain or exc.ambiguous
                         raise
-                    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-                        # A 2xx whose body the adapter could not read: the cancel may
+                    except Busy as exc:
+                        renew = exc.fresh_key
+                        raise
+                    except (PaycancelError, JournalError):
+                        raise
+                    except Exception as exc:
+                        # An answer the adapter could not make sense of: the cancel may
                         # have happened; read it back before deciding anything.
                         uncertain = ever_uncertain = True
+                        info = unexpected_error(self.provider.title, target, exc)
                         raise ProviderUnavailable(
-                            f"{self.provider.title}: unreadable answer to the cancel "
-                            f"({type(exc).__name__})",
-                            code="bad_response",
-                            ambiguous=True,
+                            info.message, code=info.code, ambiguous=True
                         ) from None
                     if after.cancelable and not released(before, after):
                         # The provider said yes but the payment still shows something to
@@ -269,6 +303,19 @@ class Canceller:
                 return replace(
                     base, outcome=Outcome.ALREADY_CANCELLED, after=now, attempts=attempts
                 )
+            if now.cancelable:
+                # Refused, yet the payment still shows something to cancel: the refusal
+                # was not about its state (a bad request), so a person must look.
+                return replace(
+                    base,
+                    after=now,
+                    attempts=attempts,
+                    error=ErrorInfo(
+                        exc.code,
+                        f"{exc.message}; the payment is still {now.native_status}",
+                        exc.http_status,
+                    ),
+                )
             return replace(
                 base,
                 outcome=Outcome.NOT_CANCELLABLE,
@@ -276,7 +323,7 @@ class Canceller:
                 error=_info(exc),
                 attempts=attempts,
             )
-        except (RateLimited, ProviderUnavailable) as exc:
+        except (RateLimited, ProviderUnavailable, Busy) as exc:
             error = _info(exc)
             if ever_uncertain:
                 error = ErrorInfo(
@@ -286,6 +333,8 @@ class Canceller:
                     exc.http_status,
                 )
             return replace(base, error=error, attempts=attempts)
+        except JournalError:
+            raise
         except PaycancelError as exc:
             if isinstance(exc, AuthError | NotFound):
                 raise
@@ -306,11 +355,11 @@ class Canceller:
         )
 
     def _read_backoff(self, exc: Exception) -> bool | float:
-        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+        if isinstance(exc, RateLimited | Busy) and exc.retry_after is not None:
             # Spread the herd that a shared window releases at once.
             wait = min(exc.retry_after, self.policy.max_retry_after)
             return wait + random.uniform(0, min(1.0, wait / 4 + 0.05))
-        return isinstance(exc, RateLimited | ProviderUnavailable)
+        return isinstance(exc, RateLimited | ProviderUnavailable | Busy)
 
     def _cancel_backoff(self, exc: Exception) -> bool | float:
         wait = self._read_backoff(exc)
@@ -318,6 +367,17 @@ class Canceller:
         if wait is False or not floor:
             return wait
         return max(floor, 0.0 if wait is True else wait)
+
+
+def unexpected_error(provider: str, target: Target, exc: Exception) -> ErrorInfo:
+    """An exception no layer expected, as one payment's error (never a traceback)."""
+    text = str(exc)[:300] or "no details"
+    return ErrorInfo(
+        INTERNAL,
+        f"{provider}: payment {target.payment_id}: unexpected {type(exc).__name__} while "
+        f"handling the provider's answer ({text}); check it with `paycancel status "
+        f"{target.payment_id} --account {target.account}`",
+    )
 
 
 def _info(exc: PaycancelError) -> ErrorInfo:

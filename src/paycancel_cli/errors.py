@@ -11,10 +11,12 @@
      ├── LockError                      exit 4: another process holds the lock
      ├── Interrupted                    exit 130: stopped by a signal, resumable
      ├── JournalError                   exit 1: the journal cannot be written (fail closed)
+     │    └── JournalUnusable           exit 2: the journal cannot be opened, nothing sent
      └── ProviderError                  exit 1: the provider answered with an error
           ├── NotFound
           ├── NotCancellable            the state forbids a cancel (carries the code)
           ├── RateLimited               retryable, may carry a retry-after delay
+          ├── Busy                      retryable: the payment is locked or being worked on
           └── ProviderUnavailable       retryable: 5xx, timeouts, dropped connections
 
 Messages say what happened and what to do next.  They never contain a secret: the
@@ -65,6 +67,13 @@ class JournalError(PaycancelError):
     exit_code = 1
 
 
+class JournalUnusable(JournalError):
+    """The journal cannot be opened at all (a file where a directory should be, a
+    directory, not SQLite): a setup problem found before anything was sent."""
+
+    exit_code = 2
+
+
 class ProviderError(PaycancelError):
     """An error answer from a provider, with its code and HTTP status when known."""
 
@@ -112,6 +121,27 @@ class RateLimited(ProviderError):
     ) -> None:
         super().__init__(message, code=code, http_status=http_status)
         self.retry_after = retry_after
+
+
+class Busy(ProviderError):
+    """The provider is working on the payment (Vipps 423 Locked, 6160 order processing):
+    try again after a wait.  ``fresh_key`` is set when the provider keeps the refusal
+    under the idempotency key, so the retry must carry a new one."""
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+        fresh_key: bool = False,
+    ) -> None:
+        super().__init__(message, code=code, http_status=http_status)
+        self.retry_after = retry_after
+        self.fresh_key = fresh_key
 
 
 class ProviderUnavailable(ProviderError):

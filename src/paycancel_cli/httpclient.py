@@ -1,12 +1,18 @@
 """HTTP clients per account: timeouts, a client-side rate limit, request counting and
 the ``--verbose`` exchange log.
 
+Every exchange is bounded twice by ``Bounded``, below the rate limiter: the whole of it
+(connect, send, headers and body) must finish within the account's ``timeout_s``, so a
+body trickling a byte at a time cannot hold a worker (httpx's timeouts bound each read,
+not their sum); and a body is read at most ``MAX_BODY_BYTES`` far, then dropped.
+
 The log goes through ``Redactor``: secret header values, every configured secret and
 every access token obtained at run time are replaced before a line is written.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,6 +30,62 @@ log = logging.getLogger("paycancel.http")
 
 TOKEN_PATHS = ("/accesstoken/get",)
 BODY_LOG_LIMIT = 2000
+# The largest answer a provider sends is a FlexPortal list page of 100 payments (~200 kB).
+MAX_BODY_BYTES = 1 << 20
+
+
+class BodyTooLarge(httpx.TransportError):
+    """An answer's body went past ``MAX_BODY_BYTES``; the rest was not read."""
+
+
+class Bounded(httpx.AsyncBaseTransport):
+    """A transport that reads each answer whole, within a deadline and a size cap."""
+
+    def __init__(
+        self, inner: httpx.AsyncBaseTransport, *, deadline_s: float, max_bytes: int
+    ) -> None:
+        self.inner = inner
+        self.deadline_s = deadline_s
+        self.max_bytes = max_bytes
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            async with asyncio.timeout(self.deadline_s):
+                response = await self.inner.handle_async_request(request)
+                stream = response.stream
+                assert isinstance(stream, httpx.AsyncByteStream)
+                try:
+                    body = await self._read(response, stream, request)
+                finally:
+                    await stream.aclose()
+        except TimeoutError:
+            raise httpx.ReadTimeout(
+                f"no complete answer within {self.deadline_s:g} s", request=request
+            ) from None
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=httpx.ByteStream(body),
+            extensions=response.extensions,
+        )
+
+    async def _read(
+        self, response: httpx.Response, stream: httpx.AsyncByteStream, request: httpx.Request
+    ) -> bytes:
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            raise BodyTooLarge(f"declared {int(declared)} bytes", request=request)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in stream:
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise BodyTooLarge(f"more than {self.max_bytes} bytes", request=request)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 @dataclass
@@ -74,10 +136,11 @@ def make_client(
 
     for secret in account.secrets():
         redactor.add(secret)
+    inner = transport or httpx.AsyncHTTPTransport(trust_env=False)
     return httpx.AsyncClient(
         base_url=account.url,
         timeout=httpx.Timeout(account.timeout_s, connect=min(10.0, account.timeout_s)),
-        transport=transport,
+        transport=Bounded(inner, deadline_s=account.timeout_s, max_bytes=MAX_BODY_BYTES),
         event_hooks={"request": [on_request], "response": [on_response]},
         headers={"User-Agent": "paycancel", "Accept": "application/json"},
         follow_redirects=False,

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from paycancel_cli.errors import JournalError, LockError
+from paycancel_cli.errors import JournalError, JournalUnusable, LockError
 from paycancel_cli.models import ErrorInfo, Money, Outcome, Payment, Result
 
 SCHEMA = """
@@ -141,10 +141,35 @@ def _load(text: str | None) -> Payment | None:
     return None if text is None else Payment.from_json(json.loads(text))
 
 
+def _unusable(path: Path) -> str | None:
+    """Why ``path`` can never hold the journal, checked before anything is created or
+    chmod-ed there (a directory must not be turned into mode 0600)."""
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            return f"is below {parent}, which is a file, not a directory"
+    if path.exists() and path.is_dir():
+        return "is a directory, not a file"
+    if path.is_file():
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(16)
+        except OSError:
+            return None  # the open below says why
+        if head and head != b"SQLite format 3\x00":
+            return "is not an SQLite database (another file at that path?)"
+    return None
+
+
 class Journal:
     def __init__(self, path: Path, *, redact: Callable[[str], str] = str) -> None:
         self.path = path
         self.redact = redact  # error texts from providers may echo what they were sent
+        problem = _unusable(path)
+        if problem is not None:
+            raise JournalUnusable(
+                f"The journal {path} cannot be opened: it {problem}. Nothing was sent. Set "
+                "defaults.journal in the config to a file path in a directory you can write."
+            )
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not path.exists():
@@ -160,7 +185,7 @@ class Journal:
                 if side.exists():
                     os.chmod(side, 0o600)
         except (sqlite3.Error, OSError) as exc:
-            raise JournalError(
+            raise JournalUnusable(
                 f"The journal {path} cannot be opened ({exc}). Nothing was sent. Check the "
                 "directory's permissions and free space, or set defaults.journal in the config."
             ) from None
@@ -334,6 +359,16 @@ class Journal:
                 "UPDATE payments SET state = ?, before = ?, updated_at = ?"
                 " WHERE run_id = ? AND account = ? AND payment_id = ?",
                 (IN_FLIGHT, _dump(before), now(), run_id, account, payment_id),
+            )
+
+    def set_key(self, run_id: str, account: str, payment_id: str, key: str) -> None:
+        """Record the idempotency key about to be sent, when a retry needs a fresh one
+        (committed before the request, like the in-flight mark)."""
+        with self._write(f"the idempotency key of payment {payment_id}") as db:
+            db.execute(
+                "UPDATE payments SET idempotency_key = ?, updated_at = ?"
+                " WHERE run_id = ? AND account = ? AND payment_id = ?",
+                (key, now(), run_id, account, payment_id),
             )
 
     def mark_done(self, result: Result) -> None:

@@ -88,6 +88,9 @@ class Payment:
     cancelled: Money | None = None
     refunded: Money | None = None
     subscription_id: str | None = None
+    # The provider's other amount where it differs from ``amount`` (FlexPortal's
+    # ``amount`` field beside its ``total``), for the operator to see.
+    amount_note: str | None = None
 
     def releasable(self) -> Money | None:
         """What a cancel would release now: where the provider keeps aggregates (an
@@ -104,7 +107,7 @@ class Payment:
         def money(m: Money | None) -> dict[str, str] | None:
             return None if m is None else m.to_json()
 
-        return {
+        out = {
             "account": self.account,
             "provider": self.provider,
             "payment_id": self.payment_id,
@@ -118,6 +121,9 @@ class Payment:
             "cancelled": money(self.cancelled),
             "refunded": money(self.refunded),
         }
+        if self.amount_note is not None:
+            out["amount_note"] = self.amount_note
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Payment:
@@ -134,6 +140,7 @@ class Payment:
             captured=Money.from_json(data.get("captured")),
             cancelled=Money.from_json(data.get("cancelled")),
             refunded=Money.from_json(data.get("refunded")),
+            amount_note=data.get("amount_note"),
         )
 
 

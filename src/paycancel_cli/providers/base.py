@@ -8,6 +8,12 @@ An adapter knows one provider's wire format and nothing else: it turns answers i
 Transport failures become ``ProviderUnavailable``; ``ambiguous`` is set when a write
 may have reached the provider (timeout while waiting for the answer, dropped
 connection, 5xx), so the engine reads the payment back before sending again.
+
+Parsing is total: whatever an answer holds (an HTML page, truncated or wrongly typed
+JSON, an empty body, a payment other than the one asked for, an unknown state), an
+adapter turns it into a ``Payment`` for the id asked or a ``ProviderError`` naming the
+provider, the payment and what was wrong (``bad_answer``).  After a write the same
+answer is ambiguous (the cancel may have happened), so the engine reads back.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import email.utils
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol
@@ -31,6 +37,7 @@ from paycancel_cli.errors import (
     ProviderUnavailable,
     RateLimited,
 )
+from paycancel_cli.httpclient import MAX_BODY_BYTES, BodyTooLarge
 from paycancel_cli.models import Payment
 
 _FORBIDDEN = re.compile(r"[/?#%\\\s\x00-\x1f\x7f]")
@@ -86,8 +93,31 @@ def error_object(body: Any) -> tuple[str | None, str]:
     """``(code, message)`` from the common ``{"error": {"code", "message"}}`` body."""
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         err = body["error"]
-        return err.get("code"), str(err.get("message") or err.get("code") or "error")
+        code = text_or_none(err.get("code"))
+        return code, text_or_none(err.get("message")) or code or "error"
     return None, "no error details"
+
+
+def text_or_none(value: Any, limit: int = 500) -> str | None:
+    """A provider's error text: strings only, cut to ``limit`` characters."""
+    if isinstance(value, str) and value.strip():
+        return value.strip()[:limit]
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        return str(value)[:limit]
+    return None
+
+
+def describe_error(
+    response: httpx.Response, describe: Callable[[Any], tuple[str | None, str]]
+) -> tuple[str | None, str]:
+    """``(code, message)`` of an error answer, whatever its body holds."""
+    body = parse_json(response)
+    if body is None:
+        return None, body_problem(response)
+    try:
+        return describe(body)
+    except Exception:  # a describe function must never hide the answer's status
+        return None, "an error body of an unexpected shape"
 
 
 def check_id(payment_id: str, *, provider: str, pattern: re.Pattern[str], shape: str) -> None:
@@ -119,13 +149,166 @@ def segment(payment_id: str) -> str:
 
 
 def parse_json(response: httpx.Response) -> Any:
-    """JSON with decimals kept as ``Decimal``: money never passes through float."""
+    """JSON with decimals kept as ``Decimal``: money never passes through float.
+    ``None`` when the body is empty or not JSON (``body_problem`` says which)."""
     if not response.content:
         return None
     try:
-        return json.loads(response.content, parse_float=Decimal)
-    except ValueError:
+        return json.loads(response.content, parse_float=Decimal, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
         return None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def body_problem(response: httpx.Response) -> str:
+    """What is wrong with a body that ``parse_json`` could not read, in a few words."""
+    content = response.content
+    if not content.strip():
+        return "an empty body"
+    kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    head = content.lstrip()[:64].lower()
+    if kind == "text/html" or head.startswith((b"<!doctype html", b"<html", b"<")):
+        title = re.search(rb"<title>([^<]{1,120})</title>", content[:4096], re.IGNORECASE)
+        named = f" ({title.group(1).decode('utf-8', 'replace').strip()})" if title else ""
+        return f"an HTML page{named}, not JSON (a proxy or gateway error page?)"
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"{len(content)} bytes that are not UTF-8 text"
+    try:
+        json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text.rstrip()):
+            return f"JSON cut off after {len(content)} bytes (a truncated answer)"
+        return f"malformed JSON ({exc.msg} at character {exc.pos})"
+    except (ValueError, RecursionError) as exc:
+        return f"unreadable JSON ({type(exc).__name__})"
+    return "JSON of an unexpected shape"
+
+
+def describe_json(value: Any) -> str:
+    """A short, safe description of a JSON value for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | Decimal):
+        return f"the number {value}" if len(str(value)) <= 24 else "a long number"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}" + ("..." if len(value) > 40 else "")
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+class Malformed(Exception):
+    """Raised by the field readers below; adapters turn it into a ``ProviderError``."""
+
+
+def want_object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise Malformed(f"{what} is {describe_json(value)}, not an object")
+    return value
+
+
+def want_str(data: dict[str, Any], key: str, *, optional: bool = False) -> str | None:
+    value = data.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value:
+        raise Malformed(
+            f"{key} is {describe_json(value) if key in data else 'missing'}, not a string"
+        )
+    return value
+
+
+def want_minor(data: dict[str, Any], key: str, *, optional: bool = False) -> int | None:
+    """An amount in integer minor units (a JSON integer, ``12.0`` accepted)."""
+    value = data.get(key)
+    if value is None and optional:
+        return None
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        shown = describe_json(value) if key in data else "missing"
+        raise Malformed(f"{key} is {shown}, not an amount in minor units")
+    if value < 0:
+        raise Malformed(f"{key} is negative ({value})")
+    return value
+
+
+def want_major(data: dict[str, Any], key: str, *, optional: bool = False) -> Decimal | None:
+    """A decimal amount in major units (a JSON number; money never through float)."""
+    value = data.get(key)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        shown = describe_json(value) if key in data else "missing"
+        raise Malformed(f"{key} is {shown}, not an amount")
+    amount = Decimal(value)
+    if not amount.is_finite() or amount < 0 or amount.adjusted() > 15:
+        raise Malformed(f"{key} is {describe_json(value)}, not a plausible amount")
+    return amount
+
+
+def want_currency(data: dict[str, Any], key: str, default: str) -> str:
+    value = data.get(key, default)
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z]{3}", value):
+        raise Malformed(f"{key} is {describe_json(value)}, not a currency code")
+    return value.upper()
+
+
+def want_state(data: dict[str, Any], key: str, known: Iterable[str]) -> str:
+    """A state from the provider's documented set; anything else is not a verdict."""
+    value = data.get(key)
+    if not isinstance(value, str):
+        shown = describe_json(value) if key in data else "missing"
+        raise Malformed(f"{key} is {shown}, not a state")
+    if value not in known:
+        raise Malformed(f"{key} {value[:40]!r} is not a state the provider documents")
+    return value
+
+
+def want_same_id(
+    data: dict[str, Any], key: str, asked: str | None, *, fold_case: bool = False
+) -> str:
+    """The answer's id, which must be the one asked for (``None``: any valid id)."""
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        shown = describe_json(value) if key in data else "missing"
+        raise Malformed(f"the payment id ({key}) is {shown}")
+    if asked is not None:
+        same = value.lower() == asked.lower() if fold_case else value == asked
+        if not same:
+            raise Malformed(f"it describes payment {value[:80]!r}, not the one asked for")
+    return value
+
+
+def bad_answer(
+    provider: str, payment_id: str, problem: str, *, write: bool, status: int | None = None
+) -> ProviderError:
+    """An answer that does not describe the payment asked for.  After a write it is
+    ambiguous: the cancel may have happened, so the engine reads the payment back."""
+    where = "to the cancel of" if write else "about"
+    http = f" (HTTP {status})" if status is not None else ""
+    message = f"{provider}: the answer{http} {where} payment {payment_id} is unusable: {problem}"
+    if write:
+        return ProviderUnavailable(message, code="bad_answer", http_status=status, ambiguous=True)
+    return ProviderError(message, code="bad_answer", http_status=status)
+
+
+def unusable_body(
+    response: httpx.Response, provider: str, payment_id: str, *, write: bool
+) -> ProviderError:
+    """A 2xx answer whose body is not a JSON object."""
+    body = parse_json(response)
+    problem = body_problem(response) if body is None else f"{describe_json(body)}, not an object"
+    return bad_answer(provider, payment_id, problem, write=write, status=response.status_code)
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -163,6 +346,14 @@ async def send(
     """Send one request; transport failures become ``ProviderUnavailable``."""
     try:
         return await client.request(method, path, **kwargs)
+    except BodyTooLarge:
+        message = (
+            f"{provider}: the answer was larger than {MAX_BODY_BYTES // 1024} KiB; "
+            "stopped reading it"
+        )
+        if write:
+            raise ProviderUnavailable(message, code="body_too_large", ambiguous=True) from None
+        raise ProviderError(message, code="body_too_large") from None
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         raise ProviderUnavailable(
             f"{provider}: could not connect ({type(exc).__name__}); check the network "
@@ -170,8 +361,9 @@ async def send(
             code="connect_error",
         ) from None
     except httpx.TimeoutException as exc:
+        detail = str(exc) if "within" in str(exc) else type(exc).__name__
         raise ProviderUnavailable(
-            f"{provider}: no answer in time ({type(exc).__name__}).",
+            f"{provider}: no answer in time ({detail}).",
             code="timeout",
             ambiguous=write,
         ) from None
@@ -198,7 +390,7 @@ def raise_for_common(
     status = response.status_code
     if status < 400:
         return
-    code, message = describe(parse_json(response))
+    code, message = describe_error(response, describe)
     if status in (401, 403):
         raise AuthError(
             f"{provider} rejected the credentials of account {account!r} "
@@ -228,13 +420,3 @@ def unexpected(
         code=code,
         http_status=response.status_code,
     )
-
-
-def unreadable(provider: str, *, write: bool) -> ProviderError:
-    """A 2xx answer whose body makes no sense.  After a write it is ambiguous: the
-    cancel may have happened, so the engine reads the payment back."""
-    if write:
-        return ProviderUnavailable(
-            f"{provider}: unreadable answer to the cancel", code="bad_response", ambiguous=True
-        )
-    return ProviderError(f"{provider}: unreadable answer", code="bad_response")

@@ -24,14 +24,26 @@ from paycancel_cli.models import Payment, PaymentStatus
 from paycancel_cli.providers.base import (
     Capability,
     IdRules,
+    Malformed,
+    bad_answer,
+    describe_error,
+    describe_json,
     parse_json,
     raise_for_common,
     segment,
     send,
+    text_or_none,
     unexpected,
-    unreadable,
+    unusable_body,
+    want_same_id,
+    want_state,
 )
 
+_STATES: dict[str, tuple[PaymentStatus, bool, str | None]] = {
+    "PENDING": (PaymentStatus.PENDING, True, None),
+    "CONFIRMED": (PaymentStatus.SUCCEEDED, False, "confirmed (paid): refund instead"),
+    "CANCELLED": (PaymentStatus.CANCELLED, False, "already cancelled"),
+}
 UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 
@@ -39,8 +51,9 @@ def _describe(body: Any) -> tuple[str | None, str]:
     if isinstance(body, dict):
         message = body.get("message")
         if isinstance(message, list):
-            message = "; ".join(str(m) for m in message)
-        return body.get("error"), str(message or body.get("error") or "error")
+            message = "; ".join(str(m) for m in message)[:500]
+        code = text_or_none(body.get("error"))
+        return code, text_or_none(message) or code or "error"
     return None, "no error details"
 
 
@@ -69,7 +82,7 @@ class Compago(IdRules):
             provider=self.title,
             headers=self._headers,
         )
-        return self._payment(self._ok(response, payment_id))
+        return self._payment(self._ok(response, payment_id), payment_id)
 
     async def cancel(self, payment_id: str, *, reason: str, idempotency_key: str) -> Payment:
         self.validate_id(payment_id)
@@ -81,7 +94,10 @@ class Compago(IdRules):
             write=True,
             headers=self._headers,
         )
-        self._ok(response, payment_id, write=True)
+        if not 200 <= response.status_code < 300:
+            self._ok(response, payment_id, write=True)
+        # The documented answer is {}: whatever the body holds, the after state comes
+        # from a read, so an unreadable or empty 2xx needs nothing more.
         try:
             return await self.get(payment_id)
         except PaycancelError as exc:
@@ -103,9 +119,11 @@ class Compago(IdRules):
             write=write,
         )
         body = parse_json(response)
-        if response.status_code < 300 and isinstance(body, dict):
-            return body
-        code, message = _describe(body)
+        if response.status_code < 300:
+            if isinstance(body, dict):
+                return body
+            raise unusable_body(response, self.title, payment_id, write=write)
+        code, message = describe_error(response, _describe)
         if response.status_code == 404:
             raise NotFound(
                 f"{self.title}: payment intent {payment_id} not found ({message})",
@@ -114,32 +132,28 @@ class Compago(IdRules):
             )
         if response.status_code == 400 and write:
             raise NotCancellable(f"{self.title}: {message}", code="cannot_cancel", http_status=400)
-        if response.status_code < 300:
-            raise unreadable(self.title, write=write)
         raise unexpected(response, self.title, code, message)
 
-    def _payment(self, data: dict[str, Any]) -> Payment:
-        native = str(data.get("status"))
-        expired = bool(data.get("expired"))
+    def _payment(self, data: dict[str, Any], asked: str) -> Payment:
+        try:
+            payment_id = want_same_id(data, "id", asked, fold_case=True)
+            native = want_state(data, "status", _STATES)
+            expired = data.get("expired", False)
+            if not isinstance(expired, bool):
+                raise Malformed(f"expired is {describe_json(expired)}, not a boolean")
+        except Malformed as exc:
+            raise bad_answer(self.title, asked, str(exc), write=False) from None
         if native == "PENDING" and expired:
-            status, cancelable, why = PaymentStatus.EXPIRED, False, "expired"
+            why: str | None = "expired"
+            status, cancelable = PaymentStatus.EXPIRED, False
             native = "PENDING (expired)"
-        elif native == "PENDING":
-            status, cancelable, why = PaymentStatus.PENDING, True, None
-        elif native == "CONFIRMED":
-            status, cancelable, why = (
-                PaymentStatus.SUCCEEDED,
-                False,
-                "confirmed (paid): refund instead",
-            )
-        elif native == "CANCELLED":
-            status, cancelable, why = PaymentStatus.CANCELLED, False, "already cancelled"
         else:
-            status, cancelable, why = PaymentStatus.PROCESSING, False, f"unknown status {native!r}"
+            status, cancelable, reason = _STATES[native]
+            why = reason
         return Payment(
             account=self.account.name,
             provider=self.key,
-            payment_id=str(data.get("id")),
+            payment_id=payment_id,
             status=status,
             native_status=native,
             cancelable=cancelable,

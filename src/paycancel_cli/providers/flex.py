@@ -5,6 +5,12 @@ currency); errors ``{error: {type?, code, message}}``.
 Cancelable (Stripe semantics, not stated by Flex): the ``requires_*`` states;
 ``processing``, ``succeeded`` and ``canceled`` are not.  Flex's list has no
 subscription or status filter, so this adapter does not list.
+
+A refused cancel comes as HTTP 400 in Flex's documented shape (``{"error": {"code":
+"invalid_request", ...}}``) or Stripe's (``payment_intent_unexpected_state``), and
+neither says the intent's state: any 400 on a cancel is a refusal that the engine
+classifies by reading the intent once (already cancelled, not cancellable, or, when it
+is still open, a failure).
 """
 
 from __future__ import annotations
@@ -20,12 +26,20 @@ from paycancel_cli.models import Money, Payment, PaymentStatus
 from paycancel_cli.providers.base import (
     Capability,
     IdRules,
+    Malformed,
+    bad_answer,
+    describe_error,
     parse_json,
     raise_for_common,
     segment,
     send,
+    text_or_none,
     unexpected,
-    unreadable,
+    unusable_body,
+    want_minor,
+    want_object,
+    want_same_id,
+    want_state,
 )
 
 CURRENCY = "USD"
@@ -43,8 +57,8 @@ _STATUS = {
 def _describe(body: Any) -> tuple[str | None, str]:
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         err = body["error"]
-        code = err.get("code") or err.get("type")
-        return code, str(err.get("message") or code or "error")
+        code = text_or_none(err.get("code")) or text_or_none(err.get("type"))
+        return code, text_or_none(err.get("message")) or code or "error"
     return None, "no error details"
 
 
@@ -75,7 +89,7 @@ class Flex(IdRules):
             provider=self.title,
             headers=self._headers,
         )
-        return self._payment(self._ok(response, payment_id))
+        return self._payment(self._ok(response, payment_id), payment_id)
 
     async def cancel(self, payment_id: str, *, reason: str, idempotency_key: str) -> Payment:
         # Flex takes no body and documents no idempotency header: the key stays in
@@ -89,7 +103,7 @@ class Flex(IdRules):
             write=True,
             headers=self._headers,
         )
-        return self._payment(self._ok(response, payment_id, write=True))
+        return self._payment(self._ok(response, payment_id, write=True), payment_id, write=True)
 
     def _ok(self, response: httpx.Response, payment_id: str, *, write: bool = False) -> Any:
         raise_for_common(
@@ -101,34 +115,38 @@ class Flex(IdRules):
         )
         body = parse_json(response)
         if response.status_code < 300:
-            if isinstance(body, dict) and isinstance(body.get("payment_intent"), dict):
-                return body["payment_intent"]
-            raise unreadable(self.title, write=write)
-        code, message = _describe(body)
+            if isinstance(body, dict):
+                return body
+            raise unusable_body(response, self.title, payment_id, write=write)
+        code, message = describe_error(response, _describe)
         if response.status_code == 404 or code == "resource_missing":
             raise NotFound(
                 f"{self.title}: payment intent {payment_id} not found ({message})",
                 code=code or "resource_missing",
                 http_status=response.status_code,
             )
-        if response.status_code == 400 and code == "payment_intent_unexpected_state":
+        if response.status_code == 400 and write:
             raise NotCancellable(
                 f"{self.title}: {message}",
-                code=code,
+                code=code or "invalid_request",
                 http_status=400,
             )
         raise unexpected(response, self.title, code, message)
 
-    def _payment(self, data: dict[str, Any]) -> Payment:
-        native = str(data.get("status"))
-        status, cancelable, why = _STATUS.get(
-            native, (PaymentStatus.PROCESSING, False, f"unknown status {native!r}")
-        )
-        amount, received = data.get("amount"), data.get("amount_received")
+    def _payment(self, body: dict[str, Any], asked: str, *, write: bool = False) -> Payment:
+        try:
+            data = want_object(body.get("payment_intent"), "payment_intent")
+            payment_id = want_same_id(data, "payment_intent_id", asked)
+            native = want_state(data, "status", _STATUS)
+            amount = want_minor(data, "amount", optional=True)
+            received = want_minor(data, "amount_received", optional=True)
+        except Malformed as exc:
+            raise bad_answer(self.title, asked, str(exc), write=write) from None
+        status, cancelable, why = _STATUS[native]
         return Payment(
             account=self.account.name,
             provider=self.key,
-            payment_id=str(data.get("payment_intent_id")),
+            payment_id=payment_id,
             status=status,
             native_status=native,
             cancelable=cancelable,

@@ -4,30 +4,44 @@ major units; answers wrapped in ``{success, payment}``; errors ``{error: {code, 
 Cancelable: ``pending`` and ``failed``.  A cancel needs a non-empty ``reason``.
 ``ALREADY_CANCELLED`` (for example after the platform voided a subscription's future
 payments on an early return) is reported as already cancelled.
+
+Which amount: the payment schema requires ``total`` (``subtotal`` plus tax, what the
+payment collects; a cancel "removes it from collection") and makes ``amount`` optional.
+So ``total`` is the amount shown, summed and guarded (``expected_amount``); where the
+answer's ``amount`` differs (tax, fees; the docs' early-return example sums ``amount``)
+it is shown beside it as ``amount_note``.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from decimal import Decimal
 from typing import Any, ClassVar
 
 import httpx
 
 from paycancel_cli.config import FlexPortalAccount
-from paycancel_cli.errors import NotCancellable, NotFound, ProviderError
+from paycancel_cli.errors import InputError, NotCancellable, NotFound
 from paycancel_cli.models import Money, Payment, PaymentStatus
 from paycancel_cli.providers.base import (
     Capability,
     IdRules,
+    Malformed,
+    bad_answer,
+    describe_error,
     error_object,
     parse_json,
     raise_for_common,
     segment,
     send,
     unexpected,
-    unreadable,
+    unusable_body,
+    want_currency,
+    want_major,
+    want_object,
+    want_same_id,
+    want_state,
+    want_str,
 )
 
 _STATUS = {
@@ -66,7 +80,7 @@ class FlexPortal(IdRules):
     async def get(self, payment_id: str) -> Payment:
         self.validate_id(payment_id)
         response = await self._send("GET", f"/v1/payments/{segment(payment_id)}")
-        return self._payment(self._ok(response, payment_id)["payment"])
+        return self._payment(self._ok(response, payment_id), payment_id)
 
     async def cancel(self, payment_id: str, *, reason: str, idempotency_key: str) -> Payment:
         # FlexPortal documents no idempotency header; a repeat answers ALREADY_CANCELLED.
@@ -77,7 +91,7 @@ class FlexPortal(IdRules):
             json={"reason": reason},
             write=True,
         )
-        return self._payment(self._ok(response, payment_id, write=True)["payment"])
+        return self._payment(self._ok(response, payment_id, write=True), payment_id, write=True)
 
     async def list_for_subscription(self, subscription_id: str) -> AsyncIterator[Payment]:
         """Open payments (pending, failed) of one subscription, page by page."""
@@ -90,10 +104,27 @@ class FlexPortal(IdRules):
                     params["startAfter"] = cursor
                 response = await self._send("GET", "/v1/payments", params=params)
                 body = self._ok(response, subscription_id)
-                for item in body.get("payments") or []:
-                    yield self._payment(item)
+                items = body.get("payments")
+                if not isinstance(items, list):
+                    raise bad_answer(
+                        self.title,
+                        f"list of {subscription_id}",
+                        "payments is not a list",
+                        write=False,
+                    )
+                for item in items:
+                    payment = self._payment({"payment": item}, None)
+                    if payment.subscription_id != subscription_id:
+                        raise bad_answer(
+                            self.title,
+                            payment.payment_id,
+                            f"listed for subscription {subscription_id} but belongs to "
+                            f"{payment.subscription_id!r}",
+                            write=False,
+                        )
+                    yield payment
                 cursor = body.get("nextCursor")
-                if not body.get("hasMore") or not cursor:
+                if body.get("hasMore") is not True or not isinstance(cursor, str) or not cursor:
                     break
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -110,9 +141,11 @@ class FlexPortal(IdRules):
             write=write,
         )
         body = parse_json(response)
-        if response.status_code < 300 and isinstance(body, dict):
-            return body
-        code, message = _describe(body)
+        if response.status_code < 300:
+            if isinstance(body, dict):
+                return body
+            raise unusable_body(response, self.title, payment_id, write=write)
+        code, message = describe_error(response, _describe)
         if response.status_code == 404 or code == "NOT_FOUND":
             raise NotFound(
                 f"{self.title}: payment {payment_id} not found in tenant {self.account.tenant_id} "
@@ -127,31 +160,42 @@ class FlexPortal(IdRules):
                 http_status=response.status_code,
                 already_cancelled=code == "ALREADY_CANCELLED",
             )
-        if response.status_code < 300:
-            raise unreadable(self.title, write=write)
         raise unexpected(response, self.title, code, message)
 
-    def _payment(self, data: dict[str, Any]) -> Payment:
-        native = str(data.get("status"))
-        status, cancelable, why = _STATUS.get(
-            native, (PaymentStatus.PROCESSING, False, f"unknown status {native!r}")
-        )
-        currency = str(data.get("currency") or "EUR")
-        total = data.get("total", data.get("amount"))
+    def _payment(self, body: dict[str, Any], asked: str | None, *, write: bool = False) -> Payment:
+        """The payment of a ``{success, payment}`` answer; ``asked`` is the id requested
+        (``None`` for list items, whose ids are only checked for shape)."""
+        try:
+            data = want_object(body.get("payment"), "payment")
+            payment_id = want_same_id(data, "paymentId", asked)
+            if asked is None:
+                self.validate_id(payment_id)
+            native = want_state(data, "status", _STATUS)
+            status, cancelable, why = _STATUS[native]
+            currency = want_currency(data, "currency", "EUR")
+            total = want_major(data, "total", optional=True)
+            amount = want_major(data, "amount", optional=True)
+            rental = want_str(data, "rentalId", optional=True)
+        except Malformed as exc:
+            raise bad_answer(self.title, asked or "(listed)", str(exc), write=write) from None
+        except InputError as exc:
+            raise bad_answer(self.title, "(listed)", exc.message, write=write) from None
+        shown = total if total is not None else amount
+        note = None
+        if total is not None and amount is not None and amount != total:
+            note = (
+                f"amount field {Money.from_major(amount, currency)}; the total shown "
+                "includes tax and fees"
+            )
         return Payment(
             account=self.account.name,
             provider=self.key,
-            payment_id=str(data.get("paymentId")),
+            payment_id=payment_id,
             status=status,
             native_status=native,
             cancelable=cancelable,
             why_not=why,
-            amount=None if total is None else Money.from_major(_decimal(total), currency),
-            subscription_id=data.get("rentalId"),
+            amount=None if shown is None else Money.from_major(shown, currency),
+            subscription_id=rental,
+            amount_note=note,
         )
-
-
-def _decimal(value: Any) -> Decimal:
-    if isinstance(value, Decimal | int | str):
-        return Decimal(value)
-    raise ProviderError(f"FlexPortal: amount {value!r} is not a decimal", code="bad_response")

@@ -4,6 +4,10 @@ objects; amounts in integer minor units; errors ``{error: {code, message, detail
 Cancelable: ``pending`` and ``initiated``; every other state answers
 ``412 payment_not_cancelable``.  The list endpoint is undocumented, so this adapter does
 not list.  ``Idempotency-Key`` is sent on cancel, as the provider's best practice asks.
+
+A 409 to a cancel means the key was seen before (a re-send after an answer that was
+lost): the provider does not replay the first answer, so the adapter reads the payment
+once and reports what it shows (cancelled, refused by its state, or still open: failed).
 """
 
 from __future__ import annotations
@@ -14,18 +18,25 @@ from typing import Any, ClassVar
 import httpx
 
 from paycancel_cli.config import HedgePaymentsAccount
-from paycancel_cli.errors import NotCancellable, NotFound
+from paycancel_cli.errors import NotCancellable, NotFound, ProviderError
 from paycancel_cli.models import Money, Payment, PaymentStatus
 from paycancel_cli.providers.base import (
     Capability,
     IdRules,
+    Malformed,
+    bad_answer,
+    describe_error,
     error_object,
     parse_json,
     raise_for_common,
     segment,
     send,
     unexpected,
-    unreadable,
+    unusable_body,
+    want_currency,
+    want_minor,
+    want_same_id,
+    want_state,
 )
 
 _STATUS = {
@@ -72,7 +83,7 @@ class HedgePayments(IdRules):
             provider=self.title,
             headers=self._headers,
         )
-        return self._payment(self._ok(response, payment_id))
+        return self._payment(self._ok(response, payment_id), payment_id)
 
     async def cancel(self, payment_id: str, *, reason: str, idempotency_key: str) -> Payment:
         self.validate_id(payment_id)
@@ -85,7 +96,28 @@ class HedgePayments(IdRules):
             json={"reason": reason},
             headers={**self._headers, "Idempotency-Key": idempotency_key},
         )
-        return self._payment(self._ok(response, payment_id, write=True))
+        if response.status_code == 409:
+            return await self._after_conflict(response, payment_id)
+        return self._payment(self._ok(response, payment_id, write=True), payment_id, write=True)
+
+    async def _after_conflict(self, response: httpx.Response, payment_id: str) -> Payment:
+        code, message = describe_error(response, _describe)
+        now = await self.get(payment_id)
+        if now.status is PaymentStatus.CANCELLED:
+            return now
+        if not now.cancelable:
+            raise NotCancellable(
+                f"{self.title}: {message} (HTTP 409); the payment is now {now.native_status}",
+                code=code or "conflict",
+                http_status=409,
+            )
+        raise ProviderError(
+            f"{self.title} answered HTTP 409 ({message}) to the cancel of payment {payment_id}, "
+            f"which is still {now.native_status}: the idempotency key was used before but "
+            "the cancel did not happen; check the payment and run again",
+            code=code or "conflict",
+            http_status=409,
+        )
 
     def _ok(self, response: httpx.Response, payment_id: str, *, write: bool = False) -> Any:
         raise_for_common(
@@ -96,9 +128,11 @@ class HedgePayments(IdRules):
             write=write,
         )
         body = parse_json(response)
-        if response.status_code < 300 and isinstance(body, dict):
-            return body
-        code, message = _describe(body)
+        if response.status_code < 300:
+            if isinstance(body, dict):
+                return body
+            raise unusable_body(response, self.title, payment_id, write=write)
+        code, message = describe_error(response, _describe)
         if response.status_code == 404:
             raise NotFound(
                 f"{self.title}: payment {payment_id} not found ({message})",
@@ -106,7 +140,8 @@ class HedgePayments(IdRules):
                 http_status=404,
             )
         if response.status_code == 412:
-            details = body.get("error", {}).get("details") if isinstance(body, dict) else None
+            error = body.get("error") if isinstance(body, dict) else None
+            details = error.get("details") if isinstance(error, dict) else None
             current = details.get("current_status") if isinstance(details, dict) else None
             raise NotCancellable(
                 f"{self.title}: {message}",
@@ -114,21 +149,22 @@ class HedgePayments(IdRules):
                 http_status=412,
                 already_cancelled=current == "canceled",
             )
-        if response.status_code < 300:
-            raise unreadable(self.title, write=write)
         raise unexpected(response, self.title, code, message)
 
-    def _payment(self, data: dict[str, Any]) -> Payment:
-        native = str(data.get("status"))
-        status, cancelable, why = _STATUS.get(
-            native, (PaymentStatus.PROCESSING, False, f"unknown status {native!r}")
-        )
-        currency = str(data.get("currency") or "USD")
-        amount, refunded = data.get("amount"), data.get("refunded_amount")
+    def _payment(self, data: dict[str, Any], asked: str, *, write: bool = False) -> Payment:
+        try:
+            payment_id = want_same_id(data, "id", asked)
+            native = want_state(data, "status", _STATUS)
+            currency = want_currency(data, "currency", "USD")
+            amount = want_minor(data, "amount", optional=True)
+            refunded = want_minor(data, "refunded_amount", optional=True)
+        except Malformed as exc:
+            raise bad_answer(self.title, asked, str(exc), write=write) from None
+        status, cancelable, why = _STATUS[native]
         return Payment(
             account=self.account.name,
             provider=self.key,
-            payment_id=str(data.get("id")),
+            payment_id=payment_id,
             status=status,
             native_status=native,
             cancelable=cancelable,

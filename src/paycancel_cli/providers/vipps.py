@@ -2,8 +2,16 @@
 
 Auth is an access token from ``POST /accesstoken/get`` (client id and secret and the
 subscription key as headers), cached until shortly before it expires and fetched again
-once on an unexpected 401.  Every ePayment call carries the token, the subscription
-key and the merchant serial number; cancels carry ``Idempotency-Key``.
+once on an unexpected 401: when several requests get a 401 for the same token at once,
+one fetches the new token and the others use it.  Every call carries the
+``Vipps-System-*`` headers; every ePayment call the token, the subscription key and
+the merchant serial number; cancels carry ``Idempotency-Key``.
+
+Transient refusals are ``Busy``: 423 Locked is retried with the same key (the
+knowledge base: "retry, using the Idempotency-Key header"); 6160 "order processing"
+after a wait with a fresh key, because "a 4xx answer stays 4xx for that key".  Errors
+from the API gateway (401, 403, 422, 429) come as ``{"statusCode", "message"}``
+rather than problem JSON; their ``message`` is shown.
 
 Status comes from ``aggregate``, never from ``state`` alone: a cancelled AUTHORIZED
 payment stays AUTHORIZED.  remaining = authorized - captured - cancelled; a cancel
@@ -17,22 +25,32 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from decimal import Decimal
 from typing import Any, ClassVar
 
 import httpx
 
+from paycancel_cli import __version__
 from paycancel_cli.config import VippsAccount
-from paycancel_cli.errors import AuthError, NotCancellable, NotFound, ProviderError
+from paycancel_cli.errors import AuthError, Busy, NotCancellable, NotFound, ProviderError
 from paycancel_cli.models import Money, Payment, PaymentStatus
 from paycancel_cli.providers.base import (
     Capability,
     IdRules,
+    Malformed,
+    bad_answer,
+    describe_error,
     parse_json,
     raise_for_common,
     segment,
     send,
+    text_or_none,
     unexpected,
+    unusable_body,
+    want_currency,
+    want_minor,
+    want_object,
+    want_same_id,
+    want_state,
 )
 
 _NOT_CANCELLABLE = {
@@ -40,21 +58,38 @@ _NOT_CANCELLABLE = {
     "6040": "captured: refund instead",
     "6050": "not reserved: nothing to cancel",
     "6060": "authorized: cancelTransactionOnly refuses to release it",
-    "6160": "order processing: the user is mid-authorization, try again later",
     "6190": "the payment cannot be cancelled in its state",
 }
+ORDER_PROCESSING = "6160"
+PROCESSING_WAIT_S = 15.0
+STATES = frozenset({"CREATED", "ABORTED", "EXPIRED", "AUTHORIZED", "TERMINATED"})
 TOKEN_MARGIN_S = 60.0
+SYSTEM_HEADERS = {
+    "Vipps-System-Name": "paycancel",
+    "Vipps-System-Version": __version__,
+    "Vipps-System-Plugin-Name": "paycancel-cli",
+    "Vipps-System-Plugin-Version": __version__,
+}
 
 
 def _describe(body: Any) -> tuple[str | None, str]:
+    """Problem JSON (``detail``/``title``, ``extraDetails`` ErrorCode), the gateway's
+    ``{"statusCode", "message"}``, or the token endpoint's ``error_description``."""
     if not isinstance(body, dict):
         return None, "no error details"
     code = None
-    for detail in body.get("extraDetails") or []:
+    details = body.get("extraDetails")
+    for detail in details if isinstance(details, list) else []:
         if isinstance(detail, dict) and detail.get("name") == "ErrorCode":
-            code = str(detail.get("reason"))
-    message = body.get("detail") or body.get("title") or body.get("error_description")
-    return code, str(message or body.get("error") or "error")
+            code = text_or_none(detail.get("reason"))
+    message = (
+        text_or_none(body.get("detail"))
+        or text_or_none(body.get("title"))
+        or text_or_none(body.get("message"))
+        or text_or_none(body.get("error_description"))
+        or text_or_none(body.get("error"))
+    )
+    return code, message or "error"
 
 
 class Vipps(IdRules):
@@ -75,13 +110,14 @@ class Vipps(IdRules):
         self._token_lock = asyncio.Lock()
         self.on_token: list[Any] = []  # callbacks told each new token, for redaction
 
-    id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[a-zA-Z0-9-]{8,64}")
-    id_shape: ClassVar[str] = "8 to 64 letters, digits and '-'"
+    # The bundled ePayment spec (v1.4.1): reference ^[a-zA-Z0-9-]{8,50}$.
+    id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[a-zA-Z0-9-]{8,50}")
+    id_shape: ClassVar[str] = "8 to 50 letters, digits and '-'"
 
     async def get(self, payment_id: str) -> Payment:
         self.validate_id(payment_id)
         response = await self._call("GET", f"/epayment/v1/payments/{segment(payment_id)}")
-        return self._payment(self._ok(response, payment_id))
+        return self._payment(self._ok(response, payment_id), payment_id)
 
     async def cancel(self, payment_id: str, *, reason: str, idempotency_key: str) -> Payment:
         # ePayment's cancel takes no reason; it stays in the journal.
@@ -93,7 +129,7 @@ class Vipps(IdRules):
             json={},
             headers={"Idempotency-Key": idempotency_key},
         )
-        return self._payment(self._ok(response, payment_id, write=True))
+        return self._payment(self._ok(response, payment_id, write=True), payment_id, write=True)
 
     async def _call(
         self,
@@ -104,13 +140,14 @@ class Vipps(IdRules):
         headers: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
-        for fresh in (False, True):
-            token = await self._access_token(force=fresh)
+        rejected: str | None = None
+        for _ in range(2):
+            token = await self._access_token(rejected=rejected)
             all_headers = {
                 "Authorization": f"Bearer {token}",
                 "Ocp-Apim-Subscription-Key": self.account.subscription_key.get_secret_value(),
                 "Merchant-Serial-Number": self.account.merchant_serial_number,
-                "Vipps-System-Name": "paycancel",
+                **SYSTEM_HEADERS,
                 **(headers or {}),
             }
             response = await send(
@@ -122,17 +159,22 @@ class Vipps(IdRules):
                 headers=all_headers,
                 **kwargs,
             )
-            if response.status_code != 401 or fresh:
+            if response.status_code != 401 or rejected is not None:
                 return response
-        raise AssertionError("unreachable")  # pragma: no cover
+            rejected = token
+        return response
 
-    async def _access_token(self, *, force: bool) -> str:
+    async def _access_token(self, *, rejected: str | None = None) -> str:
+        """The cached token; a new one when it expired or when ``rejected`` (a token the
+        provider refused) is still the cached one, so concurrent 401s fetch once."""
         async with self._token_lock:
-            if force or self._token is None or time.monotonic() >= self._token_expires:
+            stale = self._token is None or time.monotonic() >= self._token_expires
+            if stale or (rejected is not None and rejected == self._token):
                 self._token, lifetime = await self._fetch_token()
                 self._token_expires = time.monotonic() + max(0.0, lifetime - TOKEN_MARGIN_S)
                 for callback in self.on_token:
                     callback(self._token)
+            assert self._token is not None
             return self._token
 
     async def _fetch_token(self) -> tuple[str, float]:
@@ -146,26 +188,33 @@ class Vipps(IdRules):
                 "client_secret": self.account.client_secret.get_secret_value(),
                 "Ocp-Apim-Subscription-Key": self.account.subscription_key.get_secret_value(),
                 "Merchant-Serial-Number": self.account.merchant_serial_number,
+                **SYSTEM_HEADERS,
             },
         )
         raise_for_common(
             response, provider=self.title, account=self.account.name, describe=_describe
         )
-        body = parse_json(response)
-        if response.status_code != 200 or not isinstance(body, dict):
-            _code, message = _describe(body)
+        if response.status_code != 200:
+            _code, message = describe_error(response, _describe)
             raise AuthError(
                 f"{self.title}: could not get an access token for account "
                 f"{self.account.name!r} (HTTP {response.status_code}: {message})."
             )
-        token = body.get("access_token")
-        if not isinstance(token, str) or not token:
-            raise AuthError(f"{self.title}: the access token answer had no token.")
+        body = parse_json(response)
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token.strip():
+            raise ProviderError(
+                f"{self.title}: the access token answer (HTTP 200) held no token for account "
+                f"{self.account.name!r}.",
+                code="bad_answer",
+            )
         try:
             lifetime = float(str(body.get("expires_in", "0")))
         except ValueError:
             lifetime = 0.0
-        return token, lifetime
+        if lifetime != lifetime or lifetime < 0:  # NaN or negative: do not cache it
+            lifetime = 0.0
+        return token.strip(), min(lifetime, 86400.0)
 
     def _ok(self, response: httpx.Response, payment_id: str, *, write: bool = False) -> Any:
         raise_for_common(
@@ -176,15 +225,33 @@ class Vipps(IdRules):
             write=write,
         )
         body = parse_json(response)
-        if response.status_code < 300 and isinstance(body, dict):
-            return body
-        code, message = _describe(body)
+        if response.status_code < 300:
+            if isinstance(body, dict):
+                return body
+            raise unusable_body(response, self.title, payment_id, write=write)
+        code, message = describe_error(response, _describe)
         if response.status_code == 404 or code == "5090":
             raise NotFound(
                 f"{self.title}: payment {payment_id} not found for MSN "
                 f"{self.account.merchant_serial_number} ({message})",
                 code=code or "not_found",
                 http_status=response.status_code,
+            )
+        if response.status_code == 423:
+            raise Busy(
+                f"{self.title}: payment {payment_id} is locked by another operation "
+                f"(HTTP 423: {message})",
+                code="locked",
+                http_status=423,
+            )
+        if code == ORDER_PROCESSING:
+            raise Busy(
+                f"{self.title}: {message} (6160 order processing: the user is authorizing "
+                "the payment)",
+                code=code,
+                http_status=response.status_code,
+                retry_after=PROCESSING_WAIT_S,
+                fresh_key=True,
             )
         if code in _NOT_CANCELLABLE:
             raise NotCancellable(
@@ -194,20 +261,26 @@ class Vipps(IdRules):
             )
         raise unexpected(response, self.title, code, message)
 
-    def _payment(self, data: dict[str, Any]) -> Payment:
-        state = str(data.get("state"))
-        agg = data.get("aggregate") or {}
-        amount = _money(data.get("amount"))
-        currency = amount.currency if amount else "NOK"
-        authorized = _money(agg.get("authorizedAmount")) or Money(Decimal(0), currency)
-        captured = _money(agg.get("capturedAmount")) or Money(Decimal(0), currency)
-        cancelled = _money(agg.get("cancelledAmount")) or Money(Decimal(0), currency)
-        refunded = _money(agg.get("refundedAmount")) or Money(Decimal(0), currency)
+    def _payment(self, data: dict[str, Any], asked: str, *, write: bool = False) -> Payment:
+        try:
+            reference = want_same_id(data, "reference", asked)
+            state = want_state(data, "state", STATES)
+            amount = _money(data.get("amount"), "amount")
+            agg = want_object(data.get("aggregate"), "aggregate")
+            currency = amount.currency
+            sums = {
+                name: _money(agg.get(f"{name}Amount"), f"aggregate.{name}Amount", currency)
+                for name in ("authorized", "captured", "cancelled", "refunded")
+            }
+        except Malformed as exc:
+            raise bad_answer(self.title, asked, str(exc), write=write) from None
+        authorized, captured = sums["authorized"], sums["captured"]
+        cancelled, refunded = sums["cancelled"], sums["refunded"]
         status, cancelable, why = _normalize(state, authorized, captured, cancelled, refunded)
         return Payment(
             account=self.account.name,
             provider=self.key,
-            payment_id=str(data.get("reference")),
+            payment_id=reference,
             status=status,
             native_status=state,
             cancelable=cancelable,
@@ -251,12 +324,16 @@ def _normalize(
     return PaymentStatus.CANCELLED, False, "already cancelled"
 
 
-def _money(data: Any) -> Money | None:
-    if not isinstance(data, dict) or "value" not in data:
-        return None
-    value = data["value"]
-    if isinstance(value, Decimal) and value == value.to_integral_value():
-        value = int(value)
-    if not isinstance(value, int):
-        raise ProviderError(f"Vipps: amount {value!r} is not in minor units", code="bad_response")
-    return Money.from_minor(value, str(data.get("currency") or "NOK"))
+def _money(data: Any, what: str, currency: str | None = None) -> Money:
+    """An ``{currency, value}`` amount in minor units; aggregate amounts must be in the
+    payment's currency (``currency``)."""
+    amount = want_object(data, what)
+    try:
+        value = want_minor(amount, "value")
+        code = want_currency(amount, "currency", currency or "NOK")
+    except Malformed as exc:
+        raise Malformed(f"{what}.{exc}") from None
+    assert value is not None
+    if currency is not None and code != currency:
+        raise Malformed(f"{what} is in {code}, the payment in {currency}")
+    return Money.from_minor(value, code)
