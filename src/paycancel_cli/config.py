@@ -154,9 +154,18 @@ class AccountBase(BaseModel):
     def default_base_url(self) -> str:
         raise NotImplementedError
 
+    # The path prefixes the provider's docs print as part of their base URL; a base_url
+    # copied from them with one would double it (the adapters append the full paths).
+    documented_prefixes: ClassVar[tuple[str, ...]] = ("/v1",)
+
     @property
     def url(self) -> str:
-        return self.base_url or self.default_base_url()
+        if self.base_url is None:
+            return self.default_base_url()
+        for prefix in self.documented_prefixes:
+            if self.base_url.lower().endswith(prefix):
+                return self.base_url[: -len(prefix)]
+        return self.base_url
 
     def secrets(self) -> list[str]:
         """Every secret value of this account, for redaction."""
@@ -228,6 +237,7 @@ class VippsAccount(AccountBase):
     client_secret: SecretStr
     subscription_key: SecretStr
     merchant_serial_number: Annotated[str, StringConstraints(pattern=r"^[0-9]{4,6}$")]
+    documented_prefixes: ClassVar[tuple[str, ...]] = ("/epayment/v1", "/epayment")
 
     def default_base_url(self) -> str:
         if self.environment in TEST_ENVIRONMENTS:
@@ -239,6 +249,7 @@ class CompagoAccount(AccountBase):
     secret_fields = ("api_key",)
     provider: Literal["compago"]
     api_key: SecretStr
+    documented_prefixes: ClassVar[tuple[str, ...]] = ("/api",)
 
     def default_base_url(self) -> str:
         if self.environment in TEST_ENVIRONMENTS:

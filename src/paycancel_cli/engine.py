@@ -171,6 +171,17 @@ class Canceller:
     async def process(
         self, target: Target, *, key: str, uncertain: Payment | None = None
     ) -> Result:
+        """``_process``, with every error message naming its payment."""
+        result = await self._process(target, key=key, uncertain=uncertain)
+        error = result.error
+        if error is not None and target.payment_id not in error.message:
+            named = f"{error.message} (payment {target.payment_id})"
+            return replace(result, error=replace(error, message=named))
+        return result
+
+    async def _process(
+        self, target: Target, *, key: str, uncertain: Payment | None = None
+    ) -> Result:
         """Decide and, unless dry-run, cancel one payment.
 
         ``uncertain`` is the before state journaled for a cancel whose answer was never

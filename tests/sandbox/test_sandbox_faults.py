@@ -149,3 +149,46 @@ def test_faults_can_be_changed_in_place(sb: Sandbox, api: Api) -> None:
     assert api.get_payment("flex", "fpi_demo_succeeded_01").status_code >= 500
     sb.faults.fail_rate = 0.0
     assert api.get_payment("flex", "fpi_demo_succeeded_01").status_code == 200
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_payment_faults_hit_one_payment_and_count_down(
+    sb: Sandbox, api: Api, provider: str
+) -> None:
+    target = CANCELABLE_DEMO[provider]
+    sb.add_fault(provider, target, "html_502", op="get", times=2)
+    first, second, third = (api.get_payment(provider, target) for _ in range(3))
+    assert first.status_code == second.status_code == 502
+    assert first.headers["content-type"].startswith("text/html")
+    assert b"<title>502 Bad Gateway</title>" in first.content
+    assert third.status_code == 200
+    sb.add_fault(provider, target, "empty", op="cancel", times=1)
+    assert api.get_payment(provider, target).status_code == 200  # a get is not hit
+    cancelled = api.cancel(provider, target)
+    assert cancelled.status_code == 200 and cancelled.content == b""
+    assert sb.cancel_commits[(provider, target)] == 1  # applied before the empty answer
+
+
+@pytest.mark.parametrize(
+    ("kind", "check"),
+    [
+        ("truncated", lambda r: r.status_code == 200 and not r.content.rstrip().endswith(b"}")),
+        (
+            "wrong_types",
+            lambda r: r.status_code == 200 and b'"amount":"abc"' in r.content,
+        ),
+        ("oversized", lambda r: len(r.content) > 5 * 1024 * 1024),
+    ],
+)
+def test_body_faults(
+    sb: Sandbox, api: Api, kind: str, check: Callable[[httpx.Response], bool]
+) -> None:
+    sb.add_fault("hedgepayments", "pay_demopending01", kind)
+    assert check(api.get_payment("hedgepayments", "pay_demopending01"))
+
+
+def test_unknown_fault_kinds_and_options_are_refused(sb: Sandbox) -> None:
+    with pytest.raises(ValueError, match="unknown fault"):
+        sb.add_fault("flex", "fpi_demo_canceled_01", "locked_423")
+    with pytest.raises(ValueError, match="op must be"):
+        sb.add_fault("flex", "fpi_demo_canceled_01", "empty", op="list")

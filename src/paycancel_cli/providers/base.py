@@ -181,12 +181,34 @@ def body_problem(response: httpx.Response) -> str:
     try:
         json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
-        if exc.pos >= len(text.rstrip()):
+        if exc.pos >= len(text.rstrip()) or _unclosed(text):
             return f"JSON cut off after {len(content)} bytes (a truncated answer)"
         return f"malformed JSON ({exc.msg} at character {exc.pos})"
     except (ValueError, RecursionError) as exc:
         return f"unreadable JSON ({type(exc).__name__})"
     return "JSON of an unexpected shape"
+
+
+def _unclosed(text: str) -> bool:
+    """True when ``text`` ends inside a string or with a bracket still open: JSON that
+    stopped half-way rather than JSON that is wrong."""
+    depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+    return in_string or depth > 0
 
 
 def describe_json(value: Any) -> str:

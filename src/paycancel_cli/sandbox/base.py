@@ -18,7 +18,13 @@ import hmac
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, NamedTuple
 
-from paycancel_cli.sandbox.state import RateDecision, Request, Response, SimContext
+from paycancel_cli.sandbox.state import (
+    PaymentFault,
+    RateDecision,
+    Request,
+    Response,
+    SimContext,
+)
 
 
 class DemoPayment(NamedTuple):
@@ -35,6 +41,9 @@ class ProviderSim(ABC):
     key: ClassVar[str]
     id_field: ClassVar[str] = "payment_id"
     demo: ClassVar[tuple[DemoPayment, ...]] = ()
+    # Where a get or cancel path holds the payment id, e.g. v1/payments/{id}: 2.
+    id_segment: ClassVar[int] = 2
+    special_faults: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, ctx: SimContext) -> None:
         self.ctx = ctx
@@ -69,6 +78,31 @@ class ProviderSim(ABC):
 
     def decorate(self, response: Response, decision: RateDecision) -> None:  # noqa: B027
         """Add rate-limit headers to every answer when a limit is set (default: none)."""
+
+    def payment_id_of(self, request: Request, op: str) -> str | None:
+        """The payment a get or cancel request is about."""
+        if op not in ("get", "cancel") or len(request.segments) <= self.id_segment:
+            return None
+        return request.segments[self.id_segment]
+
+    def mistype(self, body: Any) -> Any:
+        """The ``wrong_types`` fault: ``body`` with a value of the wrong type where the
+        client needs a number or a state (default: every number becomes a string)."""
+        if isinstance(body, dict):
+            return {k: self.mistype(v) for k, v in body.items()}
+        if isinstance(body, list):
+            return [self.mistype(v) for v in body]
+        if isinstance(body, int | float) and not isinstance(body, bool):
+            return "abc"
+        if type(body).__name__ == "Decimal":
+            return "abc"
+        return body
+
+    def special_fault(
+        self, fault: PaymentFault, request: Request, op: str
+    ) -> tuple[Response, bool]:
+        """A simulator's own hostile answer; the bool asks to drop the connection."""
+        raise ValueError(f"{self.key}: no fault {fault.kind!r}")
 
     # -- test and seeding API ---------------------------------------------------------
 

@@ -59,6 +59,19 @@ def _is_uuid(text: str) -> bool:
 
 class CompagoSim(ProviderSim):
     key: ClassVar[str] = KEY
+
+    def payment_id_of(self, request: Request, op: str) -> str | None:
+        found = super().payment_id_of(request, op)
+        return None if found is None else found.lower()
+
+    def mistype(self, body: Any) -> Any:
+        """``wrong_types``: a numeric status and no id."""
+        if not isinstance(body, dict):
+            return body
+        out = {k: v for k, v in body.items() if k != "id"}
+        out["status"] = 42
+        return out
+
     demo: ClassVar[tuple[DemoPayment, ...]] = (
         DemoPayment(
             "7d3f0b4e-0000-4000-8000-000000000001",

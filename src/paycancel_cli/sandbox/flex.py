@@ -12,6 +12,9 @@ Invariants:
 - The cancel endpoint takes no body; any body is ignored.
 - ``Idempotency-Key`` on cancel is honoured like Stripe's: the first answer is stored
   per API key and replayed for the same intent; another intent gets 409.
+- The ``error_shape`` fault answers a cancel with a refusal in Flex's documented shape
+  (400 ``{"error": {"code": "invalid_request", "message"}}``), after the intent was
+  cancelled by someone else (unless ``apply=False``: then nothing changes).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Final
 
 from paycancel_cli.sandbox.base import DemoPayment, ProviderSim, bearer_token, same_secret
-from paycancel_cli.sandbox.state import RateDecision, Request, Response, iso_now
+from paycancel_cli.sandbox.state import PaymentFault, RateDecision, Request, Response, iso_now
 
 KEY: Final = "flex"
 STATUSES: Final = (
@@ -64,6 +67,7 @@ def _iso(moment: datetime) -> str:
 
 class FlexSim(ProviderSim):
     key: ClassVar[str] = KEY
+    special_faults: ClassVar[frozenset[str]] = frozenset({"error_shape"})
     demo: ClassVar[tuple[DemoPayment, ...]] = (
         DemoPayment(
             "fpi_demo_requires_payment_method_01",
@@ -209,6 +213,22 @@ class FlexSim(ProviderSim):
         record["canceled_at"] = iso_now()
         self.ctx.commit_cancel(intent_id)
         return Response.json(200, {"payment_intent": record})
+
+    def special_fault(
+        self, fault: PaymentFault, request: Request, op: str
+    ) -> tuple[Response, bool]:
+        intent_id = request.segments[2]
+        record = self.records.get(intent_id)
+        if op != "cancel" or record is None:
+            return self.handle(request, op), False
+        if fault.applies and record["status"] in CANCELABLE:
+            record["status"] = "canceled"  # by someone else: not this request's commit
+            record["amount_capturable"] = 0
+            record["canceled_at"] = iso_now()
+        body = {
+            "error": {"code": "invalid_request", "message": "Payment intent cannot be canceled."}
+        }
+        return Response.json(400, body), False
 
     # -- seeding ------------------------------------------------------------------------
 

@@ -5,7 +5,8 @@ Invariants:
   ``Tenant-ID`` header (else 400 INVALID_REQUEST). Payments are tenant-scoped: another
   tenant's payment is 404 NOT_FOUND, and lists only show the caller's tenant.
 - Amounts are ``Decimal`` major units with two decimals, written as JSON numbers
-  (``258.00``). ``total`` and ``amount`` are always equal; tax is zero.
+  (``258.00``). ``amount`` and ``subtotal`` are the net amount; ``total`` adds
+  ``taxAmount`` (``tax``, zero unless seeded), as the schema's fields say.
 - Only ``pending`` and ``failed`` cancel (to ``cancelled``; the reason is kept in
   ``notes``). ``processing``, ``paid`` and ``cancelled`` answer 400 with
   PAYMENT_PROCESSING, ALREADY_PAID, ALREADY_CANCELLED. A missing or empty ``reason`` is
@@ -265,12 +266,14 @@ class FlexPortalSim(ProviderSim):
         tenant_id: str | None = None,
         customer_id: str | None = None,
         period: int = 1,
+        tax: Decimal | str = "0",
     ) -> str:
         if status not in STATUSES:
             raise ValueError(f"flexportal: status must be one of {STATUSES}, not {status!r}")
         if len(currency) != 3:
             raise ValueError(f"flexportal: currency must have 3 letters, not {currency!r}")
         amount = money(total)
+        tax_amount = money(tax)
         payment_id = self.claim_id(payment_id, "fpay_sb_{n:06d}")
         seq = len(self._seq)
         created = _BASE_TIME + timedelta(minutes=seq)
@@ -283,9 +286,9 @@ class FlexPortalSim(ProviderSim):
             "customerId": customer_id
             or (f"cus_{_safe(rental_id)}" if rental_id else "cus_sandbox_01"),
             "subtotal": amount,
-            "taxAmount": money(0),
-            "taxRate": 0,
-            "total": amount,
+            "taxAmount": tax_amount,
+            "taxRate": 0 if not amount else (tax_amount * 100 / amount).quantize(Decimal("0.01")),
+            "total": amount + tax_amount,
             "amount": amount,
             "currency": currency.upper(),
             "paymentType": "individual",

@@ -11,6 +11,10 @@ Invariants:
 - ``Idempotency-Key`` on cancel: the first answer (any status) is stored per API key;
   the same key on the same payment replays it byte for byte with no state change, on
   another payment it is 409 ``idempotency_key_in_use``.
+- The ``conflict_409`` fault models a re-sent key that the provider does not replay: the
+  first cancel gets no answer (the connection closes, nothing applied yet); the re-send
+  with the same key applies the first request (unless ``apply=False``) and answers 409
+  ``idempotency_key_in_use``.
 - When a rate limit is set, every answer carries ``X-RateLimit-Limit``,
   ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (unix seconds); a 429 has no
   ``Retry-After`` but ``details.retry_after`` in seconds.
@@ -24,6 +28,7 @@ from typing import Any, ClassVar, Final
 from paycancel_cli.sandbox.base import DemoPayment, ProviderSim, bearer_token, same_secret
 from paycancel_cli.sandbox.state import (
     BodyError,
+    PaymentFault,
     RateDecision,
     Request,
     Response,
@@ -76,6 +81,7 @@ def _iso(moment: datetime) -> str:
 
 class HedgePaymentsSim(ProviderSim):
     key: ClassVar[str] = KEY
+    special_faults: ClassVar[frozenset[str]] = frozenset({"conflict_409"})
     demo: ClassVar[tuple[DemoPayment, ...]] = (
         DemoPayment(
             "pay_demopending01", "pending $99.99: cancelable", {"status": "pending", "amount": 9999}
@@ -108,6 +114,7 @@ class HedgePaymentsSim(ProviderSim):
         super().__init__(*args, **kwargs)
         # (api key, idempotency key) -> (payment id, stored answer)
         self._idempotency: dict[tuple[str, str], tuple[str, Response]] = {}
+        self._unanswered: set[str] = set()  # conflict_409: first cancel seen, not answered
 
     # -- pipeline -----------------------------------------------------------------------
 
@@ -234,6 +241,24 @@ class HedgePaymentsSim(ProviderSim):
         record["updated_at"] = now
         self.ctx.commit_cancel(payment_id)
         return Response.json(200, record)
+
+    def special_fault(
+        self, fault: PaymentFault, request: Request, op: str
+    ) -> tuple[Response, bool]:
+        payment_id = request.segments[2]
+        if op != "cancel":
+            return self.handle(request, op), False
+        if payment_id not in self._unanswered:
+            self._unanswered.add(payment_id)
+            return Response(0), True
+        self._unanswered.discard(payment_id)
+        if fault.applies:
+            self._cancel(request, payment_id)
+        return error(
+            409,
+            "idempotency_key_in_use",
+            "A request with this Idempotency-Key was already received; it is not replayed.",
+        ), False
 
     # -- seeding ------------------------------------------------------------------------
 

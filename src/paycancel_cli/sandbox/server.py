@@ -18,6 +18,11 @@ Every request goes through the same pipeline, in this order:
 7. drop fault (cancels only): the handled cancel stays committed, the connection is shut
    down without a response byte, and the log records status 0.
 
+Per-payment faults (``Faults.payments``, ``add_fault``) replace step 6's answer for the
+requests they name, deterministically: the hostile answer of a ``PaymentFault`` (an
+HTML page, a truncated, empty, mistyped, oversized or stalling body, or a simulator's
+own refusal), with the cancel applied first or not as the fault says.
+
 Invariants:
 - All state (simulators, counters, log, limiter, fault RNG) is guarded by one
   ``threading.Lock``; every sleep and every socket write happens outside it, and the
@@ -51,14 +56,20 @@ from paycancel_cli.sandbox.base import ProviderSim
 from paycancel_cli.sandbox.flexportal import FlexPortalSim
 from paycancel_cli.sandbox.seed import SIMULATORS
 from paycancel_cli.sandbox.state import (
+    GENERIC_FAULTS,
+    OVERSIZED_BYTES,
     SANDBOX_CREDENTIALS,
+    BodyError,
     Faults,
+    PaymentFault,
     RateDecision,
     RecordedRequest,
     Request,
     Response,
     SimContext,
     SlidingWindowLimiter,
+    dumps,
+    parse_json,
 )
 from paycancel_cli.sandbox.vipps import MSN_RE, VippsSim
 
@@ -266,6 +277,18 @@ class Sandbox:
         with self._lock:
             return sim.seed_subscription(rental_id, counts, currency, tenant_id)
 
+    def add_fault(self, provider: str, payment_id: str, kind: str, **options: Any) -> None:
+        """Answer requests about one payment with a hostile answer (see ``PaymentFault``
+        for ``kind`` and the options ``op``, ``times``, ``apply``, ``status``,
+        ``stall_s``)."""
+        sim = self._sim(provider)
+        if kind not in GENERIC_FAULTS | sim.special_faults:
+            known = ", ".join(sorted(GENERIC_FAULTS | sim.special_faults))
+            raise ValueError(f"{provider}: unknown fault {kind!r}; use one of {known}")
+        fault = PaymentFault(kind, **options)
+        with self._lock:
+            self._faults.payments.setdefault((provider, payment_id), []).append(fault)
+
     def expire_tokens(self) -> None:
         """Vipps: invalidate every access token issued so far."""
         sim = self._sim("vipps")
@@ -346,6 +369,8 @@ class Sandbox:
             drop = op == "cancel" and faults.drop_rate > 0 and rng.random() < faults.drop_rate
             hang_s, latency_ms = faults.hang_s, faults.latency_ms
             commit_delay_ms = faults.commit_delay_ms
+            hostile = _take_fault(faults, sim, request, op)
+            sim.ctx.token_max_age_s = faults.token_max_age_s
         if latency_ms > 0:
             time.sleep(latency_ms / 1000)
 
@@ -359,7 +384,7 @@ class Sandbox:
                 decision = self._limiter.hit((sim.key, rate_key), per_window)
                 if not decision.allowed:
                     response = sim.too_many_requests(request, decision)
-        handled = False
+        handled = dropped_by_fault = False
         if response is None:
             if hang:
                 time.sleep(hang_s)
@@ -368,10 +393,12 @@ class Sandbox:
                     response = sim.server_error(request, fail)
                 else:
                     response = sim.authenticate(request, op)
-                    if response is None:
+                    if response is None and hostile is not None:
+                        response, dropped_by_fault = self._hostile(sim, hostile, request, op)
+                    elif response is None:
                         response = sim.handle(request, op)
                         handled = True
-        dropped = drop and handled
+        dropped = (drop and handled) or dropped_by_fault
         if handled and op == "cancel" and commit_delay_ms > 0 and response.status < 300:
             time.sleep(commit_delay_ms / 1000)  # committed; the answer is late
         with self._lock:
@@ -380,8 +407,46 @@ class Sandbox:
             entry.status = 0 if dropped else response.status
         if dropped:
             handler.drop()
+        elif hostile is not None and hostile.kind == "stall":
+            handler.trickle(response, hostile.stall_s)
         else:
             handler.write(response)
+
+    def _hostile(
+        self, sim: ProviderSim, fault: PaymentFault, request: Request, op: str
+    ) -> tuple[Response, bool]:
+        """The answer a per-payment fault gives (under the lock), and whether to drop."""
+        if fault.kind in sim.special_faults:
+            return sim.special_fault(fault, request, op)
+        real: Response | None = None
+        if op != "cancel" or fault.applies:
+            real = sim.handle(request, op)
+        if fault.kind == "html_502":
+            status = fault.status or 502
+            page = (
+                f"<!DOCTYPE html><html><head><title>{status} Bad Gateway</title></head>"
+                f"<body><center><h1>{status} Bad Gateway</h1></center><hr>"
+                "<center>nginx</center></body></html>"
+            )
+            return Response(status, page.encode(), content_type="text/html; charset=utf-8"), False
+        assert real is not None
+        body = real.body
+        if fault.kind == "truncated":
+            body = body[: max(1, len(body) // 2)]
+        elif fault.kind == "empty":
+            return Response(200, b"", dict(real.headers), real.content_type), False
+        elif fault.kind == "wrong_types":
+            try:
+                body = dumps(sim.mistype(parse_json(body)))
+            except (BodyError, TypeError, ValueError):
+                body = b'"abc"'
+        elif fault.kind == "oversized":
+            padding = b"x" * OVERSIZED_BYTES
+            if body.rstrip().endswith(b"}") and body.strip() != b"{}":
+                body = body.rstrip()[:-1] + b',"padding":"' + padding + b'"}'
+            else:
+                body = b'{"padding":"' + padding + b'"}'
+        return Response(real.status, body, dict(real.headers), real.content_type), False
 
     def _record_error(self, text: str) -> None:
         with self._lock:
@@ -510,11 +575,57 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True
 
+    def trickle(self, response: Response, stall_s: float) -> None:
+        """Headers and half the body, then a byte every 0.2 s until ``stall_s`` has
+        passed, then close: an answer that stops half-way (no per-read timeout fires)."""
+        deadline = time.monotonic() + stall_s
+        body = response.body
+        half = len(body) // 2
+        self.close_connection = True
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[:half])
+            self.wfile.flush()
+            for index in range(half, len(body) - 1):
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.2)
+                self.wfile.write(body[index : index + 1])
+                self.wfile.flush()
+        except OSError:
+            return
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
     def drop(self) -> None:
         """Close the connection without writing a single response byte."""
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
+
+
+def _take_fault(faults: Faults, sim: ProviderSim, request: Request, op: str) -> PaymentFault | None:
+    """The next per-payment fault for this request, counted down (under the lock)."""
+    if not faults.payments:
+        return None
+    payment_id = sim.payment_id_of(request, op)
+    if payment_id is None:
+        return None
+    queue = faults.payments.get((sim.key, payment_id)) or faults.payments.get(
+        (sim.key, payment_id.lower())
+    )
+    for fault in queue or []:
+        if not fault.hits(op):
+            continue
+        if fault.times is not None:
+            fault.times -= 1
+            if fault.times == 0:
+                queue.remove(fault)  # type: ignore[union-attr]
+        return fault
+    return None
 
 
 def _plain_error(status: int, message: str) -> Response:

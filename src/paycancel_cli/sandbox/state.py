@@ -43,6 +43,55 @@ RATE_WINDOW_S: Final = 60.0
 CENT: Final = Decimal("0.01")
 
 
+GENERIC_FAULTS: Final = frozenset(
+    {"html_502", "truncated", "empty", "wrong_types", "oversized", "stall"}
+)
+FAULT_OPS: Final = frozenset({"get", "cancel", "any"})
+OVERSIZED_BYTES: Final = 5 * 1024 * 1024
+
+
+@dataclass
+class PaymentFault:
+    """One hostile answer, for one payment, on demand.
+
+    ``kind`` is one of ``GENERIC_FAULTS`` (every simulator) or one of the simulator's
+    own ``special_faults`` (Vipps ``locked_423``, ``order_processing_6160``,
+    ``gateway_error``; Flex ``error_shape``; HedgePayments ``conflict_409``).
+    ``op`` picks the requests it hits ("get", "cancel" or "any"); ``times`` how many
+    (None: all).  On a cancel, ``apply`` says whether the cancel is applied before the
+    hostile answer goes out (default: yes, except ``html_502``, a proxy that never
+    reached the provider).  ``status`` overrides the HTTP status of ``html_502`` and
+    ``gateway_error``; ``stall_s`` is how long a ``stall`` trickles its body.
+
+    - ``html_502``: a proxy's HTML error page; ``truncated``: the real answer cut in
+      half; ``empty``: 200 with no body; ``wrong_types``: the real answer with its
+      amount or state replaced by a value of the wrong type (and, for Vipps and
+      Compago, the id left out); ``oversized``: a 5 MiB answer; ``stall``: headers
+      and half the body, then one byte every 0.2 s until ``stall_s``, then the
+      connection is closed.
+    """
+
+    kind: str
+    op: str = "get"
+    times: int | None = None
+    apply: bool | None = None
+    status: int | None = None
+    stall_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.op not in FAULT_OPS:
+            raise ValueError(f"op must be one of {sorted(FAULT_OPS)}, not {self.op!r}")
+        if self.times is not None and self.times < 1:
+            raise ValueError("times must be at least 1 (or None: every request)")
+
+    @property
+    def applies(self) -> bool:
+        return self.kind != "html_502" if self.apply is None else self.apply
+
+    def hits(self, op: str) -> bool:
+        return self.op == "any" or self.op == op
+
+
 @dataclass
 class Faults:
     """Faults the sandbox injects; one ``random.Random(seed)`` drives every draw.
@@ -53,7 +102,8 @@ class Faults:
     ``drop_rate`` applies to cancels only: the cancel is handled and committed, then the
     connection is closed without a single response byte.  ``commit_delay_ms`` holds the
     answer of every successful cancel that long after its commit (a window in which a
-    client can die between the provider's commit and its answer).
+    client can die between the provider's commit and its answer).  ``payments`` holds
+    per-payment hostile answers (``PaymentFault``), drawn without randomness.
     """
 
     latency_ms: int = 0
@@ -63,6 +113,11 @@ class Faults:
     hang_s: float = 5.0
     seed: int = 0
     commit_delay_ms: int = 0
+    # Per payment: (provider, payment id) -> its hostile answers (``Sandbox.add_fault``).
+    payments: dict[tuple[str, str], list[PaymentFault]] = field(default_factory=dict)
+    # Vipps: tokens stop working this many seconds after issue, whatever ``expires_in``
+    # said (a token the client still believes valid gets 401).
+    token_max_age_s: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("fail_rate", "timeout_rate", "drop_rate"):
@@ -176,6 +231,7 @@ class SimContext:
     credentials: dict[str, str]
     commit_cancel: Callable[[str], None]
     token_ttl_s: int = 3600
+    token_max_age_s: float | None = None
 
 
 class BodyError(ValueError):

@@ -20,8 +20,15 @@ Invariants:
 - Cancel: CREATED -> TERMINATED (cancelled = amount); AUTHORIZED with remaining > 0
   -> cancelled += remaining (400 6060 with ``cancelTransactionOnly: true``);
   AUTHORIZED fully captured -> 400 6040; AUTHORIZED with nothing left -> 400 6190;
-  ABORTED/EXPIRED/TERMINATED -> 400 6050; a payment under a processing lock -> 400
-  6160 (not remembered under the idempotency key: it is transient).
+  ABORTED/EXPIRED/TERMINATED -> 400 6050; a payment under a processing lock (or the
+  ``order_processing_6160`` fault) -> 400 6160, remembered under the idempotency key
+  like every 4xx ("a 4xx answer stays 4xx for that key"), so a retry needs a new key.
+- Per-payment faults of its own: ``locked_423`` (423 problem, nothing changes, not
+  remembered), ``order_processing_6160`` and ``gateway_error`` (the API gateway's
+  ``{"statusCode", "message"}`` body, 403 unless ``status`` says otherwise).
+  ``wrong_types`` answers a numeric ``state`` and no ``reference``.
+- A token stops working ``token_max_age_s`` after issue when that is set, whatever
+  its ``expires_in`` said.
 - ``Idempotency-Key`` (required, at most 50 characters) is remembered per MSN with the
   reference and the request body: the same key, reference and body replay the first
   answer (status and body) with no state change, so a 4xx stays the same 4xx;
@@ -41,6 +48,7 @@ from typing import Any, ClassVar, Final
 from paycancel_cli.sandbox.base import DemoPayment, ProviderSim, bearer_token, same_secret
 from paycancel_cli.sandbox.state import (
     BodyError,
+    PaymentFault,
     RateDecision,
     Request,
     Response,
@@ -66,9 +74,22 @@ _SERVER_ERRORS: Final = {
 }
 
 
+_GATEWAY_MESSAGES: Final = {
+    401: "Access denied due to invalid subscription key. Make sure to provide a valid key "
+    "for an active subscription.",
+    403: "Access denied due to missing or invalid subscription key for this product.",
+    422: "The request could not be processed by the API gateway.",
+    429: "Rate limit is exceeded. Try again in 5 seconds.",
+}
+
+
 class VippsSim(ProviderSim):
     key: ClassVar[str] = KEY
     id_field: ClassVar[str] = "reference"
+    id_segment: ClassVar[int] = 3
+    special_faults: ClassVar[frozenset[str]] = frozenset(
+        {"locked_423", "order_processing_6160", "gateway_error"}
+    )
     demo: ClassVar[tuple[DemoPayment, ...]] = (
         DemoPayment(
             "demo-created-0001",
@@ -120,7 +141,9 @@ class VippsSim(ProviderSim):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._tokens: dict[str, float] = {}
+        self._issued: dict[str, float] = {}
         self._locked: set[str] = set()
+        self._processing_once: set[str] = set()
         # (MSN, idempotency key) -> (reference, canonical body, first answer)
         self._idempotency: dict[tuple[str, str], tuple[str, bytes, Response]] = {}
         self._modifications = SlidingWindowLimiter()
@@ -227,6 +250,14 @@ class VippsSim(ProviderSim):
             )
         token = bearer_token(request)
         expires = self._tokens.get(token) if token is not None else None
+        max_age = self.ctx.token_max_age_s
+        if (
+            expires is not None
+            and max_age is not None
+            and token is not None
+            and time.time() - self._issued.get(token, 0.0) >= max_age
+        ):
+            expires = None
         if expires is None or expires <= time.time():
             return self.problem(
                 401,
@@ -262,8 +293,10 @@ class VippsSim(ProviderSim):
         now = time.time()
         ttl = self.ctx.token_ttl_s
         self._tokens = {t: exp for t, exp in self._tokens.items() if exp > now}
+        self._issued = {t: at for t, at in self._issued.items() if t in self._tokens}
         token = secrets.token_urlsafe(32)
         self._tokens[token] = now + ttl
+        self._issued[token] = now
         expires_in = str(ttl - 1 if ttl > 1 else ttl)
         return Response.json(
             200,
@@ -357,7 +390,8 @@ class VippsSim(ProviderSim):
         record = self.records.get(reference)
         if record is None:
             return self._not_found(request, reference), True
-        if reference in self._locked:
+        if reference in self._locked or reference in self._processing_once:
+            self._processing_once.discard(reference)
             locked = self.problem(
                 400,
                 "Order processing",
@@ -365,7 +399,7 @@ class VippsSim(ProviderSim):
                 request.path,
                 code="6160",
             )
-            return locked, False
+            return locked, True
         return self._transition(request, record, reference, transaction_only), True
 
     def _transition(
@@ -424,6 +458,37 @@ class VippsSim(ProviderSim):
                 "reference": reference,
             },
         )
+
+    # -- per-payment faults -------------------------------------------------------------
+
+    def special_fault(
+        self, fault: PaymentFault, request: Request, op: str
+    ) -> tuple[Response, bool]:
+        reference = request.segments[3]
+        if fault.kind == "locked_423":
+            return self.problem(
+                423,
+                "Locked",
+                f"Payment {reference} is locked by a concurrent operation; retry shortly.",
+                request.path,
+            ), False
+        if fault.kind == "gateway_error":
+            status = fault.status or 403
+            message = _GATEWAY_MESSAGES.get(status, _GATEWAY_MESSAGES[422])
+            return Response.json(status, {"statusCode": status, "message": message}), False
+        if op == "cancel":  # order_processing_6160: through the idempotency store
+            self._processing_once.add(reference)
+            answer = self._cancel(request, reference)
+            self._processing_once.discard(reference)
+            return answer, False
+        return self.handle(request, op), False
+
+    def mistype(self, body: Any) -> Any:
+        if not isinstance(body, dict):
+            return body
+        out = {k: v for k, v in body.items() if k != "reference"}
+        out["state"] = 42
+        return out
 
     # -- seeding ------------------------------------------------------------------------
 
