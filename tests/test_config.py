@@ -82,7 +82,7 @@ def test_bad_account_names_file_account_and_field(
 ) -> None:
     path = write_config(tmp_path / "c.toml", {"acct": fields})
     with pytest.raises(ConfigError) as info:
-        load_config(path)
+        load_config(path).account("acct")
     message = info.value.message
     assert str(path) in message and "'acct'" in message and expected in message
     assert SENTINEL not in message
@@ -102,7 +102,7 @@ def test_bad_account_name(tmp_path: Path) -> None:
         tmp_path / "c.toml", {"Bad-Name": {"provider": "flex", "api_key": "fsk_test_x"}}
     )
     with pytest.raises(ConfigError, match="account name 'Bad-Name' is invalid"):
-        load_config(path)
+        load_config(path).account("Bad-Name")
 
 
 @pytest.mark.parametrize(
@@ -227,7 +227,7 @@ def test_credentials_that_cannot_be_right_are_refused(
 ) -> None:
     path = write_config(tmp_path / "c.toml", {"acct": fields})
     with pytest.raises(ConfigError, match=expected):
-        load_config(path)
+        load_config(path).account("acct")
 
 
 def test_whole_json_env_variable_gives_config_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -513,12 +513,13 @@ def run_bulk(
             "Give either a CSV file (or - for standard input) or --subscription ID, not both "
             "and not neither; or --resume RUN_ID."
         )
+    # Providers by name read no secret: an account used by no row never runs its command.
+    accounts = config.providers
     listable = frozenset(
         key
-        for key in {a.provider for a in config.accounts.values()}
+        for key in set(accounts.values())
         if Capability.LIST_FOR_SUBSCRIPTION in adapter_class(key).capabilities
     )
-    accounts = {name: a.provider for name, a in config.accounts.items()}
     default_account = request.account
     if default_account is None and len(config.accounts) == 1:
         default_account = next(iter(config.accounts))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from paycancel_cli import __version__
+from paycancel_cli.completion import account_names, run_ids
 from paycancel_cli.errors import Declined, Interrupted, PaycancelError, UsageError
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ app = typer.Typer(
     name="paycancel",
     help="Cancel payments safely at FlexPortal, HedgePayments, Flex, Vipps and Compago.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=False,  # ours take the shell by name: see _completion_option
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -56,7 +57,7 @@ class Globals:
         from paycancel_cli.config import load_config, sandbox_config, stderr_warn
 
         assert self.redactor is not None
-        base = load_config(self.config_path, warn=stderr_warn)
+        base = load_config(self.config_path, warn=stderr_warn, on_secret=self.redactor.add)
         for secret in base.secrets():
             self.redactor.add(secret)
         if not self.sandbox:
@@ -65,6 +66,19 @@ class Globals:
 
         sandbox = self._stack.enter_context(Sandbox())
         return sandbox_config(sandbox.account_config(), base)
+
+
+def _completion_option(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> None:
+    if value is None or ctx.resilient_parsing:
+        return
+    from paycancel_cli import completion
+
+    if param.name == "show_completion":
+        typer.echo(completion.show_script(value))
+    else:
+        shell, path = completion.install_script(value)
+        typer.echo(f"{shell} completion installed in {path}; it works in new shells.")
+    raise typer.Exit()
 
 
 def _version(value: bool) -> None:
@@ -107,6 +121,26 @@ def main_options(
             "--version", callback=_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    install_completion: Annotated[
+        str | None,
+        typer.Option(
+            "--install-completion",
+            metavar="SHELL",
+            callback=_completion_option,
+            is_eager=True,
+            help="Install shell completion: bash, zsh or fish.",
+        ),
+    ] = None,
+    show_completion: Annotated[
+        str | None,
+        typer.Option(
+            "--show-completion",
+            metavar="SHELL",
+            callback=_completion_option,
+            is_eager=True,
+            help="Print the completion script for bash, zsh or fish.",
+        ),
+    ] = None,
 ) -> None:
     """paycancel: see exactly what is about to happen, then cancel, at five providers."""
     from paycancel_cli.redact import Redactor
@@ -142,7 +176,12 @@ def _globals(ctx: typer.Context) -> Globals:
 
 AccountOpt = Annotated[
     str | None,
-    typer.Option("--account", "-a", help="Account name from the config (optional when only one)."),
+    typer.Option(
+        "--account",
+        "-a",
+        help="Account name from the config (optional when only one).",
+        autocompletion=account_names,
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON Lines on stdout, nothing else.")]
 
@@ -388,7 +427,10 @@ def bulk_cancel(
         typer.Option("--report", help="Write one row per payment (CSV, or JSON Lines for .jsonl)."),
     ] = None,
     resume: Annotated[
-        str | None, typer.Option("--resume", help="Continue a stopped or crashed run.")
+        str | None,
+        typer.Option(
+            "--resume", help="Continue a stopped or crashed run.", autocompletion=run_ids
+        ),
     ] = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait for another process working on the same input.")
@@ -482,6 +524,10 @@ def bulk_cancel(
     raise typer.Exit(outcome.exit_code())
 
 
+from paycancel_cli.configcmd import config_app  # noqa: E402 (registered after the commands)
+
+app.add_typer(config_app, name="config")
+
 runs_app = typer.Typer(
     help="The journal as history.", no_args_is_help=False, invoke_without_command=True
 )
@@ -510,7 +556,10 @@ def runs(ctx: typer.Context, json_: JsonOpt = False) -> None:
 @runs_app.command("show")
 def runs_show(
     ctx: typer.Context,
-    run_id: Annotated[str, typer.Argument(help="The run id.", show_default=False)],
+    run_id: Annotated[
+        str,
+        typer.Argument(help="The run id.", show_default=False, autocompletion=run_ids),
+    ],
     json_: JsonOpt = False,
 ) -> None:
     """Show one run and the result of each of its payments."""
@@ -621,6 +670,10 @@ def run(argv: list[str] | None = None) -> int:
     from paycancel_cli.redact import Redactor
 
     command = typer.main.get_command(app)
+    if "_PAYCANCEL_COMPLETE" in os.environ:
+        from paycancel_cli.completion import enable
+
+        enable()
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     redactor = Redactor()
     try:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import stat
 import sys
+import threading
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -151,6 +153,28 @@ class AccountBase(BaseModel):
         """What the key's prefix says (None: the key does not tell)."""
         return None
 
+    def _key_prefix(self) -> str:
+        """The documented prefix that made ``_live_from_key`` decide (never more)."""
+        return ""
+
+    @property
+    def decided_by(self) -> str:
+        """What made the account live or test, in the order ``is_live`` asks."""
+        host = urlsplit(self.base_url).hostname if self.base_url else None
+        host_live = self._live_from_host()
+        key_live = self._live_from_key()
+        if host_live:
+            return f"host {host}"
+        if self.environment is not None:
+            if self.environment in LIVE_ENVIRONMENTS or not key_live:
+                return f"environment = {self.environment!r}"
+            return f"key prefix {self._key_prefix()}"
+        if host_live is False:
+            return f"key prefix {self._key_prefix()}" if key_live else f"host {host}"
+        if key_live is None:
+            return "default: no environment, test key or test host"
+        return f"key prefix {self._key_prefix()}"
+
     def default_base_url(self) -> str:
         raise NotImplementedError
 
@@ -205,6 +229,9 @@ class HedgePaymentsAccount(AccountBase):
     def _live_from_key(self) -> bool | None:
         return not self.api_key.get_secret_value().startswith("sk_test_")
 
+    def _key_prefix(self) -> str:
+        return "sk_live_" if self._live_from_key() else "sk_test_"
+
     def default_base_url(self) -> str:
         if self.api_key.get_secret_value().startswith("sk_test_"):
             return "https://api-sandbox.hedgepayments.com"
@@ -226,6 +253,9 @@ class FlexAccount(AccountBase):
     def _live_from_key(self) -> bool | None:
         return not self.api_key.get_secret_value().startswith("fsk_test_")
 
+    def _key_prefix(self) -> str:
+        return "fsk_ (not fsk_test_)" if self._live_from_key() else "fsk_test_"
+
     def default_base_url(self) -> str:
         return "https://api.withflex.com"
 
@@ -238,6 +268,14 @@ class VippsAccount(AccountBase):
     subscription_key: SecretStr
     merchant_serial_number: Annotated[str, StringConstraints(pattern=r"^[0-9]{4,6}$")]
     documented_prefixes: ClassVar[tuple[str, ...]] = ("/epayment/v1", "/epayment")
+
+    @field_validator("merchant_serial_number", mode="before")
+    @classmethod
+    def _number_as_text(cls, value: Any) -> Any:
+        # TOML readers write it as a number as often as a string; both mean the same.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
 
     def default_base_url(self) -> str:
         if self.environment in TEST_ENVIRONMENTS:
@@ -275,16 +313,14 @@ class Defaults(BaseModel):
 
 
 class _RawSettings(BaseSettings):
-    """Merges the TOML file and ``PAYCANCEL_*`` variables; accounts stay raw dicts
-    here and are validated one by one below, for messages that name the account."""
+    """Merges the TOML file and ``PAYCANCEL_*`` variables; accounts stay raw here and
+    are validated one by one below, for messages that name the account."""
 
     model_config = SettingsConfigDict(
         env_prefix="PAYCANCEL_", env_nested_delimiter="__", extra="ignore"
     )
     defaults: dict[str, Any] = Field(default_factory=dict)
-    accounts: dict[str, dict[str, Any]] = Field(default_factory=dict)
-
-    _toml: ClassVar[dict[str, Any]] = {}
+    accounts: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(
@@ -299,34 +335,385 @@ class _RawSettings(BaseSettings):
 
 
 @dataclass(frozen=True)
+class SecretSource:
+    """Where one secret field of an account comes from (never its value)."""
+
+    field: str
+    kind: Literal["file", "env", "command", "keyring"]
+    variable: str | None = None  # the environment variable that set it, if any
+    detail: str | None = None  # the command's program, or the keyring SERVICE/USERNAME
+
+    def describe(self) -> str:
+        what = {
+            "file": "the config file",
+            "env": f"environment variable {self.variable}",
+            "command": f"command {self.detail}",
+            "keyring": f"keyring {self.detail}",
+        }[self.kind]
+        if self.kind in ("command", "keyring") and self.variable:
+            what += f" (set by {self.variable})"
+        return what
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.kind, "variable": self.variable, "detail": self.detail}
+
+
+# A stand-in for a secret that is read only when the account is used, so the rest of
+# the account can be checked at load time.  Errors on such fields are not reported.
+_DEFERRED = "deferred-secret-placeholder"
+
+
+class AccountEntry:
+    """One configured account: its raw fields, where each came from, and the account
+    built from them on first use (secret commands and the keyring run then, once)."""
+
+    def __init__(
+        self,
+        name: str,
+        fields: Mapping[str, Any],
+        *,
+        origin: str,
+        env_vars: Mapping[str, str],
+        in_file: bool,
+        known_names: Collection[str] = (),
+        problem: ConfigError | None = None,
+    ) -> None:
+        self.name = name
+        self.fields = dict(fields)
+        self.origin = origin
+        self.env_vars = dict(env_vars)  # field -> the variable that set it
+        self.in_file = in_file
+        self._known_names = tuple(known_names)
+        self._lock = threading.Lock()
+        self._account: Account | None = None
+        self._error: ConfigError | None = None
+        self.problem = problem or self._check_statically()
+
+    @property
+    def provider(self) -> str | None:
+        value = self.fields.get("provider")
+        return value if isinstance(value, str) and value in ACCOUNT_TYPES else None
+
+    @property
+    def model(self) -> type[AccountBase] | None:
+        return ACCOUNT_TYPES.get(self.provider or "")
+
+    def sources(self) -> list[SecretSource]:
+        """Where each set secret field comes from, by the precedence environment
+        variable, then command or keyring, then the plain value."""
+        from paycancel_cli.secretsources import COMMAND_SUFFIX, keyring_ref
+
+        model = self.model
+        out: list[SecretSource] = []
+        for name in model.secret_fields if model else ():
+            value = self.fields.get(name)
+            command = self.fields.get(name + COMMAND_SUFFIX)
+            ref = keyring_ref(value)
+            if name in self.env_vars and ref is None:
+                out.append(SecretSource(name, "env", self.env_vars[name]))
+            elif ref is not None:
+                out.append(
+                    SecretSource(name, "keyring", self.env_vars.get(name), "/".join(ref))
+                )
+            elif command is not None:
+                program = command[0] if isinstance(command, list) and command else "?"
+                variable = self.env_vars.get(name + COMMAND_SUFFIX)
+                out.append(SecretSource(name, "command", variable, str(program)))
+            elif value is not None:
+                out.append(SecretSource(name, "file", None))
+        return out
+
+    def plain_secrets(self) -> list[str]:
+        """Secret values present as text (file or environment), for the redactor,
+        without running anything."""
+        from paycancel_cli.secretsources import keyring_ref
+
+        model = self.model
+        names = model.secret_fields if model else _ALL_SECRET_FIELDS
+        return [
+            v
+            for n in names
+            if isinstance(v := self.fields.get(n), str) and keyring_ref(v) is None
+        ]
+
+    def resolve(self, on_secret: Callable[[str], None] | None = None) -> Account:
+        """The validated account; reads deferred secrets the first time only."""
+        with self._lock:
+            if self._account is not None:
+                return self._account
+            if self._error is not None:
+                raise self._error
+            if self.problem is not None:
+                raise self.problem
+            try:
+                account = self._build(self._secret_values(on_secret))
+            except ConfigError as exc:
+                self._error = exc
+                raise
+            assert account is not None
+            self._account = account
+            return account
+
+    @property
+    def resolved(self) -> Account | None:
+        return self._account
+
+    def _secret_values(self, on_secret: Callable[[str], None] | None) -> dict[str, Any]:
+        from paycancel_cli.secretsources import (
+            COMMAND_SUFFIX,
+            command_argv,
+            keyring_ref,
+            read_keyring,
+            run_command,
+        )
+
+        values = dict(self.fields)
+        for source in self.sources():
+            if source.kind == "command":
+                argv = command_argv(
+                    self.fields[source.field + COMMAND_SUFFIX],
+                    account=self.name,
+                    field=source.field,
+                    origin=self.origin,
+                )
+                values[source.field] = run_command(argv, account=self.name, field=source.field)
+            elif source.kind == "keyring":
+                ref = keyring_ref(self.fields[source.field])
+                assert ref is not None
+                values[source.field] = read_keyring(*ref, account=self.name, field=source.field)
+            else:
+                continue
+            if on_secret is not None:
+                on_secret(values[source.field])
+        return values
+
+    def _deferred(self) -> set[str]:
+        return {s.field for s in self.sources() if s.kind in ("command", "keyring")}
+
+    def _check_statically(self) -> ConfigError | None:
+        """What is wrong with this account without reading a deferred secret."""
+        try:
+            self._check_shape()
+            deferred = self._deferred()
+            if not deferred:
+                self._account = self._build(self.fields)
+            else:
+                values = {f: _DEFERRED for f in deferred}
+                self._build({**self.fields, **values}, ignore=deferred)
+        except ConfigError as exc:
+            return exc
+        return None
+
+    def _check_shape(self) -> None:
+        from paycancel_cli.secretsources import COMMAND_SUFFIX, command_argv, keyring_ref
+
+        name = self.name
+        where = f"Config {self.origin}"
+        if not re.match(ACCOUNT_NAME, name):
+            raise ConfigError(
+                f"{where}: account name {name!r} is invalid; names are lower case letters, "
+                "digits and underscores, starting with a letter (e.g. flexportal_eu)."
+            )
+        provider = self.fields.get("provider")
+        if provider is None:
+            if not self.in_file and self.env_vars:
+                variables = ", ".join(sorted(set(self.env_vars.values())))
+                hint = _did_you_mean(name, self._known_names)
+                raise ConfigError(
+                    f"The environment variable {variables} names account {name!r}, which the "
+                    f"config file does not have{hint}. Unset the variable or fix the account "
+                    "name in it; commands on other accounts are not affected."
+                )
+            raise ConfigError(
+                f"{where}: account {name!r} has no 'provider' field; set it to one of "
+                f"{', '.join(ACCOUNT_TYPES)}."
+            )
+        model = ACCOUNT_TYPES.get(str(provider))
+        if model is None:
+            hint = _did_you_mean(str(provider), ACCOUNT_TYPES)
+            raise ConfigError(
+                f"{where}: account {name!r}, field 'provider'{self._from('provider')}: unknown "
+                f"provider {provider!r}{hint}; use one of {', '.join(ACCOUNT_TYPES)}."
+            )
+        for field in model.secret_fields:
+            command = self.fields.get(field + COMMAND_SUFFIX)
+            if command is not None:
+                command_argv(command, account=name, field=field, origin=self.origin)
+                if keyring_ref(self.fields.get(field)) is not None and field not in self.env_vars:
+                    raise ConfigError(
+                        f"{where}: account {name!r} reads '{field}' both from a command and "
+                        f"from the keyring; keep one of '{field}{COMMAND_SUFFIX}' and "
+                        f"'{field} = \"keyring:...\"'."
+                    )
+
+    def _from(self, field: str) -> str:
+        variable = self.env_vars.get(field)
+        return f" (from the environment variable {variable})" if variable else ""
+
+    def _build(self, values: Mapping[str, Any], ignore: Collection[str] = ()) -> Account | None:
+        """The account from ``values``; None when only ``ignore``d fields failed."""
+        from paycancel_cli.secretsources import COMMAND_SUFFIX
+
+        model = self.model
+        assert model is not None
+        commands = {f + COMMAND_SUFFIX for f in model.secret_fields}
+        data = {k: v for k, v in values.items() if k not in commands}
+        try:
+            account = model.model_validate({**data, "name": self.name})
+        except ValidationError as exc:
+            problems = _problems(exc, self.env_vars, _field_names(model), ignore=ignore)
+            if not problems:
+                return None
+            raise ConfigError(_paragraph(self.origin, f"account {self.name!r}", problems)) from None
+        assert isinstance(
+            account,
+            FlexPortalAccount | HedgePaymentsAccount | FlexAccount | VippsAccount | CompagoAccount,
+        )
+        return account
+
+
+_ALL_SECRET_FIELDS = ("api_key", "client_secret", "subscription_key")
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    from paycancel_cli.secretsources import COMMAND_SUFFIX
+
+    names = [n for n in model.model_fields if n != "name"]
+    secret_fields: tuple[str, ...] = getattr(model, "secret_fields", ())
+    return names + [f + COMMAND_SUFFIX for f in secret_fields]
+
+
+def _did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _problems(
+    exc: ValidationError,
+    env_vars: Mapping[str, str],
+    known: Collection[str],
+    *,
+    ignore: Collection[str] = (),
+) -> list[str]:
+    """Field locations and pydantic's messages, never the input values."""
+    problems = []
+    for err in exc.errors(include_input=False, include_url=False):
+        field = ".".join(str(p) for p in err["loc"])
+        top = str(err["loc"][0]) if err["loc"] else ""
+        if top in ignore or (ignore and not field):
+            continue  # a deferred secret: checked when it is read
+        variable = env_vars.get(top)
+        origin = f" (from the environment variable {variable})" if variable else ""
+        if not field:  # a check across fields
+            problems.append(err["msg"].removeprefix("Value error, "))
+        elif err["type"] == "missing":
+            problems.append(f"field '{field}' is required")
+        elif err["type"] == "extra_forbidden":
+            problems.append(
+                f"field '{field}'{origin} is not a known field{_did_you_mean(field, known)}"
+            )
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"field '{field}'{origin} {msg}")
+    return problems
+
+
+def _paragraph(origin: str, who: str, problems: list[str]) -> str:
+    return f"Config {origin}: {who}: {'; '.join(problems)}. Fix it and try again."
+
+
+class _Accounts(Mapping[str, "Account"]):
+    """``config.accounts``: names of every configured account; an item is the account
+    built on first access (so iterating names runs nothing)."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+
+    def __getitem__(self, name: str) -> Account:
+        if name not in self._config.entries:
+            raise KeyError(name)
+        return self._config.account(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._config.entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._config.entries)
+
+    def __len__(self) -> int:
+        return len(self._config.entries)
+
+
+@dataclass
 class Config:
-    accounts: Mapping[str, Account]
+    entries: Mapping[str, AccountEntry]
     defaults: Defaults
     path: Path | None = None
     sandbox: bool = False
+    searched: tuple[str, ...] = ()
+    warn: Callable[[str], None] | None = None
+    on_secret: Callable[[str], None] | None = None
+    _warned: bool = False
+
+    @property
+    def accounts(self) -> Mapping[str, Account]:
+        return _Accounts(self)
+
+    @property
+    def providers(self) -> dict[str, str]:
+        """Account name -> provider key, for every account whose provider is known
+        (usable or not), without reading any secret."""
+        return {n: e.provider for n, e in self.entries.items() if e.provider is not None}
 
     def account(self, name: str | None) -> Account:
         if name is None:
-            if len(self.accounts) == 1:
-                return next(iter(self.accounts.values()))
-            if not self.accounts:
+            if len(self.entries) == 1:
+                name = next(iter(self.entries))
+            elif not self.entries:
+                raise ConfigError(self.no_account_message())
+            else:
                 raise ConfigError(
-                    "No account is configured. Create a config file (see config.example.toml) "
-                    "at the path given by --config or $PAYCANCEL_CONFIG, or try the built-in "
-                    "sandbox with --sandbox."
+                    "Several accounts are configured; choose one with --account "
+                    f"({', '.join(sorted(self.entries))})."
                 )
-            raise ConfigError(
-                "Several accounts are configured; choose one with --account "
-                f"({', '.join(sorted(self.accounts))})."
-            )
-        try:
-            return self.accounts[name]
-        except KeyError:
-            known = ", ".join(sorted(self.accounts)) or "none"
-            raise ConfigError(f"Unknown account {name!r}. Configured accounts: {known}.") from None
+        entry = self.entries.get(name)
+        if entry is None:
+            known = ", ".join(sorted(self.entries)) or "none"
+            hint = _did_you_mean(name, self.entries)
+            raise ConfigError(f"Unknown account {name!r}{hint}. Configured accounts: {known}.")
+        account = entry.resolve(self.on_secret)
+        self._warn_unusable(name)
+        return account
+
+    def _warn_unusable(self, used: str) -> None:
+        """Once per invocation: accounts that cannot be used, while this one can."""
+        if self._warned or self.warn is None:
+            return
+        self._warned = True
+        for name, entry in self.entries.items():
+            if name != used and entry.problem is not None:
+                self.warn(f"Warning: account {name!r} is skipped: {entry.problem.message}")
 
     def secrets(self) -> list[str]:
-        return [s for account in self.accounts.values() for s in account.secrets()]
+        """Every secret known so far: of built accounts, and those present as text."""
+        out = []
+        for entry in self.entries.values():
+            account = entry.resolved
+            out.extend(account.secrets() if account is not None else entry.plain_secrets())
+        return out
+
+    def no_account_message(self) -> str:
+        where = (
+            f"The config file {self.path} has no [accounts.NAME] table"
+            if self.path is not None
+            else f"No config file was found (searched: {'; '.join(self.searched)})"
+        )
+        return (
+            f"No account is configured. {where}. `paycancel config example` prints an "
+            "annotated example to start from; or try the built-in sandbox with --sandbox."
+        )
 
     @property
     def journal_path(self) -> Path:
@@ -356,30 +743,96 @@ def find_config_path(explicit: Path | None) -> tuple[Path | None, bool]:
     return (path, False) if path.exists() else (None, False)
 
 
-def load_config(explicit: Path | None = None, *, warn: Any = None) -> Config:
+def searched_paths(explicit: Path | None) -> tuple[str, ...]:
+    """Every place looked at, in order, as an operator would check them."""
+    if explicit is not None:
+        return (f"--config {explicit}",)
+    from_env = os.environ.get("PAYCANCEL_CONFIG")
+    if from_env:
+        return ("--config (not given)", f"$PAYCANCEL_CONFIG={from_env}")
+    return (
+        "--config (not given)",
+        "$PAYCANCEL_CONFIG (not set)",
+        f"{default_config_path()} (does not exist)",
+    )
+
+
+def load_config(
+    explicit: Path | None = None,
+    *,
+    warn: Callable[[str], None] | None = None,
+    on_secret: Callable[[str], None] | None = None,
+) -> Config:
+    """Read the file and the environment; a broken account is kept as a problem of
+    its own (it fails only the commands that use it), a broken file or [defaults]
+    fails everything."""
     path, required = find_config_path(explicit)
     data: dict[str, Any] = {}
     if path is not None:
         data = _read_toml(path, required=required)
     where = str(path) if path is not None else "the environment"
-    raw = _merge(data)
     unknown = set(data) - {"defaults", "accounts"}
     if unknown:
+        hints = "".join(_did_you_mean(u, ("defaults", "accounts")) for u in sorted(unknown))
         raise ConfigError(
-            f"Config file {where}: unknown section(s) {', '.join(sorted(unknown))}. "
+            f"Config file {where}: unknown section(s) {', '.join(sorted(unknown))}{hints}. "
             "Only [defaults] and [accounts.NAME] are allowed."
         )
+    raw = _merge(data)
+    env_accounts, env_defaults = _env_variables()
     try:
         defaults = Defaults.model_validate(raw.defaults)
     except ValidationError as exc:
-        raise ConfigError(_describe(where, None, exc)) from None
-    accounts: dict[str, Account] = {}
+        problems = _problems(exc, env_defaults, list(Defaults.model_fields))
+        raise ConfigError(_paragraph(where, "[defaults]", problems)) from None
+    file_accounts = data.get("accounts", {})
+    entries: dict[str, AccountEntry] = {}
     for name, fields in raw.accounts.items():
-        accounts[name] = _build_account(where, name, fields)
-    config = Config(accounts=accounts, defaults=defaults, path=path)
+        env_vars = env_accounts.get(name, {})
+        origin = where if name in file_accounts else "the environment"
+        problem = None
+        if not isinstance(fields, dict):  # PAYCANCEL_ACCOUNTS__<NAME> set to a plain value
+            variable = next(iter(env_vars.values()), f"PAYCANCEL_ACCOUNTS__{name.upper()}")
+            fields, env_vars = {}, {}
+            problem = ConfigError(
+                f"The environment variable {variable} sets account {name!r} to a plain value; "
+                f"set single fields as PAYCANCEL_ACCOUNTS__{name.upper()}__<FIELD> instead."
+            )
+        entries[name] = AccountEntry(
+            name,
+            fields,
+            origin=origin,
+            env_vars=env_vars,
+            in_file=name in file_accounts,
+            known_names=list(file_accounts),
+            problem=problem,
+        )
+    config = Config(
+        entries=entries,
+        defaults=defaults,
+        path=path,
+        searched=searched_paths(explicit) if path is None else (str(path),),
+        warn=warn,
+        on_secret=on_secret,
+    )
     if path is not None and warn is not None:
         _warn_permissions(path, data, warn)
     return config
+
+
+def _env_variables() -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """The ``PAYCANCEL_ACCOUNTS__<NAME>__<FIELD>`` and ``PAYCANCEL_DEFAULTS__<FIELD>``
+    variables by (account, field), as pydantic-settings reads them (any case)."""
+    accounts: dict[str, dict[str, str]] = {}
+    defaults: dict[str, str] = {}
+    for variable in os.environ:
+        upper = variable.upper()
+        if upper.startswith("PAYCANCEL_ACCOUNTS__"):
+            name, _, field = variable[len("PAYCANCEL_ACCOUNTS__") :].partition("__")
+            accounts.setdefault(name.lower(), {})[field.lower()] = variable
+        elif upper.startswith("PAYCANCEL_DEFAULTS__"):
+            defaults[variable[len("PAYCANCEL_DEFAULTS__") :].lower()] = variable
+    return accounts, defaults
 
 
 def _read_toml(path: Path, *, required: bool) -> dict[str, Any]:
@@ -389,7 +842,8 @@ def _read_toml(path: Path, *, required: bool) -> dict[str, Any]:
         if required:
             raise ConfigError(
                 f"Config file {path} does not exist. Check the path given by --config or "
-                "$PAYCANCEL_CONFIG, or copy config.example.toml there."
+                "$PAYCANCEL_CONFIG; `paycancel config example` prints an annotated example "
+                "to start from."
             ) from None
         return {}
     except OSError as exc:
@@ -415,7 +869,8 @@ def _merge(data: dict[str, Any]) -> _RawSettings:
     try:
         return _RawSettings(defaults=defaults, accounts=accounts)
     except ValidationError as exc:
-        raise ConfigError(_describe("the environment", None, exc)) from None
+        problems = _problems(exc, {}, ())
+        raise ConfigError(_paragraph("the environment", "PAYCANCEL_*", problems)) from None
     except SettingsError:
         raise ConfigError(
             "A PAYCANCEL_* environment variable cannot be read (PAYCANCEL_ACCOUNTS or "
@@ -424,60 +879,7 @@ def _merge(data: dict[str, Any]) -> _RawSettings:
         ) from None
 
 
-def _build_account(where: str, name: str, fields: dict[str, Any]) -> Account:
-    import re
-
-    if not re.match(ACCOUNT_NAME, name):
-        raise ConfigError(
-            f"Config {where}: account name {name!r} is invalid; names are lower case letters, "
-            "digits and underscores, starting with a letter (e.g. flexportal_eu)."
-        )
-    provider = fields.get("provider")
-    if provider is None:
-        raise ConfigError(
-            f"Config {where}: account {name!r} has no 'provider' field; set it to one of "
-            f"{', '.join(ACCOUNT_TYPES)}."
-        )
-    model = ACCOUNT_TYPES.get(str(provider))
-    if model is None:
-        raise ConfigError(
-            f"Config {where}: account {name!r}, field 'provider': unknown provider "
-            f"{provider!r}; use one of {', '.join(ACCOUNT_TYPES)}."
-        )
-    try:
-        account = model.model_validate({**fields, "name": name})
-    except ValidationError as exc:
-        raise ConfigError(_describe(where, name, exc)) from None
-    assert isinstance(
-        account,
-        FlexPortalAccount | HedgePaymentsAccount | FlexAccount | VippsAccount | CompagoAccount,
-    )
-    return account
-
-
-def _describe(where: str, account: str | None, exc: ValidationError) -> str:
-    """A one-paragraph message from field locations and messages, never input values."""
-    problems = []
-    for err in exc.errors(include_input=False, include_url=False):
-        field = ".".join(str(p) for p in err["loc"])
-        if not field:  # a check across fields
-            problems.append(err["msg"].removeprefix("Value error, "))
-        elif err["type"] == "missing":
-            problems.append(f"field '{field}' is required")
-        elif err["type"] == "extra_forbidden":
-            problems.append(f"field '{field}' is not a known field")
-        else:
-            msg = err["msg"].removeprefix("Value error, ")
-            problems.append(f"field '{field}' {msg}")
-    who = f"account {account!r}: " if account else ""
-    var = f"PAYCANCEL_ACCOUNTS__{account.upper()}__<FIELD>" if account else "PAYCANCEL_*"
-    return (
-        f"Config {where}: {who}{'; '.join(problems)}. Fix the file or the {var} "
-        "environment variable and try again."
-    )
-
-
-def _warn_permissions(path: Path, data: dict[str, Any], warn: Any) -> None:
+def _warn_permissions(path: Path, data: dict[str, Any], warn: Callable[[str], None]) -> None:
     try:
         mode = path.stat().st_mode
     except OSError:
@@ -486,7 +888,10 @@ def _warn_permissions(path: Path, data: dict[str, Any], warn: Any) -> None:
         return
     holds_secrets = any(
         isinstance(fields, dict)
-        and any(f in fields for f in ("api_key", "client_secret", "subscription_key"))
+        and any(
+            isinstance(fields.get(f), str) and not fields[f].startswith("keyring:")
+            for f in _ALL_SECRET_FIELDS
+        )
         for fields in data.get("accounts", {}).values()
     )
     if holds_secrets:
@@ -498,9 +903,23 @@ def _warn_permissions(path: Path, data: dict[str, Any], warn: Any) -> None:
 
 def sandbox_config(accounts: Mapping[str, Mapping[str, str]], base: Config | None) -> Config:
     """The built-in sandbox accounts, one per provider, named after it."""
-    built = {name: _build_account("(sandbox)", name, dict(f)) for name, f in accounts.items()}
+    entries = {
+        name: AccountEntry(name, f, origin="(sandbox)", env_vars={}, in_file=True)
+        for name, f in accounts.items()
+    }
+    for entry in entries.values():
+        if entry.problem is not None:
+            raise entry.problem
     defaults = base.defaults if base is not None else Defaults()
-    return Config(accounts=built, defaults=defaults, path=None, sandbox=True)
+    return Config(
+        entries=entries,
+        defaults=defaults,
+        path=None,
+        sandbox=True,
+        searched=("(built-in sandbox accounts)",),
+        warn=base.warn if base is not None else None,
+        on_secret=base.on_secret if base is not None else None,
+    )
 
 
 def stderr_warn(message: str) -> None:

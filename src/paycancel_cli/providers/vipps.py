@@ -131,6 +131,10 @@ class Vipps(IdRules):
         )
         return self._payment(self._ok(response, payment_id, write=True), payment_id, write=True)
 
+    async def verify_credentials(self) -> None:
+        """`config check`: fetch a fresh access token, which proves every credential."""
+        await self._access_token(force=True)
+
     async def _call(
         self,
         method: str,

@@ -1,0 +1,185 @@
+"""`config check`: one harmless authenticated read per account, all in parallel.
+
+Invariants:
+- Nothing here can change a payment: the only requests are a Vipps access token, or
+  a read of a payment id that cannot exist (a 404 proves the credentials were taken,
+  401/403 that they were not).
+- Each account's check ends within the account's ``timeout_s``.
+- An account's secrets are read (command, keyring) only for the accounts checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from paycancel_cli.errors import (
+    AuthError,
+    ConfigError,
+    NotFound,
+    PaycancelError,
+    ProviderUnavailable,
+    RateLimited,
+)
+
+if TYPE_CHECKING:
+    from paycancel_cli.config import Account, Config
+    from paycancel_cli.redact import Redactor
+    from paycancel_cli.session import TransportFactory
+
+Status = Literal["ok", "rejected", "unreachable", "misconfigured", "error"]
+
+# A payment id of the provider's shape that no real payment has.
+PROBE_IDS = {
+    "flexportal": "paycancel-config-check",
+    "hedgepayments": "pay_paycancelconfigcheck",
+    "flex": "fpi_paycancelconfigcheck",
+    "compago": "00000000-0000-4000-8000-00000000c4ec",
+}
+# What each check sends, for the README and `config check --help`.
+PROBES = {
+    "flexportal": f"GET /v1/payments/{PROBE_IDS['flexportal']} (404 expected)",
+    "hedgepayments": f"GET /v1/payments/{PROBE_IDS['hedgepayments']} (404 expected)",
+    "flex": f"GET /v1/payment_intents/{PROBE_IDS['flex']} (404 expected)",
+    "vipps": "POST /accesstoken/get (a fresh access token)",
+    "compago": f"GET /api/payment-intent/{PROBE_IDS['compago']} (404 expected)",
+}
+# Exit codes by status, and the order in which they win (SPEC "Exit codes").
+EXIT = {"ok": 0, "misconfigured": 2, "rejected": 3, "error": 1, "unreachable": 5}
+PRECEDENCE = (2, 3, 4, 1, 5)
+
+
+@runtime_checkable
+class _Verifies(Protocol):
+    async def verify_credentials(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    account: str
+    provider: str | None
+    live: bool | None
+    url: str | None
+    status: Status
+    ms: int | None = None
+    message: str | None = None
+    fix: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT[self.status]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": "check",
+            "account": self.account,
+            "provider": self.provider,
+            "live": self.live,
+            "url": self.url,
+            "status": self.status,
+            "ms": self.ms,
+            "message": self.message,
+            "fix": self.fix,
+        }
+
+
+def exit_code(results: list[CheckResult]) -> int:
+    codes = {r.exit_code for r in results}
+    return next((c for c in PRECEDENCE if c in codes), 0)
+
+
+async def check_accounts(
+    config: Config,
+    names: list[str],
+    *,
+    redactor: Redactor,
+    transport: TransportFactory | None = None,
+) -> list[CheckResult]:
+    """Check ``names`` in parallel; results in the order given."""
+    from paycancel_cli.session import Session
+
+    # Secret commands may take a moment each: read them side by side.
+    resolved = await asyncio.gather(*(_resolve(config, name) for name in names))
+    async with Session(config, redactor=redactor, transport=transport, rate_limit=False) as s:
+        for account in resolved:
+            if not isinstance(account, CheckResult):
+                s.provider(account.name)  # set-up and imports are not the round trip
+        return list(await asyncio.gather(*(_check(config, s, a) for a in resolved)))
+
+
+async def _resolve(config: Config, name: str) -> Account | CheckResult:
+    entry = config.entries[name]
+    try:
+        return await asyncio.to_thread(entry.resolve, config.on_secret)
+    except ConfigError as exc:
+        return CheckResult(
+            name,
+            entry.provider,
+            None,
+            None,
+            "misconfigured",
+            message=exc.message,
+            fix="Fix what is named above (`paycancel config example` shows every field).",
+        )
+
+
+async def _check(config: Config, session: Any, account: Account | CheckResult) -> CheckResult:
+    if isinstance(account, CheckResult):
+        return account  # misconfigured: nothing to send
+    began = time.monotonic()
+
+    def result(status: Status, message: str | None = None, fix: str | None = None) -> CheckResult:
+        ms = round((time.monotonic() - began) * 1000)
+        return CheckResult(
+            account.name, account.provider, account.is_live, account.url, status, ms, message, fix
+        )
+
+    try:
+        await asyncio.wait_for(_probe(session, account), timeout=account.timeout_s)
+    except AuthError as exc:
+        return result("rejected", exc.message, _rejected_fix(config, account))
+    except (ProviderUnavailable, RateLimited) as exc:
+        return result("unreachable", exc.message, _unreachable_fix(account))
+    except TimeoutError:
+        return result(
+            "unreachable",
+            f"no answer within the account's timeout of {account.timeout_s:g} s.",
+            _unreachable_fix(account),
+        )
+    except PaycancelError as exc:
+        return result(
+            "error",
+            exc.message,
+            "An unexpected answer: check that the account's base_url points at the provider.",
+        )
+    return result("ok")
+
+
+async def _probe(session: Any, account: Account) -> None:
+    provider = session.provider(account.name)
+    if isinstance(provider, _Verifies):
+        await provider.verify_credentials()
+        return
+    # A 404 means the credentials were accepted; the payment was never there.
+    with contextlib.suppress(NotFound):
+        await provider.get(PROBE_IDS[account.provider])
+
+
+def _rejected_fix(config: Config, account: Account) -> str:
+    sources = config.entries[account.name].sources()
+    where = ", ".join(f"{s.field} from {s.describe()}" for s in sources) or "its secret fields"
+    env = "live" if account.is_live else "test"
+    return (
+        f"Check {where}: the credentials must be valid for this {env} host ({account.url}) "
+        "and not revoked or rotated."
+    )
+
+
+def _unreachable_fix(account: Account) -> str:
+    return (
+        f"Is {account.url} reachable from here (network, proxy, base_url)? timeout_s is "
+        f"{account.timeout_s:g}. Running again later may pass."
+    )
