@@ -81,8 +81,8 @@ def test_journal_failure_mid_run_sends_no_unrecorded_cancel(
 
 def test_sandbox_runs_have_their_own_journal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PAYCANCEL_DEFAULTS__JOURNAL")
-    real = Config(accounts={}, defaults=Defaults())
-    sandbox = Config(accounts={}, defaults=Defaults(), sandbox=True)
+    real = Config(entries={}, defaults=Defaults())
+    sandbox = Config(entries={}, defaults=Defaults(), sandbox=True)
     assert real.journal_path.name == "journal.sqlite3"
     assert sandbox.journal_path.name == "journal-sandbox.sqlite3"
     assert real.journal_path.parent == sandbox.journal_path.parent
