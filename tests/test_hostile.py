@@ -130,3 +130,77 @@ def test_hostile_answers_fail_one_payment_each_and_the_run_goes_on(
                 read, cancel = table[(provider, kind, "get")], table[(provider, kind, "cancel")]
                 out.append(f"| {provider} | {kind} | {read} | {cancel} |")
         Path(target).write_text("\n".join(out) + "\n")
+
+
+def test_single_cancel_with_a_mistyped_answer_is_one_clear_failure(
+    cli: Any, sandbox: Sandbox, config_file: Path
+) -> None:
+    sandbox.add_fault("flexportal", "fpay_demo_pending_01", "wrong_types", op="get")
+    res = cli(
+        "--config", str(config_file), "cancel", "fpay_demo_pending_01", "--account",
+        "flexportal", "--reason", "r", "--yes", "--json",
+    )  # fmt: skip
+    assert res.code == 1, res.stderr
+    assert "internal error" not in res.stderr and "Traceback" not in res.stderr
+    (result,) = [line for line in res.json_lines() if line["type"] == "result"]
+    assert result["outcome"] == "failed"
+    assert result["error"]["code"] == "bad_answer"
+    assert result["error"]["message"] == (
+        "FlexPortal: the answer about payment fpay_demo_pending_01 is unusable: "
+        "total is the string 'abc', not an amount"
+    )
+    assert sandbox.counts[("flexportal", "cancel")] == 0
+
+
+def test_status_shows_a_bad_answer_on_its_line_and_the_others(
+    cli: Any, sandbox: Sandbox, config_file: Path
+) -> None:
+    sandbox.add_fault("hedgepayments", "pay_demopending01", "html_502", op="get")
+    res = cli(
+        "--config", str(config_file), "status", "pay_demopending01", "pay_demosucceeded01",
+        "--account", "hedgepayments", "--json",
+    )  # fmt: skip
+    assert res.code == 1, res.stderr
+    bad, good = res.json_lines()
+    assert bad["type"] == "error" and "HTML page" in bad["error"]["message"]
+    assert good["type"] == "payment" and good["native_status"] == "succeeded"
+
+
+def test_an_unexpected_exception_fails_its_payment_not_the_run(
+    cli: Any, sandbox: Sandbox, config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from paycancel_cli.engine import Canceller
+    from paycancel_cli.providers.hedgepayments import HedgePayments
+
+    real_process = Canceller.process
+    real_get = HedgePayments.get
+
+    async def exploding_process(self: Canceller, target: Any, **kw: Any) -> Any:
+        if target.payment_id == "pay_demoinitiated01":  # a bug below the engine's own net
+            raise RuntimeError("worker bug")
+        return await real_process(self, target, **kw)
+
+    async def exploding_get(self: HedgePayments, payment_id: str) -> Any:
+        if payment_id == "pay_demorefunded01":  # a bug inside an adapter's read
+            raise KeyError("status")
+        return await real_get(self, payment_id)
+
+    monkeypatch.setattr(Canceller, "process", exploding_process)
+    monkeypatch.setattr(HedgePayments, "get", exploding_get)
+    csv_path = tmp_path / "in.csv"
+    csv_path.write_text("payment_id\npay_demopending01\npay_demoinitiated01\npay_demorefunded01\n")
+    res = cli(
+        "--config", str(config_file), "bulk-cancel", str(csv_path), "--account",
+        "hedgepayments", "--reason", "r", "--yes", "--json", "--concurrency", "1",
+    )  # fmt: skip
+    assert res.code == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    lines = res.json_lines()
+    results = {r["payment_id"]: r for r in lines if r["type"] == "result"}
+    assert results["pay_demopending01"]["outcome"] == "cancelled"
+    for pid, what in (("pay_demoinitiated01", "RuntimeError"), ("pay_demorefunded01", "KeyError")):
+        assert results[pid]["outcome"] == "failed"
+        assert results[pid]["error"]["code"] == "internal_error"
+        assert what in results[pid]["error"]["message"] and pid in results[pid]["error"]["message"]
+    assert lines[-1]["total"] == 3 and lines[-1]["outcomes"] == {"cancelled": 1, "failed": 2}
+    assert sandbox.payment("hedgepayments", "pay_demoinitiated01")["status"] == "initiated"

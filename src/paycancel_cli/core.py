@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from paycancel_cli.engine import Canceller, RetryPolicy, Target, idempotency_key
-from paycancel_cli.errors import NotFound, PaycancelError
+from paycancel_cli.errors import PaycancelError, ProviderError
 from paycancel_cli.journal import PlanRow
 from paycancel_cli.models import ErrorInfo, Outcome, Payment, Result
 
@@ -58,7 +58,9 @@ async def status(session: Session, account: str, payment_ids: list[str]) -> list
     for pid in payment_ids:
         try:
             out.append(StatusLine(account, pid, await canceller.read(pid), None))
-        except NotFound as exc:
+        except ProviderError as exc:
+            # Not found, or an answer that cannot be understood: that id's line says so,
+            # the other ids are still shown.
             out.append(
                 StatusLine(account, pid, None, ErrorInfo(exc.code, exc.message, exc.http_status))
             )
