@@ -133,7 +133,7 @@ class Vipps(IdRules):
 
     async def verify_credentials(self) -> None:
         """`config check`: fetch a fresh access token, which proves every credential."""
-        await self._access_token(force=True)
+        await self._access_token(rejected=self._token or "")
 
     async def _call(
         self,
@@ -173,7 +173,7 @@ class Vipps(IdRules):
         provider refused) is still the cached one, so concurrent 401s fetch once."""
         async with self._token_lock:
             stale = self._token is None or time.monotonic() >= self._token_expires
-            if stale or (rejected is not None and rejected == self._token):
+            if stale or (rejected is not None and rejected == (self._token or "")):
                 self._token, lifetime = await self._fetch_token()
                 self._token_expires = time.monotonic() + max(0.0, lifetime - TOKEN_MARGIN_S)
                 for callback in self.on_token:
