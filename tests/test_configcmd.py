@@ -127,9 +127,7 @@ def test_a_silent_host_times_out_within_the_accounts_timeout(
     assert f"Fix: Is {accounts['h']['base_url']} reachable from here" in res.stdout
 
 
-def test_precedence_misconfigured_then_rejected(
-    cli: Any, sandbox: Sandbox, tmp_path: Path
-) -> None:
+def test_precedence_misconfigured_then_rejected(cli: Any, sandbox: Sandbox, tmp_path: Path) -> None:
     accounts: dict[str, dict[str, Any]] = sandbox.account_config()
     accounts["flex"]["api_key"] = "fsk_test_wrong-key-1234"
     accounts["broken"] = {"provider": "flexportal", "api_key": "abcdefghij", "region": "eu"}
@@ -549,9 +547,7 @@ def test_a_broken_account_fails_only_the_commands_that_use_it(
     )
 
 
-def test_an_error_from_a_variable_names_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_error_from_a_variable_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_config(tmp_path / "c.toml", {"h": {"provider": "hedgepayments"}})
     monkeypatch.setenv("PAYCANCEL_ACCOUNTS__H__API_KEY", "pk_test_" + SENTINEL)
     with pytest.raises(ConfigError) as info:

@@ -204,3 +204,19 @@ def test_an_unexpected_exception_fails_its_payment_not_the_run(
         assert what in results[pid]["error"]["message"] and pid in results[pid]["error"]["message"]
     assert lines[-1]["total"] == 3 and lines[-1]["outcomes"] == {"cancelled": 1, "failed": 2}
     assert sandbox.payment("hedgepayments", "pay_demoinitiated01")["status"] == "initiated"
+
+
+def test_status_table_says_failed_not_not_found_for_a_bad_answer(
+    cli: Any, sandbox: Sandbox, config_file: Path
+) -> None:
+    sandbox.add_fault("hedgepayments", "pay_demopending01", "truncated", op="get")
+    res = cli(
+        "--config", str(config_file), "status", "pay_demopending01", "pay_nosuchpayment1",
+        "--account", "hedgepayments",
+    )  # fmt: skip
+    assert res.code == 1, res.stderr
+    bad = next(line for line in res.stdout.splitlines() if "pay_demopending01" in line)
+    missing = next(line for line in res.stdout.splitlines() if "pay_nosuchpayment1" in line)
+    assert "failed" in bad and "not found" not in bad
+    assert "not found" in missing
+    assert "cut off" in res.stdout

@@ -358,6 +358,8 @@ def test_flexportal_total_is_the_amount_and_amount_is_noted(
     assert payments[taxed]["amount"] == {"value": "238.00", "currency": "EUR"}
     assert "200.00 EUR" in payments[taxed]["amount_note"]
     assert "amount_note" not in payments[plain]
+    table = cli("--config", str(config_file), "status", taxed, "--account", "flexportal")
+    assert "238.00 EUR" in table.stdout and "amount field 200.00 EUR" in table.stdout
     csv_path = tmp_path / "guarded.csv"
     csv_path.write_text(
         f"payment_id,expected_amount,expected_currency\n{taxed},200.00,EUR\n{plain},50.00,EUR\n"

@@ -367,8 +367,17 @@ class Output:
             label = self.account_label(account, live(account))
             if payment is None:
                 note = Text(self.redact(error or "not found"), style="yellow")
-                sheet.add_row(label, pid, Text("not found", style="yellow"), "", *blank, note)
+                # A read can also fail on an answer that cannot be understood.
+                what = "not found" if error is None or " not found" in error else "failed"
+                sheet.add_row(label, pid, Text(what, style="yellow"), "", *blank, note)
                 continue
+            verdict = (
+                Text("yes", style="green")
+                if payment.cancelable
+                else Text(f"no: {payment.why_not}", style="yellow")
+            )
+            if payment.amount_note:
+                verdict.append(f" ({payment.amount_note})", style="dim")
             sheet.add_row(
                 label,
                 payment.payment_id,
@@ -376,9 +385,7 @@ class Output:
                 _native(payment),
                 money(payment.amount),
                 *(money(getattr(payment, a)) for a in AGGREGATES),
-                Text("yes", style="green")
-                if payment.cancelable
-                else Text(f"no: {payment.why_not}", style="yellow"),
+                verdict,
             )
         return sheet
 
