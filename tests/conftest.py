@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -109,4 +110,63 @@ def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-__all__ = ["SENTINEL", "CliResult", "Faults", "write_config"]
+class PtyProcess:
+    """paycancel on a pseudo-terminal, as an operator runs it: stdin, stdout and stderr
+    are the terminal, and Ctrl-C or Ctrl-D typed on it reach the process the way a
+    keyboard's do (the line discipline turns them into SIGINT and end of input)."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        import pty
+
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child: become paycancel
+            os.execvpe(sys.executable, [sys.executable, "-m", "paycancel_cli", *args], env)  # noqa: S606
+        self.output = b""
+        self.code: int | None = None
+
+    def read_until(self, text: str, timeout: float = 60.0) -> str:
+        """Everything shown so far, once ``text`` has appeared (or the process ended)."""
+        import select
+        import time
+
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self.output and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.fd], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                self.output += chunk
+        return self.output.decode(errors="replace")
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.fd, keys)
+
+    def wait(self, timeout: float) -> int | None:
+        """The exit code, or None if still running after ``timeout`` seconds."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.read_until("\x00", timeout=0.05)  # keep draining so it never blocks
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.code = os.waitstatus_to_exitcode(status)
+                self.read_until("\x00", timeout=1.0)  # what it wrote just before it ended
+                return self.code
+        return None
+
+    def close(self) -> None:
+        import signal
+
+        if self.code is None:
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+        os.close(self.fd)
+
+
+__all__ = ["SENTINEL", "CliResult", "Faults", "PtyProcess", "write_config"]

@@ -34,6 +34,9 @@ class Recorder:
     def warn(self, message: str) -> None:
         pass
 
+    def waiting(self, message: str) -> None:
+        pass
+
     def confirm(self, plan: Plan) -> None:
         pass
 

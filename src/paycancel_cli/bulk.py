@@ -418,6 +418,8 @@ class BulkUI(Protocol):
 
     def warn(self, message: str) -> None: ...
 
+    def waiting(self, message: str) -> None: ...
+
     def confirm(self, plan: Plan) -> None: ...
 
     def started(self, run_id: str, total: int, resumed: bool) -> None: ...
@@ -454,7 +456,7 @@ class BulkRequest:
     concurrency: int | None = None
     max_payments: int | None = None
     resume: str | None = None
-    wait: bool = False
+    wait: float | None = None  # seconds to wait for a lock; None: refuse at once
     command: str = "paycancel bulk-cancel"
 
 
@@ -504,7 +506,7 @@ def run_bulk(
     from paycancel_cli.journal import Lock, Locks
     from paycancel_cli.providers import adapter_class, validate_id
     from paycancel_cli.providers.base import Capability
-    from paycancel_cli.session import Session
+    from paycancel_cli.session import Session, running
 
     if request.resume:
         return _resume(config, request, ui, redactor=redactor, policy=policy, transport=transport)
@@ -606,61 +608,68 @@ def run_bulk(
             )
 
         journal = Journal(config.journal_path, redact=redactor)
-        input_lock = Locks(config.journal_path, wait=request.wait)
-        input_lock.take(f"input-{input_hash[:32]}", f"The same input ({input_label})")
-        for account_name, sub, _ in sorted(subscriptions):
-            # Overlapping subscription sets must not run at once either.
-            digest = hashlib.sha256(f"{account_name}:{sub}".encode()).hexdigest()[:32]
-            input_lock.take(f"subscription-{digest}", f"Subscription {sub} ({account_name})")
+        input_lock = Locks(config.journal_path, wait=request.wait, on_wait=ui.waiting)
+        if not request.dry_run:  # a dry run sends nothing, so it never waits or blocks
+            input_lock.take(f"input-{input_hash[:32]}", f"The same input ({input_label})")
+            for account_name, sub, _ in sorted(subscriptions):
+                # Overlapping subscription sets must not run at once either.
+                digest = hashlib.sha256(f"{account_name}:{sub}".encode()).hexdigest()[:32]
+                input_lock.take(f"subscription-{digest}", f"Subscription {sub} ({account_name})")
+        run_lock: Lock | None = None
         try:
             run_id = new_run_id()
-            run_lock = Lock(config.journal_path, f"run-{run_id}")
-            run_lock.acquire(what=f"Run {run_id}")
+            if not request.dry_run:
+                run_lock = Lock(config.journal_path, f"run-{run_id}")
+                run_lock.acquire(what=f"Run {run_id}")
             stop = asyncio.Event()
 
-            async def go() -> tuple[Summary, bool]:
-                async with Session(config, redactor=redactor, transport=transport) as session:
-                    selected: list[tuple[str, str, Payment]] = []
-                    found: dict[tuple[str, str], int] = {}
-                    if subscriptions:
-                        selected, found = await select_open_payments(session, subscriptions)
-                        for (account_name, sub), count in found.items():
-                            if not count:
-                                ui.warn(
-                                    f"subscription {sub} ({account_name}) has no open "
-                                    "payments; check the id if you expected some."
-                                )
-                        _check_max(len(selected), request.max_payments)
-                        per_account = Counter(a for a, _, _ in selected)
-                    else:
-                        assert validation is not None
-                        per_account = validation.per_account
-                    plan = Plan(
-                        per_account=per_account,
-                        live={a: config.account(a).is_live for a in per_account},
-                        dry_run=request.dry_run,
-                        subscriptions=subscription_counts(found),
-                    )
-                    if not request.dry_run and plan.total:
-                        ui.confirm(plan)
-                    journal.start_run(
-                        run_id,
-                        user=os_user(),
-                        host=host(),
-                        command=redactor(request.command),
-                        input=input_label,
-                        input_hash=input_hash,
-                        reason=redactor(reason) if reason else None,
-                        options={
-                            "kind": "bulk",
-                            "dry_run": request.dry_run,
-                            "concurrency": request.concurrency or config.defaults.concurrency,
-                            "accounts": sorted(per_account),
-                            "live": any(plan.live.values()),
-                            "sandbox": config.sandbox,
-                            **({"subscriptions": plan.subscriptions} if subscriptions else {}),
-                        },
-                    )
+            status = "interrupted"
+            session = Session(config, redactor=redactor, transport=transport)
+            with asyncio.Runner() as runner, running(runner, session):
+                selected: list[tuple[str, str, Payment]] = []
+                found: dict[tuple[str, str], int] = {}
+                if subscriptions:
+                    selected, found = runner.run(select_open_payments(session, subscriptions))
+                    for (account_name, sub), count in found.items():
+                        if not count:
+                            ui.warn(
+                                f"subscription {sub} ({account_name}) has no open "
+                                "payments; check the id if you expected some."
+                            )
+                    _check_max(len(selected), request.max_payments)
+                    per_account = Counter(a for a, _, _ in selected)
+                else:
+                    assert validation is not None
+                    per_account = validation.per_account
+                plan = Plan(
+                    per_account=per_account,
+                    live={a: config.account(a).is_live for a in per_account},
+                    dry_run=request.dry_run,
+                    subscriptions=subscription_counts(found),
+                )
+                if not request.dry_run and plan.total:
+                    # Outside the event loop, before anything is journaled: Ctrl-C or end
+                    # of input at the prompt ends the command at once (exit 130).
+                    ui.confirm(plan)
+                journal.start_run(
+                    run_id,
+                    user=os_user(),
+                    host=host(),
+                    command=redactor(request.command),
+                    input=input_label,
+                    input_hash=input_hash,
+                    reason=redactor(reason) if reason else None,
+                    options={
+                        "kind": "bulk",
+                        "dry_run": request.dry_run,
+                        "concurrency": request.concurrency or config.defaults.concurrency,
+                        "accounts": sorted(per_account),
+                        "live": any(plan.live.values()),
+                        "sandbox": config.sandbox,
+                        **({"subscriptions": plan.subscriptions} if subscriptions else {}),
+                    },
+                )
+                try:
                     if subscriptions:
                         rows: Iterable[PlanRow] = subscription_plan_rows(run_id, selected)
                     else:
@@ -678,29 +687,27 @@ def run_bulk(
                             f"The plan holds {inserted} payments but {expected} were validated; "
                             "stopping before any cancel."
                         )
-                    return await _execute_and_summarize(
-                        session,
-                        journal,
-                        run_id,
-                        request,
-                        config,
-                        ui,
-                        stop,
-                        resumed=False,
-                        policy=policy,
-                        dry_run=request.dry_run,
+                    summary, interrupted = runner.run(
+                        _execute_and_summarize(
+                            session,
+                            journal,
+                            run_id,
+                            request,
+                            config,
+                            ui,
+                            stop,
+                            resumed=False,
+                            policy=policy,
+                            dry_run=request.dry_run,
+                        )
                     )
-
-            status = "interrupted"
-            try:
-                summary, interrupted = asyncio.run(go())
-                status = "interrupted" if interrupted else "completed"
-            finally:
-                if journal.run(run_id) is not None:
+                    status = "interrupted" if interrupted else "completed"
+                finally:
                     journal.set_run_status(run_id, status)
-                run_lock.release()
             return BulkOutcome(run_id, summary, validation, interrupted)
         finally:
+            if run_lock is not None:
+                run_lock.release()
             input_lock.release()
     finally:
         if source is not None:
@@ -834,13 +841,13 @@ def _resume(
             live=request.live,
             interactive=request.interactive,
         )
-    input_lock = Locks(config.journal_path, wait=request.wait)
+    input_lock = Locks(config.journal_path, wait=request.wait, on_wait=ui.waiting)
     input_lock.take(
         f"input-{(run.input_hash or run_id)[:32]}", f"The input of run {run_id} ({run.input})"
     )
     run_lock = Lock(config.journal_path, f"run-{run_id}")
     try:
-        run_lock.acquire(what=f"Run {run_id}", wait=request.wait)
+        run_lock.acquire(what=f"Run {run_id}", wait=request.wait, on_wait=ui.waiting)
         pending = journal.count_pending(run_id)
         if pending and not dry_run:
             plan = Plan(

@@ -6,6 +6,7 @@ inside the commands that need them.
 """
 
 import contextlib
+import math
 import os
 import sys
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperArgument, TyperGroup
 
 from paycancel_cli import __version__
 from paycancel_cli.completion import account_names, run_ids
@@ -25,13 +27,140 @@ if TYPE_CHECKING:
     from paycancel_cli.redact import Redactor
     from paycancel_cli.render import Output
 
+# Global options, accepted before or after the command name (operators type both).
+GLOBAL_FLAGS = frozenset({"--sandbox", "-v", "--verbose", "--no-color", "--debug"})
+GLOBAL_VALUES = frozenset({"--config"})
+# Options whose value may be left out (``--wait`` alone waits without a limit).
+OPTIONAL_VALUES = frozenset({"--wait"})
+
+
+def arrange_args(group: Any, ctx: Any, args: list[str]) -> list[str]:
+    """Move global options written after the command to before it, give a bare
+    optional-value option its empty value, and refuse a single-value option given
+    twice (``--account a --account b`` must not quietly pick one).
+
+    Walks the tokens with the option table of the command being parsed, so a global
+    option's name given as another option's value (``--reason -v``) stays a value.
+    """
+    head: list[str] = []  # the root's own options, then hoisted globals
+    rest: list[str] = []
+    command: Any = group
+    values: set[str] = set(GLOBAL_VALUES)
+    optional: set[str] = set()
+    seen: dict[tuple[int, str], str] = {}
+    i = 0
+
+    def note(name: str, value: str) -> None:
+        key = (id(command) if name not in GLOBAL_VALUES else 0, name)
+        if key in seen:
+            raise UsageError(
+                f"{name} was given twice ({seen[key]} and {value}); give it once. Nothing was sent."
+            )
+        seen[key] = value
+
+    def table(cmd: Any) -> tuple[set[str], set[str], set[str]]:
+        takes: set[str] = set()
+        multi: set[str] = set()
+        opt: set[str] = set()
+        for param in cmd.get_params(ctx):
+            if getattr(param, "is_flag", True) or not getattr(param, "opts", None):
+                continue
+            names = [o for o in param.opts if o.startswith("-")]
+            takes.update(names)
+            if param.multiple:
+                multi.update(names)
+            opt.update(n for n in names if n in OPTIONAL_VALUES)
+        return takes, multi, opt
+
+    multiple: set[str] = set()
+    while i < len(args):
+        arg = args[i]
+        target = head if command is group else rest
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        name, eq, inline = arg.partition("=")
+        if name in GLOBAL_VALUES or (command is not group and arg in GLOBAL_FLAGS):
+            if name in GLOBAL_VALUES and not eq and i + 1 < len(args):
+                note(name, args[i + 1])
+                head.extend(args[i : i + 2])
+                i += 2
+                continue
+            if eq:
+                note(name, inline)
+            head.append(arg)
+        elif name in optional and not eq:
+            nxt = args[i + 1] if i + 1 < len(args) else ""
+            if _is_number(nxt):
+                note(name, nxt)
+                target.extend((arg, nxt))
+                i += 2
+                continue
+            note(name, "")
+            target.append(f"{arg}=")
+        elif name in values:
+            value = inline if eq else (args[i + 1] if i + 1 < len(args) else "")
+            if name not in multiple:
+                note(name, value)
+            target.extend(args[i : i + (1 if eq else 2)])
+            i += 1 if eq else 2
+            continue
+        elif arg.startswith("-"):
+            target.append(arg)
+        else:
+            commands = getattr(command, "commands", None)
+            if commands is not None and arg in commands:
+                command = commands[arg]
+                values, multiple, optional = table(command)
+            rest.append(arg)
+        i += 1
+    return head + rest
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+class PaycancelGroup(TyperGroup):
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, arrange_args(self, ctx, args))
+
+
+class ShownArgument(TyperArgument):
+    """A positional argument shown by its metavar alone (``ID...``, ``[CSV]``): typer
+    would add the Python type (``<list[str]>``) and brace required ones."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+    def _usage_display_name(self) -> str:
+        name = self.metavar or (self.name or "").upper()
+        return name if self.required or name.startswith("[") else f"[{name}]"
+
+
+def plain_arguments(command: Any) -> Any:
+    """Show every command's positional arguments by metavar (see ``ShownArgument``)."""
+    for param in getattr(command, "params", []):
+        if type(param) is TyperArgument:
+            param.__class__ = ShownArgument
+    for sub in getattr(command, "commands", {}).values():
+        plain_arguments(sub)
+    return command
+
+
 app = typer.Typer(
     name="paycancel",
+    cls=PaycancelGroup,
     help="Cancel payments safely at FlexPortal, HedgePayments, Flex, Vipps and Compago.",
     no_args_is_help=True,
     add_completion=False,  # ours take the shell by name: see _completion_option
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -81,6 +210,11 @@ def _completion_option(ctx: typer.Context, param: typer.CallbackParam, value: st
     raise typer.Exit()
 
 
+def examples(*lines: str) -> str:
+    """A help epilog listing examples, one per line, never rewrapped."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"paycancel {__version__}")
@@ -93,7 +227,9 @@ def main_options(
     config: Annotated[
         Path | None,
         typer.Option(
-            "--config", help="Config file (else $PAYCANCEL_CONFIG, else the user config dir)."
+            "--config",
+            metavar="PATH",
+            help="Config file (else $PAYCANCEL_CONFIG, else the user config dir).",
         ),
     ] = None,
     sandbox: Annotated[
@@ -179,6 +315,7 @@ AccountOpt = Annotated[
     typer.Option(
         "--account",
         "-a",
+        metavar="ACCOUNT",
         help="Account name from the config (optional when only one).",
         autocompletion=account_names,
     ),
@@ -186,16 +323,25 @@ AccountOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON Lines on stdout, nothing else.")]
 
 
-@app.command()
+@app.command(
+    short_help="Show payments and whether each can be cancelled.",
+    epilog=examples(
+        "paycancel status pay_demopending01 --account hedgepayments",
+        "paycancel status ID1 ID2 ID3 --account flexportal --json",
+        "paycancel --sandbox status fpi_demo_requires_action_01 -a flex",
+    ),
+)
 def status(
     ctx: typer.Context,
     payment_ids: Annotated[
-        list[str], typer.Argument(help="One or more payment ids.", show_default=False)
+        list[str],
+        typer.Argument(metavar="ID...", help="One or more payment ids.", show_default=False),
     ],
     account: AccountOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Show payments: normalized and provider status, amounts, and whether each can be cancelled."""
+    """Show payments: normalized and provider status, amounts, and whether each can be
+    cancelled now (and if not, why).  Read-only."""
     from paycancel_cli import core
     from paycancel_cli.session import Session
 
@@ -218,7 +364,7 @@ def status(
             else:
                 out.json_line(
                     {
-                        "type": "error",
+                        "type": "payment_error",
                         "account": line.account,
                         "payment_id": line.payment_id,
                         "error": line.error.to_json() if line.error else None,
@@ -237,14 +383,24 @@ def status(
     raise typer.Exit(0 if all(ln.payment is not None for ln in lines) else 1)
 
 
-@app.command()
+@app.command(
+    short_help="Cancel one payment, showing it first and asking to confirm.",
+    epilog=examples(
+        "paycancel cancel fpi_demo_requires_action_01 --account flex --reason 'early return'",
+        "paycancel cancel pay_demopending01 -a hedgepayments --dry-run",
+        "paycancel cancel ID -a flexportal --reason 'duplicate' --yes --json",
+    ),
+)
 def cancel(
     ctx: typer.Context,
-    payment_id: Annotated[str, typer.Argument(help="The payment id.", show_default=False)],
+    payment_id: Annotated[
+        str, typer.Argument(metavar="ID", help="The payment id.", show_default=False)
+    ],
     reason: Annotated[
         str | None,
         typer.Option(
             "--reason",
+            metavar="TEXT",
             help="Why: sent where the provider takes it, always journaled (not for --dry-run).",
             show_default=False,
         ),
@@ -265,12 +421,13 @@ def cancel(
     ] = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Cancel one payment: read, show what will happen, confirm, cancel, show before and after."""
+    """Cancel one payment: read it, show what will happen, ask to confirm, cancel, and
+    show the status and amounts before and after."""
     from paycancel_cli import core
     from paycancel_cli.engine import cancelled_totals
     from paycancel_cli.journal import Journal
-    from paycancel_cli.models import Money
-    from paycancel_cli.session import Session
+    from paycancel_cli.models import Money, Outcome
+    from paycancel_cli.session import Session, running
 
     g = _globals(ctx)
     reason = (reason or "").strip()
@@ -287,46 +444,40 @@ def cancel(
         from paycancel_cli.bulk import check_confirmable
 
         check_confirmable([acc], yes=yes, live=live, interactive=interactive)
-    journal = None if dry_run else Journal(config.journal_path, redact=g.redact)
     began = time.monotonic()
-
-    def confirm(before: "Payment") -> None:
-        ask_confirmation(out, acc, before, reason=reason, yes=yes, live=live)
-
-    async def go() -> "Result":
-        async with Session(config, redactor=g.redactor) as session:
-            result = await core.cancel_one(
-                session,
-                acc.name,
-                payment_id,
-                reason=reason,
-                dry_run=dry_run,
-                confirm=confirm,
-                journal=journal,
-                command=" ".join(sys.argv),
-                started=started,
-            )
-            requests.append(session.counter.requests)
-            return result
 
     import asyncio
 
-    requests: list[int] = []
     started: list[str] = []
-    try:
-        result = asyncio.run(go())
-    except KeyboardInterrupt:
-        if not started:
-            raise
-        where = f" --config {g.config_path}" if g.config_path else ""
-        where += " --sandbox" if g.sandbox else ""
-        flags = " --yes" + (" --live" if acc.is_live else "")
-        raise Interrupted(
-            f"Interrupted while the cancel of {payment_id} may have been in flight; run "
-            f"{started[0]} records it. To finish it (the payment is read first, and the cancel "
-            f"re-sent only if still needed): paycancel{where} bulk-cancel --resume "
-            f"{started[0]}{flags}"
-        ) from None
+    with asyncio.Runner() as runner, running(runner, Session(config, redactor=g.redactor)) as s:
+        result = runner.run(core.decide_one(s, acc.name, payment_id, reason=reason))
+        if not dry_run and result.outcome is Outcome.WOULD_CANCEL:
+            assert result.before is not None
+            # Asked outside the event loop: Ctrl-C or end of input here ends the
+            # command at once (exit 130), before anything is journaled or sent.
+            ask_confirmation(out, acc, result.before, reason=reason, yes=yes, live=live)
+            journal = Journal(config.journal_path, redact=g.redact)
+            try:
+                result = runner.run(
+                    core.cancel_confirmed(
+                        s,
+                        result,
+                        reason=reason,
+                        journal=journal,
+                        command=" ".join(["paycancel", *sys.argv[1:]]),
+                        started=started,
+                    )
+                )
+            except KeyboardInterrupt:
+                if not started:
+                    raise
+                raise Interrupted(
+                    f"Interrupted while the cancel of {payment_id} may have been in flight; "
+                    f"run {started[0]} records it. To finish it (the payment is read first, "
+                    "and the cancel re-sent only if still needed), run:\n  "
+                    + resume_command(g, started[0], yes=True, live=acc.is_live)
+                ) from None
+        requests = s.counter.requests
     if json_:
         totals, unknown = cancelled_totals([result])
         out.json_line(result.to_json())
@@ -338,7 +489,8 @@ def cancel(
                 "outcomes": {result.outcome.value: 1},
                 "cancelled_amounts": [Money(v, c).to_json() for c, v in sorted(totals.items())],
                 "unknown_amounts": unknown,
-                "requests": sum(requests),
+                "remaining": 0,
+                "requests": requests,
                 "duration_s": round(time.monotonic() - began, 3),
             }
         )
@@ -365,36 +517,87 @@ def ask_confirmation(
     if not acc.is_live and yes:
         return
     out.err.print(out.plan_table(before, acc.is_live, reason))
+    from paycancel_cli import prompt
+
     if acc.is_live:
-        typed = typer.prompt(
-            f"LIVE account: type the account name ({acc.name}) to cancel",
-            err=True,
-            default="",
-            show_default=False,
-        )
+        typed = prompt.ask(f"LIVE account: type the account name ({acc.name}) to cancel: ")
         if typed.strip() != acc.name:
-            raise Declined("The typed name did not match the account; nothing was sent.")
+            raise Declined(
+                "Not cancelled: the typed name did not match the account; nothing was sent."
+            )
         return
-    if not typer.confirm("Cancel this payment?", default=False, err=True):
-        raise Declined("Not confirmed; nothing was sent.")
+    if not prompt.confirm("Cancel this payment?"):
+        raise Declined("Not cancelled: you did not confirm; nothing was sent.")
 
 
-@app.command("bulk-cancel")
+def wait_limit(text: str | None) -> float | None:
+    """``--wait`` alone (an empty value): no limit; ``--wait SECONDS``: that long."""
+    if text is None:
+        return None
+    if not text.strip():
+        return math.inf
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < math.inf:
+        raise UsageError(
+            f"--wait {text}: give the most seconds to wait (a positive number), or --wait "
+            "alone to wait without a limit."
+        )
+    return seconds
+
+
+def resume_command(g: Globals, run_id: str, *, yes: bool, live: bool) -> str:
+    """The command that resumes ``run_id`` the way it was started (same config, same
+    sandbox choice), ready to copy."""
+    import shlex
+
+    parts = ["paycancel"]
+    if g.config_path is not None:
+        parts += ["--config", shlex.quote(str(g.config_path))]
+    if g.sandbox:
+        parts.append("--sandbox")
+    parts += ["bulk-cancel", "--resume", run_id]
+    parts += ["--yes"] if yes else []
+    parts += ["--live"] if live else []
+    return " ".join(parts)
+
+
+@app.command(
+    "bulk-cancel",
+    short_help="Cancel many payments from a CSV or subscriptions; resumable.",
+    epilog=examples(
+        "paycancel bulk-cancel returns.csv --reason 'early return' --dry-run",
+        "paycancel bulk-cancel returns.csv --reason 'early return' --report out.csv",
+        "paycancel bulk-cancel --subscription rent_8812 -a flexportal --reason 'returned'",
+        "paycancel bulk-cancel - --validate-only < ids.csv",
+        "paycancel bulk-cancel --resume RUN_ID --yes",
+        "paycancel bulk-cancel night.csv --reason cleanup --yes --live --json --wait 600",
+    ),
+)
 def bulk_cancel(
     ctx: typer.Context,
     csv_file: Annotated[
         str | None,
-        typer.Argument(help="CSV of payment ids (- for standard input).", show_default=False),
+        typer.Argument(
+            metavar="CSV", help="CSV of payment ids (- for standard input).", show_default=False
+        ),
     ] = None,
     subscription: Annotated[
         list[str] | None,
         typer.Option(
-            "--subscription", help="Cancel this subscription's open payments (repeatable)."
+            "--subscription",
+            metavar="ID",
+            help="Cancel this subscription's open payments (repeatable).",
         ),
     ] = None,
     account: AccountOpt = None,
     reason: Annotated[
-        str | None, typer.Option("--reason", help="Why (a CSV reason column overrides per row).")
+        str | None,
+        typer.Option(
+            "--reason", metavar="TEXT", help="Why (a CSV reason column overrides per row)."
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Read every payment; send nothing.")
@@ -415,29 +618,50 @@ def bulk_cancel(
     concurrency: Annotated[
         int | None,
         typer.Option(
-            "--concurrency", min=1, max=256, help="Payments in flight (default from config)."
+            "--concurrency",
+            min=1,
+            max=256,
+            metavar="N",
+            help="Payments in flight, 1 to 256 (default from config).",
         ),
     ] = None,
     max_payments: Annotated[
         int | None,
-        typer.Option("--max-payments", min=0, help="Refuse a run that selects more payments."),
+        typer.Option(
+            "--max-payments", min=0, metavar="N", help="Refuse a run that selects more payments."
+        ),
     ] = None,
     report: Annotated[
         Path | None,
-        typer.Option("--report", help="Write one row per payment (CSV, or JSON Lines for .jsonl)."),
+        typer.Option(
+            "--report",
+            metavar="PATH",
+            help="Write one row per payment (CSV, or JSON Lines for .jsonl).",
+        ),
     ] = None,
     resume: Annotated[
         str | None,
         typer.Option(
-            "--resume", help="Continue a stopped or crashed run.", autocompletion=run_ids
+            "--resume",
+            metavar="RUN_ID",
+            help="Continue a stopped or crashed run.",
+            autocompletion=run_ids,
         ),
     ] = None,
     wait: Annotated[
-        bool, typer.Option("--wait", help="Wait for another process working on the same input.")
-    ] = False,
+        str | None,
+        typer.Option(
+            "--wait",
+            metavar="[SECONDS]",
+            help="If another process works on the same input or run, wait for it "
+            "(at most SECONDS, then exit 4).",
+        ),
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Cancel many payments from a CSV or subscriptions' open payments; journaled, resumable."""
+    """Cancel many payments from a CSV or from subscriptions' open payments.  The input is
+    validated first, a plan is shown and confirmed, and every payment is journaled, so a
+    stopped run can be resumed."""
     from paycancel_cli.bulk import BulkRequest, report_rows, run_bulk, write_report
     from paycancel_cli.journal import Journal
     from paycancel_cli.render import BulkView
@@ -465,7 +689,7 @@ def bulk_cancel(
         concurrency=concurrency,
         max_payments=max_payments,
         resume=resume,
-        wait=wait,
+        wait=wait_limit(wait),
         command=" ".join(["paycancel", *sys.argv[1:]]),
     )
     view = BulkView(
@@ -510,15 +734,12 @@ def bulk_cancel(
                 f"has every result: paycancel runs show {outcome.run_id}"
             )
     if outcome.interrupted:
-        flags = " --yes" if yes else ""
-        flags += " --live" if live else ""
-        where = f" --config {g.config_path}" if g.config_path else ""
-        where += " --sandbox" if g.sandbox else ""
+        assert outcome.run_id is not None
         out.message(
-            f"Interrupted: in-flight cancels finished and were recorded. Resume with:\n"
-            f"  paycancel{where} bulk-cancel --resume {outcome.run_id}{flags}",
+            "Interrupted: in-flight cancels finished and were recorded. Resume with:",
             style="yellow",
         )
+        out.command_line("  " + resume_command(g, outcome.run_id, yes=yes, live=live))
     else:
         out.message(f"Run id: {outcome.run_id}")
     raise typer.Exit(outcome.exit_code())
@@ -531,7 +752,16 @@ app.add_typer(config_app, name="config")
 runs_app = typer.Typer(
     help="The journal as history.", no_args_is_help=False, invoke_without_command=True
 )
-app.add_typer(runs_app, name="runs")
+app.add_typer(
+    runs_app,
+    name="runs",
+    short_help="List past runs; `runs show RUN_ID` shows one.",
+    epilog=examples(
+        "paycancel runs",
+        "paycancel runs --limit 5 --json",
+        "paycancel runs show RUN_ID",
+    ),
+)
 
 
 @runs_app.callback()
@@ -553,12 +783,18 @@ def runs(ctx: typer.Context, json_: JsonOpt = False) -> None:
         out.table(out.runs_table([run_json(journal, run) for run in rows]))
 
 
-@runs_app.command("show")
+@runs_app.command(
+    "show",
+    short_help="Show one run and each of its payments' results.",
+    epilog=examples("paycancel runs show RUN_ID", "paycancel runs show RUN_ID --json"),
+)
 def runs_show(
     ctx: typer.Context,
     run_id: Annotated[
         str,
-        typer.Argument(help="The run id.", show_default=False, autocompletion=run_ids),
+        typer.Argument(
+            metavar="RUN_ID", help="The run id.", show_default=False, autocompletion=run_ids
+        ),
     ],
     json_: JsonOpt = False,
 ) -> None:
@@ -614,21 +850,37 @@ def run_json(journal: Any, run: Any) -> dict[str, Any]:
     }
 
 
-@app.command()
+@app.command(
+    short_help="Serve the providers' simulators on loopback; print a config.",
+    epilog=examples(
+        "paycancel sandbox > sb.toml   (then, in another terminal:)",
+        "paycancel --config sb.toml status pay_demopending01 -a hedgepayments",
+        "paycancel sandbox --port 0 --latency-ms 50 --requests-per-minute 600",
+    ),
+)
 def sandbox(
     port: Annotated[
-        int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0: a free one).")
+        int,
+        typer.Option(
+            "--port", min=0, max=65535, metavar="N", help="Port on 127.0.0.1 (0: a free one)."
+        ),
     ] = 8765,
     latency_ms: Annotated[
-        int, typer.Option("--latency-ms", min=0, help="Added to every answer.")
+        int, typer.Option("--latency-ms", min=0, metavar="N", help="Added to every answer.")
     ] = 0,
     fail_rate: Annotated[
-        float, typer.Option("--fail-rate", help="Share of requests answered with a 5xx, 0 to 1.")
+        float,
+        typer.Option(
+            "--fail-rate", metavar="F", help="Share of requests answered with a 5xx, 0 to 1."
+        ),
     ] = 0.0,
     requests_per_minute: Annotated[
         int | None,
         typer.Option(
-            "--requests-per-minute", min=1, help="Rate limit per credential (429 beyond)."
+            "--requests-per-minute",
+            min=1,
+            metavar="N",
+            help="Rate limit per credential (429 beyond).",
         ),
     ] = None,
     json_: JsonOpt = False,
@@ -666,46 +918,73 @@ def sandbox(
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit code.  The one error boundary."""
+    """Run the CLI; return the exit code.  The one error boundary.
+
+    Every expected failure ends here as one paragraph on stderr and its exit code;
+    under ``--json`` the last stdout line is then the error record
+    ``{"type": "error", "exit_code", "code", "message"}`` (the message as on stderr,
+    without the "Error: " label), so a monitor reading the last line never sees an
+    older run's summary.
+    """
     from paycancel_cli.redact import Redactor
 
-    command = typer.main.get_command(app)
     if "_PAYCANCEL_COMPLETE" in os.environ:
         from paycancel_cli.completion import enable
 
         enable()
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = list(sys.argv[1:] if argv is None else argv)
+    options = args[: args.index("--")] if "--" in args else args
+    debug = "--debug" in options
+    json_mode = "--json" in options
     redactor = Redactor()
+    command = plain_arguments(typer.main.get_command(app))
+
+    def stop(code: int, kind: str, message: str, label: str = "Error: ") -> int:
+        if debug and code != 130:
+            import traceback
+
+            print(redactor(traceback.format_exc()), file=sys.stderr)
+        print(redactor(f"{label}{message}"), file=sys.stderr)
+        if json_mode:
+            import json
+
+            record = {"type": "error", "exit_code": code, "code": kind, "message": message}
+            print(redactor(json.dumps(record)), flush=True)
+        return code
+
     try:
-        code = command.main(args=argv, prog_name="paycancel", standalone_mode=False, obj=redactor)
+        code = command.main(args=args, prog_name="paycancel", standalone_mode=False, obj=redactor)
         return code if isinstance(code, int) else 0
+    except Declined as exc:
+        return stop(exc.exit_code, exc.kind, exc.message, label="")
     except PaycancelError as exc:
-        _fail(exc.message, redactor=redactor, debug=debug)
-        return exc.exit_code
+        return stop(exc.exit_code, exc.kind, exc.message)
     except typer.Exit as exc:
         return int(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        print("Interrupted; nothing more was sent.", file=sys.stderr)
-        return 130
+    except typer.Abort:
+        # click's prompt turns Ctrl-C and end of input into Abort; prompts come before
+        # anything is journaled or sent.
+        return stop(130, "interrupted", "Stopped at the prompt; nothing was sent.", label="")
+    except KeyboardInterrupt:
+        return stop(130, "interrupted", "Interrupted; nothing more was sent.", label="")
     except Exception as exc:
         show = getattr(exc, "show", None)
         if callable(show) and isinstance(getattr(exc, "exit_code", None), int):
             show()  # the argument parser's usage error: exit 2
-            return int(getattr(exc, "exit_code", 2))
-        _fail(
+            code = int(getattr(exc, "exit_code", 2))
+            if json_mode and code:
+                import json
+
+                fmt = getattr(exc, "format_message", None)
+                message = fmt() if callable(fmt) else str(exc)
+                record = {"type": "error", "exit_code": code, "code": "usage_error"}
+                print(json.dumps({**record, "message": message}), flush=True)
+            return code
+        return stop(
+            1,
+            "internal_error",
             f"internal error: {type(exc).__name__}: {exc}. Rerun with --debug for details.",
-            redactor=redactor,
-            debug=debug,
         )
-        return 1
-
-
-def _fail(message: str, *, redactor: "Redactor", debug: bool) -> None:
-    if debug:
-        import traceback
-
-        print(redactor(traceback.format_exc()), file=sys.stderr)
-    print(redactor(f"Error: {message}"), file=sys.stderr)
 
 
 def main() -> NoReturn:

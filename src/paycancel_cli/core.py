@@ -1,7 +1,10 @@
 """What the commands do, as plain async functions: no terminal, no typer, no rich.
 
-``status`` reads payments; ``cancel_one`` runs the single-payment flow: read, decide,
-confirm (through an injected callback), journal, cancel, journal the result.
+``status`` reads payments.  The single-payment flow is two calls with the operator's
+confirmation between them, made by the caller outside the event loop (so that Ctrl-C
+or end of input at the prompt ends the command at once): ``decide_one`` reads and
+decides, sending and writing nothing; ``cancel_confirmed`` journals the run, marks the
+payment in flight, sends the cancel and journals the result.
 """
 
 from __future__ import annotations
@@ -67,36 +70,44 @@ async def status(session: Session, account: str, payment_ids: list[str]) -> list
     return out
 
 
-Confirm = Callable[[Payment], None]
-
-
-async def cancel_one(
+async def decide_one(
     session: Session,
     account: str,
     payment_id: str,
     *,
     reason: str,
-    dry_run: bool,
-    confirm: Confirm,
-    journal: Journal | None,
+    policy: RetryPolicy | None = None,
+) -> Result:
+    """Read one payment and decide: ``would_cancel`` or why not.  Sends nothing and
+    writes nothing; the result carries the run id a confirmed cancel will use."""
+    provider = session.provider(account)
+    provider.validate_id(payment_id)
+    run_id = new_run_id()
+    reader = Canceller(provider, run_id=run_id, policy=policy, dry_run=True)
+    key = idempotency_key(run_id, account, payment_id)
+    return await reader.process(Target(account, payment_id, reason), key=key)
+
+
+async def cancel_confirmed(
+    session: Session,
+    decided: Result,
+    *,
+    reason: str,
+    journal: Journal,
     command: str,
     policy: RetryPolicy | None = None,
     started: list[str] | None = None,
 ) -> Result:
-    """Read, decide, confirm, cancel one payment.  ``confirm`` raises to refuse.
-    ``started`` receives the run id once the run is journaled."""
+    """Journal and send the cancel that ``decide_one`` found possible and the operator
+    confirmed.  Nothing is journaled before this call, so a prompt abandoned between
+    the two leaves no trace.  ``started`` receives the run id once it is journaled."""
+    if decided.outcome is not Outcome.WOULD_CANCEL or decided.before is None:
+        raise PaycancelError("internal: only a payment that would be cancelled can be sent")
+    if decided.run_id is None:
+        raise PaycancelError("internal: a decided payment carries its run id")
+    run_id, account, payment_id = decided.run_id, decided.account, decided.payment_id
     provider = session.provider(account)
-    provider.validate_id(payment_id)
-    run_id = new_run_id()
     key = idempotency_key(run_id, account, payment_id)
-    reader = Canceller(provider, run_id=run_id, policy=policy, dry_run=True)
-    decided = await reader.process(Target(account, payment_id, reason), key=key)
-    if dry_run or decided.outcome is not Outcome.WOULD_CANCEL:
-        return decided
-    assert decided.before is not None
-    confirm(decided.before)
-    if journal is None:
-        raise PaycancelError("internal: a cancel needs the journal")
     journal.start_run(
         run_id,
         user=os_user(),
@@ -132,3 +143,37 @@ async def cancel_one(
     finally:
         journal.set_run_status(run_id, status)
     return result
+
+
+async def cancel_one(
+    session: Session,
+    account: str,
+    payment_id: str,
+    *,
+    reason: str,
+    dry_run: bool,
+    confirm: Callable[[Payment], None],
+    journal: Journal | None,
+    command: str,
+    policy: RetryPolicy | None = None,
+    started: list[str] | None = None,
+) -> Result:
+    """``decide_one``, then ``confirm`` (raises to refuse), then ``cancel_confirmed``:
+    the whole flow for a caller whose confirmation needs no terminal (a test, a
+    library user).  The CLI asks between the two calls itself, outside the loop."""
+    decided = await decide_one(session, account, payment_id, reason=reason, policy=policy)
+    if dry_run or decided.outcome is not Outcome.WOULD_CANCEL:
+        return decided
+    assert decided.before is not None
+    confirm(decided.before)
+    if journal is None:
+        raise PaycancelError("internal: a cancel needs the journal")
+    return await cancel_confirmed(
+        session,
+        decided,
+        reason=reason,
+        journal=journal,
+        command=command,
+        policy=policy,
+        started=started,
+    )

@@ -215,7 +215,7 @@ class Canceller:
                 base, outcome=Outcome.INVALID, error=ErrorInfo("invalid_id", exc.message)
             )
         except AuthError as exc:
-            return replace(base, error=ErrorInfo(AUTH_FAILED, exc.message, None))
+            return replace(base, error=ErrorInfo(AUTH_FAILED, exc.message, exc.http_status))
         except ProviderError as exc:
             # Any other answer the provider gave (409, 422, an unreadable body...): this
             # payment failed; the run goes on.

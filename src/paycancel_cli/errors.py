@@ -4,7 +4,8 @@
 
     PaycancelError                      exit 1 unless a subclass says otherwise
      ├── UsageError                     exit 2: bad flags, refused confirmation, nothing sent
-     ├── Declined                       exit 1: the operator said no at the prompt
+     ├── Declined                       exit 1: the operator said no at the prompt (a plain
+     │                                  sentence, not an error)
      ├── ConfigError                    exit 2: bad config file or account
      ├── InputError                     exit 2: bad payment id or CSV, nothing sent
      ├── AuthError                      exit 3: the provider rejected the credentials
@@ -19,8 +20,10 @@
           ├── Busy                      retryable: the payment is locked or being worked on
           └── ProviderUnavailable       retryable: 5xx, timeouts, dropped connections
 
-Messages say what happened and what to do next.  They never contain a secret: the
-places that build them only ever see ids, codes and the provider's error text.
+Each class also names its ``kind``: the ``code`` of the JSON error record a command
+ends with under ``--json``.  Messages say what happened and what to do next.  They
+never contain a secret: the places that build them only ever see ids, codes and the
+provider's error text.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 class PaycancelError(Exception):
     exit_code = 1
     retryable = False
+    kind = "error"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -37,34 +41,46 @@ class PaycancelError(Exception):
 
 class UsageError(PaycancelError):
     exit_code = 2
+    kind = "usage_error"
 
 
 class Declined(PaycancelError):
     exit_code = 1
+    kind = "declined"
 
 
 class ConfigError(PaycancelError):
     exit_code = 2
+    kind = "config_error"
 
 
 class InputError(PaycancelError):
     exit_code = 2
+    kind = "input_error"
 
 
 class AuthError(PaycancelError):
     exit_code = 3
+    kind = "auth_failed"
+
+    def __init__(self, message: str, *, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.http_status = http_status
 
 
 class LockError(PaycancelError):
     exit_code = 4
+    kind = "locked"
 
 
 class Interrupted(PaycancelError):
     exit_code = 130
+    kind = "interrupted"
 
 
 class JournalError(PaycancelError):
     exit_code = 1
+    kind = "journal_error"
 
 
 class JournalUnusable(JournalError):
@@ -76,6 +92,8 @@ class JournalUnusable(JournalError):
 
 class ProviderError(PaycancelError):
     """An error answer from a provider, with its code and HTTP status when known."""
+
+    kind = "provider_error"
 
     def __init__(
         self, message: str, *, code: str | None = None, http_status: int | None = None

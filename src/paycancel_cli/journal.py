@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -465,8 +467,18 @@ def _payment_row(row: sqlite3.Row) -> PaymentRow:
     )
 
 
+Waiter = Callable[[str], None]
+
+
 class Lock:
-    """An exclusive, non-blocking (or waiting) lock named by ``key``."""
+    """An exclusive lock named by ``key``: refused at once, or waited for.
+
+    ``wait`` is None (refuse at once), a number of seconds, or ``math.inf``.  A waiting
+    caller is told once, through ``on_wait``, what it waits for; the lock is polled
+    rather than blocked on, so the limit holds and Ctrl-C ends the wait at once.
+    """
+
+    POLL_S = 0.2
 
     def __init__(self, journal_path: Path, key: str) -> None:
         directory = journal_path.with_name(journal_path.name + ".locks")
@@ -474,18 +486,37 @@ class Lock:
         self.path = directory / f"{key}.lock"
         self._file: IO[str] | None = None
 
-    def acquire(self, *, what: str, wait: bool = False) -> None:
+    def acquire(
+        self, *, what: str, wait: float | None = None, on_wait: Waiter | None = None
+    ) -> None:
         handle = open(self.path, "a+")  # noqa: SIM115 - held for the lock's lifetime
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
+            if not _try_lock(handle):
+                holder = _holder(handle)
+                if wait is None:
+                    raise LockError(
+                        f"{what} is being worked on by {holder}. Wait for it to finish (or "
+                        "pass --wait [SECONDS] to queue behind it); nothing was sent."
+                    )
+                limit = "" if wait == math.inf else f" (at most {wait:g} s)"
+                if on_wait is not None:
+                    on_wait(
+                        f"Waiting for {holder} to finish with {what[0].lower()}{what[1:]}"
+                        f"{limit}; Ctrl-C stops waiting."
+                    )
+                deadline = time.monotonic() + wait
+                while not _try_lock(handle):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise LockError(
+                            f"{what} is still being worked on by {holder} after waiting "
+                            f"{wait:g} s; nothing was sent. Try again later, or wait longer "
+                            "(--wait SECONDS, or --wait alone for no limit)."
+                        )
+                    time.sleep(min(self.POLL_S, left))
+        except BaseException:
             handle.close()
-            raise LockError(
-                f"{what} is being worked on by {holder}. Wait for it to finish (or pass "
-                "--wait to queue behind it); nothing was sent."
-            ) from None
+            raise
         handle.seek(0)
         handle.truncate()
         handle.write(f"process {os.getpid()}")
@@ -499,18 +530,34 @@ class Lock:
             self._file = None
 
 
+def _try_lock(handle: IO[str]) -> bool:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _holder(handle: IO[str]) -> str:
+    handle.seek(0)
+    return handle.read().strip() or "another process"
+
+
 class Locks:
     """Several locks taken in order and released together."""
 
-    def __init__(self, journal_path: Path, *, wait: bool) -> None:
+    def __init__(
+        self, journal_path: Path, *, wait: float | None, on_wait: Waiter | None = None
+    ) -> None:
         self.journal_path = journal_path
         self.wait = wait
+        self.on_wait = on_wait
         self.held: list[Lock] = []
 
     def take(self, key: str, what: str) -> None:
         lock = Lock(self.journal_path, key)
         try:
-            lock.acquire(what=what, wait=self.wait)
+            lock.acquire(what=what, wait=self.wait, on_wait=self.on_wait)
         except LockError:
             self.release()
             raise

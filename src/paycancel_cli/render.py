@@ -321,6 +321,11 @@ class Output:
     def error(self, text: str) -> None:
         self.err.print(Text(self.redact(text), style="bold red"))
 
+    def command_line(self, command: str) -> None:
+        """A command to copy (the resume command): a line of its own on stderr, never
+        wrapped or cut, whatever the terminal's width."""
+        self.err.print(Text(self.redact(command)), soft_wrap=True)
+
     def json_line(self, obj: dict[str, Any]) -> None:
         self._stdout.write(self.redact(json.dumps(obj, default=str)) + "\n")
         self._stdout.flush()
@@ -658,6 +663,9 @@ class BulkView:
         # One line in a log, however narrow the terminal (it soft-wraps on screen).
         self.out.err.print(Text(self.out.redact(text), style="yellow"), soft_wrap=True)
 
+    def waiting(self, message: str) -> None:
+        self._line(message)
+
     def confirm(self, plan: Plan) -> None:
         table = Sheet(Text("Plan"), [Col("account"), Col("payments", keep=True, right=True)])
         for account, count in sorted(plan.per_account.items()):
@@ -822,6 +830,6 @@ class BulkView:
 
 
 def _prompt(text: str) -> str:
-    import typer
+    from paycancel_cli.prompt import ask
 
-    return str(typer.prompt(text, default="", show_default=False, err=True))
+    return ask(f"{text}: ")

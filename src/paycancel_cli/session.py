@@ -2,11 +2,17 @@
 that knows every secret, and the request counter.
 
 Clients are made on first use, so a command touching one account opens one client.
+
+A command that asks the operator something between two network phases keeps one
+session open across several ``asyncio.Runner.run`` calls (``running``) and asks
+between them, outside the event loop: inside it, asyncio's SIGINT handler only
+cancels the task, and a prompt blocked in a read would not notice Ctrl-C.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -14,6 +20,8 @@ from paycancel_cli.httpclient import Counter, make_client
 from paycancel_cli.redact import Redactor
 
 if TYPE_CHECKING:
+    import asyncio
+
     import httpx
     from aiolimiter import AsyncLimiter
 
@@ -89,3 +97,13 @@ class Session:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+@contextlib.contextmanager
+def running(runner: asyncio.Runner, session: Session) -> Iterator[Session]:
+    """``session`` open on ``runner``'s loop until the block ends; its clients are
+    closed on that loop whatever ends the block (an answer, Ctrl-C at a prompt)."""
+    try:
+        yield session
+    finally:
+        runner.run(session.aclose())

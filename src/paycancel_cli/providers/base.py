@@ -417,7 +417,8 @@ def raise_for_common(
         raise AuthError(
             f"{provider} rejected the credentials of account {account!r} "
             f"(HTTP {status}{', ' + code if code else ''}: {message}). Check the account's "
-            "keys and that they belong to this environment."
+            "keys and that they belong to this environment.",
+            http_status=status,
         )
     if status == 429:
         raise RateLimited(

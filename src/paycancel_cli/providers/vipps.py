@@ -202,7 +202,8 @@ class Vipps(IdRules):
             _code, message = describe_error(response, _describe)
             raise AuthError(
                 f"{self.title}: could not get an access token for account "
-                f"{self.account.name!r} (HTTP {response.status_code}: {message})."
+                f"{self.account.name!r} (HTTP {response.status_code}: {message}).",
+                http_status=response.status_code,
             )
         body = parse_json(response)
         token = body.get("access_token") if isinstance(body, dict) else None
