@@ -58,7 +58,9 @@ def test_top_level_summaries_are_whole_at_80_columns(
     monkeypatch.setenv("COLUMNS", "80")
     text = cli("-h").stdout
     group: Any = plain_arguments(typer.main.get_command(app))
-    assert "..." not in text.split("Commands:")[1]
+    for path in [[], *command_paths()]:
+        listing = cli(*path, "-h").stdout.partition("Commands:")[2].partition("Examples:")[0]
+        assert "..." not in listing, path
     for name, command in group.commands.items():
         summary = command.get_short_help_str()
         assert summary.endswith("."), name

@@ -162,7 +162,7 @@ def test_status_shows_a_bad_answer_on_its_line_and_the_others(
     )  # fmt: skip
     assert res.code == 1, res.stderr
     bad, good = res.json_lines()
-    assert bad["type"] == "error" and "HTML page" in bad["error"]["message"]
+    assert bad["type"] == "payment_error" and "HTML page" in bad["error"]["message"]
     assert good["type"] == "payment" and good["native_status"] == "succeeded"
 
 

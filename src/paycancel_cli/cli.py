@@ -143,10 +143,16 @@ class ShownArgument(TyperArgument):
 
 
 def plain_arguments(command: Any) -> Any:
-    """Show every command's positional arguments by metavar (see ``ShownArgument``)."""
+    """Show every command's positional arguments by metavar (see ``ShownArgument``),
+    and give every command a whole summary: click would cut the first sentence of the
+    help to fit a column ("Show payments: ... amounts,..."); a summary wraps instead."""
     for param in getattr(command, "params", []):
         if type(param) is TyperArgument:
             param.__class__ = ShownArgument
+    if not command.short_help and command.help:
+        paragraph = " ".join(command.help.strip().split("\n\n")[0].split())
+        sentence, dot, _ = paragraph.partition(". ")
+        command.short_help = sentence + dot.strip()
     for sub in getattr(command, "commands", {}).values():
         plain_arguments(sub)
     return command
@@ -747,7 +753,15 @@ def bulk_cancel(
 
 from paycancel_cli.configcmd import config_app  # noqa: E402 (registered after the commands)
 
-app.add_typer(config_app, name="config")
+app.add_typer(
+    config_app,
+    name="config",
+    epilog=examples(
+        "paycancel config show",
+        "paycancel config check --json",
+        "paycancel config example > config.toml",
+    ),
+)
 
 runs_app = typer.Typer(
     help="The journal as history.", no_args_is_help=False, invoke_without_command=True
