@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 EXAMPLE_FILE = "config.example.toml"
 
 config_app = typer.Typer(
-    help="See the accounts paycancel reads, check their credentials, print an example.",
+    help="Show the accounts, check their credentials, print an example config.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -34,10 +34,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="JSON Lines on stdout, not
 
 @config_app.command("show")
 def show(ctx: typer.Context, json_: JsonOpt = False) -> None:
-    """Show the config file used and, per account, provider, LIVE/test and what decided
-    it, host, rate limit, timeout, and where each secret comes from (never its value).
+    """Show each account and where its secrets come from.
 
-    Secret commands and keyring entries are read (once each) to tell LIVE from test.
+    The config file used (or every path searched), and per account: provider, LIVE or
+    test and what decided it, host, rate limit, timeout, and where each secret comes
+    from (file, environment variable, command, keyring); never a value. Secret commands and keyring entries are read (once each) to tell LIVE from test.
 
     \b
     Examples:
@@ -93,10 +94,10 @@ def check(
     ] = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Check every account's credentials with one harmless read each, in parallel: the
-    pre-flight for a cron job. Never sends a cancel.
+    """Check every account's credentials; sends no cancel.
 
-    Vipps fetches an access token; the others read a payment id that cannot exist (404
+    One harmless authenticated request per account, in parallel: the pre-flight for a
+    cron job. Vipps fetches an access token; the others read a payment id that cannot exist (404
     proves the key, 401/403 rejects it). Exit 0 all ok, 2 an account is misconfigured,
     3 credentials rejected, 5 a provider unreachable or too slow (within the account's
     timeout_s).
@@ -151,7 +152,9 @@ def check(
 
 @config_app.command("example")
 def example() -> None:
-    """Print the annotated example config, every field with a comment.
+    """Print the annotated example config.
+
+    Every field with a comment; start a config file from it.
 
     \b
     Examples:
