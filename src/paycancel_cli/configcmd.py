@@ -38,7 +38,8 @@ def show(ctx: typer.Context, json_: JsonOpt = False) -> None:
 
     The config file used (or every path searched), and per account: provider, LIVE or
     test and what decided it, host, rate limit, timeout, and where each secret comes
-    from (file, environment variable, command, keyring); never a value. Secret commands and keyring entries are read (once each) to tell LIVE from test.
+    from (file, environment variable, command, keyring); never a value. Secret commands
+    and keyring entries are read (once each) to tell LIVE from test.
 
     \b
     Examples:
