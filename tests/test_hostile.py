@@ -10,13 +10,17 @@ of the run's actual outcomes written there (Markdown).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from paycancel_cli.errors import ProviderError
 from paycancel_cli.sandbox import Sandbox
 
 from .conftest import write_config
@@ -220,3 +224,51 @@ def test_status_table_says_failed_not_not_found_for_a_bad_answer(
     assert "failed" in bad and "not found" not in bad
     assert "not found" in missing
     assert "cut off" in res.stdout
+
+
+class _Trickle(httpx.AsyncByteStream):
+    """A body without Content-Length, sent in ``count`` chunks ``pause`` seconds apart."""
+
+    def __init__(self, chunk: bytes, count: int, pause: float) -> None:
+        self.chunk, self.count, self.pause = chunk, count, pause
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for _ in range(self.count):
+            await asyncio.sleep(self.pause)
+            yield self.chunk
+
+
+def _read_through_client(stream: httpx.AsyncByteStream, timeout_s: float) -> Exception | None:
+    from paycancel_cli.config import ACCOUNT_TYPES
+    from paycancel_cli.httpclient import make_client
+    from paycancel_cli.providers import make_provider
+    from paycancel_cli.redact import Redactor
+
+    acc = ACCOUNT_TYPES["hedgepayments"].model_validate(
+        {"name": "h", "provider": "hedgepayments", "api_key": "sk_test_unit12345",
+         "base_url": "https://unit.test", "timeout_s": timeout_s}
+    )  # fmt: skip
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, stream=stream))
+
+    async def go() -> Exception | None:
+        async with make_client(acc, redactor=Redactor(), transport=transport) as client:
+            try:
+                await make_provider(acc, client).get("pay_abc")
+            except ProviderError as exc:
+                return exc
+        return None
+
+    return asyncio.run(go())
+
+
+def test_a_body_without_length_is_cut_at_the_cap() -> None:
+    error = _read_through_client(_Trickle(b"x" * 65536, 100, 0.0), timeout_s=30)
+    assert isinstance(error, ProviderError) and error.code == "body_too_large"
+    assert "larger than 1024 KiB" in error.message
+
+
+def test_a_trickling_body_is_bounded_by_the_whole_exchange_deadline() -> None:
+    # Each chunk comes well within the per-read timeout; only the sum is too slow.
+    error = _read_through_client(_Trickle(b" ", 400, 0.05), timeout_s=1.0)
+    assert isinstance(error, ProviderError) and error.code == "timeout"
+    assert "no complete answer within 1 s" in error.message
