@@ -254,6 +254,15 @@ def test_status_too_wide_for_80_columns_becomes_one_block_per_payment(world: Wor
     assert "\ndemo-captured-0001\n" in text
     assert re.search(r"^  provider status +AUTHORIZED$", text, re.M)
     assert re.search(r"^  captured +20\.00 NOK$", text, re.M)
+    # at 120 they fit as rows once the provider status and cancelable move under them
+    mid = render(sheet, 120)
+    assert re.search(
+        r"^demo-captured-0001 +succeeded +20\.00 NOK +20\.00 NOK +20\.00 NOK "
+        r"+0\.00 NOK +0\.00 NOK\n"
+        r"    provider: AUTHORIZED · cancelable no: captured: refund instead$",
+        mid,
+        re.M,
+    ), mid
     # at 200 columns the same payments are one row each
     wide = render(sheet, 200)
     assert re.search(r"^demo-captured-0001 +succeeded +AUTHORIZED +20\.00 NOK", wide, re.M)
@@ -306,6 +315,14 @@ def test_demo_run_numbers(world: World) -> None:
     assert f"Summary of run {run_id}" in text
     # captions are left-aligned lines, an amount never split from its currency
     assert re.search(r"^Cancelled amounts: \S+ EUR, \S+ NOK, \S+ USD$", text, re.M), text
+    text = render(view.results_table(), 80)
+    # 80 columns: account, status and note move to a line under each row
+    assert re.search(
+        r"^7d3f0b4e-0000-4000-8000-000000000003 +not_cancellable\n"
+        r"    compago · succeeded · confirmed \(paid\): refund instead$",
+        text,
+        re.M,
+    ), text
     failures = render(view.failures_table(summary), 80)
     assert failures.startswith(f"Not cancelled ({summary.failure_count})\n")
     # Vipps keeps AUTHORIZED after a capture or a refund: the code says which
@@ -368,6 +385,11 @@ def test_runs_and_runs_show(world: World, width: int | None) -> None:
         for r in runs:
             row = next(line for line in text.splitlines() if r["run_id"] in line)
             assert r["status"] in row and r["user"] in row, row
+    if width == 80:
+        first = runs[0]
+        row = rf"^{first['run_id']} +{first['started_at'][:10]} [\d:]+ +{first['status']} +"
+        row += rf"{first['total']}\n"
+        assert re.search(row + rf"    by {re.escape(first['user'])}@", text, re.M), text
     run_id = world.runs["demo"][0]
     rows = [row.result(run_id) for row in journal.payments(run_id)]
     view = view_of(rows)

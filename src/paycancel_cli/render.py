@@ -124,7 +124,7 @@ class Sheet:
             widths = self._fit(kept_cols, width) if moved and kept_cols else None
             cols = kept_cols
         if widths is None:
-            out += self._blocks(console, cols + moved, width)
+            out += self._blocks(console, sorted(cols + moved), width)
         else:
             out += self._table(console, cols, widths, moved, width)
         for note in self.notes:
@@ -144,7 +144,8 @@ class Sheet:
             cell = row[i]
             least = max(least, cell.cell_len if cell.no_wrap else min(_longest_word(cell), _WORD))
         if self.show_header:
-            least = max(least, min(_longest_word(Text(self.cols[i].name)), _WORD))
+            # a header may also break at "_" (see _table)
+            least = max(least, min(_longest_word(Text(self.cols[i].name), r"[\s_]+"), _WORD))
         return max(least, min(self._natural(i), _MIN_WIDTH))
 
     def _fit(self, cols: list[int], width: int) -> list[int] | None:
@@ -229,8 +230,8 @@ def kept(text: Text | str) -> Text:
     return text
 
 
-def _longest_word(text: Text) -> int:
-    return max((len(w) for w in re.split(r"[\s_]+", text.plain)), default=0)
+def _longest_word(text: Text, breaks: str = r"\s+") -> int:
+    return max((len(w) for w in re.split(breaks, text.plain)), default=0)
 
 
 def _wrap(console: Console, text: Text, width: int) -> list[Text]:
@@ -361,17 +362,17 @@ class Output:
                 Col("account", group=True),
                 Col("payment id", keep=True, head=True),
                 Col("status"),
-                Col("provider status"),
+                Col("provider status", detail="provider: "),
                 Col("amount", keep=True, right=True),
                 *(Col(a, keep=True, right=True) for a in AGGREGATES),
-                Col("cancelable"),
+                Col("cancelable", detail="cancelable "),
             ],
         )
         blank = [""] * (1 + len(AGGREGATES))
         for account, pid, payment, error in rows:
             label = self.account_label(account, live(account))
             if payment is None:
-                note = Text(self.redact(error or "not found"), style="yellow")
+                note = Text(f"no: {self.redact(error or 'not found')}", style="yellow")
                 # A read can also fail on an answer that cannot be understood.
                 what = "not found" if error is None or " not found" in error else "failed"
                 sheet.add_row(label, pid, Text(what, style="yellow"), "", *blank, note)
@@ -557,7 +558,7 @@ class _ProgressLine:
     terminal is narrow."""
 
     _SHORT: ClassVar[dict[str, str]] = {
-        "cancelled": "ok",
+        "cancelled": "cancelled",
         "already_cancelled": "already",
         "not_cancellable": "refused",
         "not_found": "missing",
