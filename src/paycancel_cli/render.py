@@ -445,7 +445,7 @@ class Output:
         title.append(result.outcome.value, style=_OUTCOME_STYLE[result.outcome])
         sheet = Sheet(
             title,
-            [Col("", head=True), Col("before"), Col("after"), Col("change", keep=True, right=True)],
+            [Col("", head=True), Col("before"), Col("after"), Col("change", right=True)],
         )
         b, a = result.before, result.after
         if b is None and a is None:
@@ -463,7 +463,8 @@ class Output:
             after = None if a is None else getattr(a, name)
             if before is None and after is None:
                 continue
-            sheet.add_row(name, kept(money(before)), kept(money(after)), _change(before, after))
+            change = kept(_change(before, after))
+            sheet.add_row(name, kept(money(before)), kept(money(after)), change)
         return sheet
 
     def result_line(self, result: Result) -> Text:
