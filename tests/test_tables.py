@@ -10,10 +10,8 @@ import csv
 import io
 import os
 import re
-import select
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +32,7 @@ from paycancel_cli.render import BulkView, Output, Sheet, _ProgressLine, show
 from paycancel_cli.sandbox import Sandbox
 from paycancel_cli.session import Session
 
-from .conftest import write_config
+from .conftest import PtyProcess, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo.csv"
@@ -496,45 +494,18 @@ def test_progress_line_keeps_done_total_rate_and_eta_at_80_columns() -> None:
     assert "already_cancelled=300" in full and "invalid=3" in full
 
 
-def _pty_run(args: list[str], columns: int) -> tuple[int, str]:
-    import pty
-
-    env = {**os.environ, "TERM": "xterm", "COLUMNS": str(columns)}
-    env.pop("NO_COLOR", None)
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "paycancel_cli", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=slave,
-        stderr=slave,
-        env=env,
-    )
-    os.close(slave)
-    chunks = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.2)
-        if ready:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # the terminal closed with the child
-                break
-            if not data:
-                break
-            chunks.append(data)
-        elif proc.poll() is not None:
-            break
-    proc.wait(60)
-    os.close(master)
-    return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
-
-
 def test_progress_and_tables_on_an_80_column_terminal(tmp_path: Path) -> None:
     with Sandbox() as sb:
         config = write_config(tmp_path / "c.toml", sb.account_config())
-        code, shown = _pty_run(
-            ["--config", str(config), "bulk-cancel", str(DEMO), "--dry-run", "--reason", "x"], 80
+        proc = PtyProcess(
+            ["--config", str(config), "bulk-cancel", str(DEMO), "--dry-run", "--reason", "x"],
+            {**os.environ, "COLUMNS": "80", "TERM": "xterm"},
         )
+        try:
+            code = proc.wait(120)
+            shown = proc.output.decode("utf-8", "replace")
+        finally:
+            proc.close()
     assert code == 1, shown
     frames = [ANSI.sub("", f) for f in re.split(r"[\r\n]", shown)]
     bars = [f for f in frames if f.startswith("checking ")]

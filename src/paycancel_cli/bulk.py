@@ -318,6 +318,10 @@ class Summary:
         return 0
 
 
+def _add(totals: dict[str, Decimal], money: Money) -> None:
+    totals[money.currency] = totals.get(money.currency, Decimal(0)) + money.value
+
+
 def summarize(journal: Journal, run_id: str) -> Summary:
     summary = Summary(run_id)
     run = journal.run(run_id)
@@ -337,15 +341,13 @@ def summarize(journal: Journal, run_id: str) -> Summary:
             if money is None:
                 summary.unknown_amounts += 1
             else:
-                prior = summary.cancelled_amounts.get(money.currency, Decimal(0))
-                summary.cancelled_amounts[money.currency] = prior + money.value
+                _add(summary.cancelled_amounts, money)
         if row.outcome is Outcome.WOULD_CANCEL:
             would = result.would_release()
             if would is None:
                 summary.would_unknown += 1
             else:
-                prior = summary.would_release.get(would.currency, Decimal(0))
-                summary.would_release[would.currency] = prior + would.value
+                _add(summary.would_release, would)
         if not row.outcome.is_success:
             summary.failure_count += 1
             if len(summary.failures) < MAX_FAILURES_SHOWN:
