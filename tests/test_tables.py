@@ -317,7 +317,7 @@ def test_demo_run_numbers(world: World) -> None:
     # 80 columns: account, status and note move to a line under each row
     assert re.search(
         r"^7d3f0b4e-0000-4000-8000-000000000003 +not_cancellable\n"
-        r"    compago · succeeded · confirmed \(paid\): refund instead$",
+        r"    compago · succeeded\b.*\n?.*confirmed \(paid\): refund instead",
         text,
         re.M,
     ), text
@@ -515,3 +515,15 @@ def test_progress_and_tables_on_an_80_column_terminal(tmp_path: Path) -> None:
     assert "cancelling" not in shown
     for pid in (pid for pids in demo_ids().values() for pid in pids):
         assert any(whole(pid, f) for f in frames), pid
+
+
+def test_status_of_a_bad_answer_is_not_called_not_found(
+    cli: Any, sandbox: Sandbox, config_file: Path
+) -> None:
+    sandbox.add_fault("hedgepayments", "pay_demopending01", "html_502", op="get")
+    args = ["status", "pay_demopending01", "pay_missing01", "--account", "hedgepayments"]
+    res = cli("--config", str(config_file), *args)
+    assert res.code == 1, res.stderr
+    assert re.search(r"^hedgepayments test +pay_demopending01 +failed +no: .*HTML page",
+                     res.stdout, re.M), res.stdout  # fmt: skip
+    assert re.search(r"^hedgepayments test +pay_missing01 +not found +no: ", res.stdout, re.M)
