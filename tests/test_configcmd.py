@@ -15,6 +15,7 @@ import pytest
 
 from paycancel_cli.config import load_config
 from paycancel_cli.errors import ConfigError
+from paycancel_cli.preflight import PROBES
 from paycancel_cli.sandbox import Sandbox
 
 from .conftest import SENTINEL, CliResult, write_config
@@ -677,3 +678,22 @@ def test_completes_commands_options_accounts_and_run_ids(
     assert complete(f"paycancel runs show {run_id[:4]}", env) == [run_id]
     assert complete(f"paycancel bulk-cancel --resume {run_id[:8]}", env) == [run_id]
     assert complete("paycancel runs show 1999", env) == []
+
+
+def test_readme_documents_configuration_and_the_preflight() -> None:
+    readme = (ROOT / "README.md").read_text()
+    config = readme[readme.index("## Configuration") : readme.index("## Commands")]
+    for shown in (
+        "paycancel config example >",
+        "$ paycancel config show",
+        "$ paycancel config check",
+        'api_key_command = ["op", "read", "op://ops/hedge/api_key"]',
+        "keyring:SERVICE/USERNAME",
+    ):
+        assert shown in config, shown
+    cron = readme[readme.index("## Running from cron") : readme.index("## Safety")]
+    crontab = cron[cron.index("```cron") :]
+    assert "paycancel config check --account flexportal_eu --json" in crontab
+    assert crontab.index("config check") < crontab.index("bulk-cancel")
+    for provider, sent in PROBES.items():
+        assert sent.split(" (")[0].split(" ", 1)[1] in readme, provider
