@@ -164,9 +164,10 @@ def test_status_shows_a_bad_answer_on_its_line_and_the_others(
         "--config", str(config_file), "status", "pay_demopending01", "pay_demosucceeded01",
         "--account", "hedgepayments", "--json",
     )  # fmt: skip
-    assert res.code == 1, res.stderr
+    assert res.code == 5, res.stderr  # a 502 beyond the retries: transient, try again later
     bad, good = res.json_lines()
     assert bad["type"] == "payment_error" and "HTML page" in bad["error"]["message"]
+    assert bad["error"]["transient"] is True
     assert good["type"] == "payment" and good["native_status"] == "succeeded"
 
 

@@ -49,7 +49,7 @@ from paycancel_cli.errors import (
     UsageError,
 )
 from paycancel_cli.journal import Journal, PaymentRow, PlanRow
-from paycancel_cli.models import ErrorInfo, Money, Outcome, Payment, Result
+from paycancel_cli.models import ErrorInfo, Money, Outcome, Payment, Result, combine, verdict
 
 if TYPE_CHECKING:
     from paycancel_cli.config import Account, Config
@@ -287,6 +287,7 @@ class Summary:
     failures: list[Result] = field(default_factory=list)
     failure_count: int = 0
     auth_failed: bool = False
+    verdicts: set[int] = field(default_factory=set)  # each result's share of the exit code
     requests: int = 0
     duration_s: float = 0.0
     subscriptions: dict[str, int] | None = None  # open payments found, subscription runs only
@@ -310,12 +311,7 @@ class Summary:
     def exit_code(self, *, interrupted: bool) -> int:
         if interrupted:
             return 130
-        if self.auth_failed:
-            return 3
-        ok = {o.value for o in Outcome if o.is_success}
-        if self.remaining or any(k not in ok for k in self.outcomes):
-            return 1
-        return 0
+        return combine(self.verdicts, remaining=self.remaining)
 
 
 def _add(totals: dict[str, Decimal], money: Money) -> None:
@@ -354,6 +350,7 @@ def summarize(journal: Journal, run_id: str) -> Summary:
                 summary.failures.append(result)
         if row.error is not None and row.error.code == AUTH_FAILED:
             summary.auth_failed = True
+        summary.verdicts.add(verdict(result))
     return summary
 
 
@@ -468,11 +465,35 @@ class BulkOutcome:
     summary: Summary | None
     validation: Validation | None
     interrupted: bool = False
+    finished: bool = False  # --resume of a run with nothing left to do
+    refused: str | None = None  # --validate-only: why the input cannot run as it is
 
     def exit_code(self) -> int:
-        if self.summary is None:
+        if self.summary is None or self.finished:
             return 0
         return self.summary.exit_code(interrupted=self.interrupted)
+
+
+def no_such_run(config: Config, run_id: str) -> UsageError:
+    """The error for a run id the journal does not hold; when the other journal (the
+    sandbox's, or the real one) holds it, the hint says which flag finds it."""
+    message = (
+        f"No run {run_id!r} in the journal {config.journal_path}; `paycancel runs` lists "
+        "the runs."
+    )
+    if not config.defaults.journal:  # the sandbox keeps its own journal beside the real one
+        other = config.journal_path.with_name(
+            "journal.sqlite3" if config.sandbox else "journal-sandbox.sqlite3"
+        )
+        if other.exists() and Journal(other).run(run_id) is not None:
+            if config.sandbox:
+                message += " It is a run on real accounts: leave out --sandbox to use it."
+            else:
+                message += (
+                    " It is a run in the built-in sandbox: add --sandbox "
+                    f"(paycancel --sandbox runs show {run_id})."
+                )
+    return UsageError(message)
 
 
 def check_confirmable(
@@ -483,9 +504,15 @@ def check_confirmable(
         return
     live_names = sorted(a.name for a in accounts if a.is_live)
     if live_names and not (yes and live):
+        which = (
+            f"Account {live_names[0]} is LIVE"
+            if len(live_names) == 1
+            else f"Accounts {', '.join(live_names)} are LIVE"
+        )
         raise UsageError(
-            f"Account(s) {', '.join(live_names)} are LIVE and there is no terminal to confirm "
-            "on: pass --yes --live to cancel on them non-interactively. Nothing was sent."
+            f"{which} and there is no terminal to confirm on: pass --yes --live to cancel "
+            f"on {'it' if len(live_names) == 1 else 'them'} non-interactively. "
+            "Nothing was sent."
         )
     if not yes:
         raise UsageError(
@@ -552,11 +579,14 @@ def run_bulk(
                 _max_unchecked(validation, request.max_payments)
             ui.validated(validation)
             if validation.invalid and not request.skip_invalid:
-                raise InputError(
+                refused = InputError(
                     f"{validation.invalid} invalid row(s) in {source.label} (listed above with "
                     "their line numbers). Fix them, or pass --skip-invalid to cancel the valid "
                     "rows and report the others as invalid. Nothing was sent."
                 )
+                if request.validate_only:  # its counts are its report: shown, then refused
+                    return BulkOutcome(None, None, validation, refused=refused.message)
+                raise refused
             if validation.kind == "payment_id":
                 _check_max(validation.valid, request.max_payments)
                 if request.max_payments is not None:
@@ -819,10 +849,7 @@ def _resume(
     journal = Journal(config.journal_path, redact=redactor)
     run = journal.run(run_id)
     if run is None or run.options.get("kind") not in ("bulk", "cancel"):
-        raise UsageError(
-            f"No bulk run {run_id!r} in the journal {config.journal_path}; `paycancel runs` "
-            "lists the runs."
-        )
+        raise no_such_run(config, run_id)
     if bool(run.options.get("sandbox")) != config.sandbox:
         where = "the built-in sandbox" if run.options.get("sandbox") else "real accounts"
         how = "with" if run.options.get("sandbox") else "without"
@@ -850,14 +877,19 @@ def _resume(
     run_lock = Lock(config.journal_path, f"run-{run_id}")
     try:
         run_lock.acquire(what=f"Run {run_id}", wait=request.wait, on_wait=ui.waiting)
-        pending = journal.count_pending(run_id)
-        if pending and not dry_run:
+        retry = Counter() if dry_run else journal.transient_per_account(run_id)
+        per_account = journal.pending_per_account(run_id) + retry
+        if not per_account:
+            return BulkOutcome(run_id, summarize(journal, run_id), None, finished=True)
+        if not dry_run:
             plan = Plan(
-                per_account=journal.pending_per_account(run_id),
+                per_account=per_account,
                 live={a: config.account(a).is_live for a in run.options.get("accounts", [])},
                 dry_run=dry_run,
             )
             ui.confirm(plan)
+        if retry:
+            journal.requeue_transient(run_id)
         journal.set_run_status(run_id, "running")
         stop = asyncio.Event()
         concurrency = request.concurrency or run.options.get("concurrency")

@@ -19,7 +19,7 @@ from typer.core import TyperArgument, TyperGroup
 
 from paycancel_cli import __version__
 from paycancel_cli.completion import account_names, run_ids
-from paycancel_cli.errors import Declined, Interrupted, PaycancelError, UsageError
+from paycancel_cli.errors import Declined, InputError, Interrupted, PaycancelError, UsageError
 
 if TYPE_CHECKING:
     from paycancel_cli.config import Account, Config
@@ -197,6 +197,13 @@ class Globals:
             self.redactor.add(secret)
         if not self.sandbox:
             return base
+        if self.config_path is not None:
+            # Decided: --sandbox never sends to the accounts of a real config, but an
+            # explicit --config still gives its [defaults] (journal, concurrency).
+            stderr_warn(
+                f"Note: --sandbox uses the built-in sandbox accounts; from {self.config_path} "
+                "only [defaults] (journal, concurrency) applies, its accounts are not used."
+            )
         from paycancel_cli.sandbox import Sandbox
 
         sandbox = self._stack.enter_context(Sandbox())
@@ -386,7 +393,11 @@ def status(
                 live=lambda name: config.account(name).is_live,
             )
         )
-    raise typer.Exit(0 if all(ln.payment is not None for ln in lines) else 1)
+    # 0 every payment found; 5 the only failures were transient (try again later); else 1
+    failed = [ln.error for ln in lines if ln.payment is None]
+    raise typer.Exit(
+        0 if not failed else 5 if all(e is not None and e.transient for e in failed) else 1
+    )
 
 
 @app.command(
@@ -508,11 +519,9 @@ def cancel(
 
 
 def exit_code(results: "list[Result]") -> int:
-    from paycancel_cli.engine import AUTH_FAILED
+    from paycancel_cli.models import combine, verdict
 
-    if any(r.error is not None and r.error.code == AUTH_FAILED for r in results):
-        return 3
-    return 0 if all(r.outcome.is_success for r in results) else 1
+    return combine(verdict(r) for r in results)
 
 
 def ask_confirmation(
@@ -714,8 +723,21 @@ def bulk_cancel(
                 f"Valid: {v.valid} {v.counted[:-1]}(s) ({per}); {v.invalid} invalid, "
                 f"{v.duplicates} duplicate(s). Nothing was sent."
             )
+        if outcome.refused:
+            raise InputError(outcome.refused)
         raise typer.Exit(2 if v.invalid and not skip_invalid else 0)
     summary = outcome.summary
+    if outcome.finished:
+        # Nothing to resume: say so, and show the run's summary (exit 0).
+        out.message(
+            f"Run {outcome.run_id} is finished: every payment has its outcome, nothing was "
+            f"sent. Its results: paycancel runs show {outcome.run_id}"
+        )
+        if json_:
+            out.json_line(summary.to_json())
+        else:
+            out.table(view.summary_table(summary))
+        raise typer.Exit(0)
     if json_:
         out.json_line(summary.to_json())
     else:
@@ -779,8 +801,15 @@ app.add_typer(
 
 
 @runs_app.callback()
-def runs(ctx: typer.Context, json_: JsonOpt = False) -> None:
-    """List runs: when, who, which input, reason, counts per outcome."""
+def runs(
+    ctx: typer.Context,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", "-n", min=1, metavar="N", help="Show the newest N runs."),
+    ] = 20,
+    json_: JsonOpt = False,
+) -> None:
+    """List runs, newest first: when, who, which input, reason, counts per outcome."""
     if ctx.invoked_subcommand is not None:
         return
     from paycancel_cli.journal import Journal
@@ -789,7 +818,7 @@ def runs(ctx: typer.Context, json_: JsonOpt = False) -> None:
     config = g.config()
     out = g.output(json_)
     journal = Journal(config.journal_path)
-    rows = journal.runs()
+    rows = journal.runs(limit)
     if json_:
         for run in rows:
             out.json_line(run_json(journal, run))
@@ -813,7 +842,7 @@ def runs_show(
     json_: JsonOpt = False,
 ) -> None:
     """Show one run and the result of each of its payments."""
-    from paycancel_cli.bulk import summarize
+    from paycancel_cli.bulk import no_such_run, summarize
     from paycancel_cli.journal import Journal
     from paycancel_cli.render import BulkView
 
@@ -823,9 +852,7 @@ def runs_show(
     journal = Journal(config.journal_path)
     run = journal.run(run_id)
     if run is None:
-        raise UsageError(
-            f"No run {run_id!r} in the journal {config.journal_path}; `paycancel runs` lists them."
-        )
+        raise no_such_run(config, run_id)
     info = run_json(journal, run)
     rows = list(journal.payments(run_id))
     if json_:

@@ -65,7 +65,12 @@ async def status(session: Session, account: str, payment_ids: list[str]) -> list
             # Not found, or an answer that cannot be understood: that id's line says so,
             # the other ids are still shown.
             out.append(
-                StatusLine(account, pid, None, ErrorInfo(exc.code, exc.message, exc.http_status))
+                StatusLine(
+                    account,
+                    pid,
+                    None,
+                    ErrorInfo(exc.code, exc.message, exc.http_status, transient=exc.retryable),
+                )
             )
     return out
 

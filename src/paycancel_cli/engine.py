@@ -337,11 +337,13 @@ class Canceller:
         except (RateLimited, ProviderUnavailable, Busy) as exc:
             error = _info(exc)
             if ever_uncertain:
+                # Still transient: a resume (or a new run) reads it back first.
                 error = ErrorInfo(
                     UNCERTAIN,
                     f"{exc.message}; the cancel may have been applied: check with "
                     f"`paycancel status {target.payment_id} --account {target.account}`",
                     exc.http_status,
+                    transient=True,
                 )
             return replace(base, error=error, attempts=attempts)
         except JournalError:
@@ -394,7 +396,7 @@ def unexpected_error(provider: str, target: Target, exc: Exception) -> ErrorInfo
 def _info(exc: PaycancelError) -> ErrorInfo:
     code = getattr(exc, "code", None)
     status = getattr(exc, "http_status", None)
-    return ErrorInfo(code, exc.message, status)
+    return ErrorInfo(code, exc.message, status, transient=exc.retryable)
 
 
 def cancelled_totals(results: list[Result]) -> tuple[dict[str, Decimal], int]:

@@ -16,9 +16,12 @@
      └── ProviderError                  exit 1: the provider answered with an error
           ├── NotFound
           ├── NotCancellable            the state forbids a cancel (carries the code)
-          ├── RateLimited               retryable, may carry a retry-after delay
-          ├── Busy                      retryable: the payment is locked or being worked on
-          └── ProviderUnavailable       retryable: 5xx, timeouts, dropped connections
+          ├── RateLimited               exit 5, retryable, may carry a retry-after delay
+          ├── Busy                      exit 5, retryable: the payment is being worked on
+          └── ProviderUnavailable       exit 5, retryable: 5xx, timeouts, dropped connections
+
+``retryable`` is also what makes a payment's failure *transient* (``ErrorInfo``): a run
+whose unfinished payments all failed that way exits 5, "try again later".
 
 Each class also names its ``kind``: the ``code`` of the JSON error record a command
 ends with under ``--json``.  Messages say what happened and what to do next.  They
@@ -128,6 +131,8 @@ class NotCancellable(ProviderError):
 
 class RateLimited(ProviderError):
     retryable = True
+    exit_code = 5
+    kind = "rate_limited"
 
     def __init__(
         self,
@@ -147,6 +152,8 @@ class Busy(ProviderError):
     under the idempotency key, so the retry must carry a new one."""
 
     retryable = True
+    exit_code = 5
+    kind = "busy"
 
     def __init__(
         self,
@@ -170,6 +177,8 @@ class ProviderUnavailable(ProviderError):
     """
 
     retryable = True
+    exit_code = 5
+    kind = "unavailable"
 
     def __init__(
         self,

@@ -373,6 +373,30 @@ class Journal:
                 (key, now(), run_id, account, payment_id),
             )
 
+    def transient_per_account(self, run_id: str) -> Counter[str]:
+        """Payments that failed for a transient cause (provider unreachable, 5xx, 429
+        beyond the retries), per account: what a resume tries again."""
+        rows = self.db.execute(
+            "SELECT account, count(*) FROM payments WHERE run_id = ? AND state = ?"
+            " AND outcome = ? AND json_extract(error, '$.transient') = 1 GROUP BY account",
+            (run_id, DONE, Outcome.FAILED.value),
+        ).fetchall()
+        return Counter({str(a): int(n) for a, n in rows})
+
+    def requeue_transient(self, run_id: str) -> int:
+        """Put the run's transient failures back in the queue.  One whose cancel was
+        ever sent (attempts > 0) goes back as in flight, so it is read back before
+        anything is re-sent (with the same idempotency key); the others as planned."""
+        with self._write(f"the transient failures of run {run_id} for a retry") as db:
+            cursor = db.execute(
+                "UPDATE payments SET state = CASE WHEN attempts > 0 THEN ? ELSE ? END,"
+                " outcome = NULL, error = NULL, after = NULL, updated_at = ?"
+                " WHERE run_id = ? AND state = ? AND outcome = ?"
+                " AND json_extract(error, '$.transient') = 1",
+                (IN_FLIGHT, PLANNED, now(), run_id, DONE, Outcome.FAILED.value),
+            )
+            return int(cursor.rowcount)
+
     def mark_done(self, result: Result) -> None:
         error = None
         if result.error is not None:
@@ -460,9 +484,7 @@ def _payment_row(row: sqlite3.Row) -> PaymentRow:
         outcome=Outcome(row["outcome"]) if row["outcome"] else None,
         before=_load(row["before"]),
         after=_load(row["after"]),
-        error=None
-        if error is None
-        else ErrorInfo(error["code"], error["message"], error["http_status"]),
+        error=None if error is None else ErrorInfo.from_json(error),
         attempts=row["attempts"],
     )
 

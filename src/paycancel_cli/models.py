@@ -12,6 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -161,14 +162,59 @@ class Outcome(StrEnum):
         return self in (Outcome.CANCELLED, Outcome.ALREADY_CANCELLED, Outcome.WOULD_CANCEL)
 
 
+def verdict(result: Result) -> int:
+    """One result's share of the exit code: 0 done, 3 credentials rejected, 5 failed
+    for a transient cause, 1 anything a person must look at."""
+    if result.outcome.is_success:
+        return 0
+    error = result.error
+    if error is not None and error.code == "auth_failed":
+        return 3
+    if result.outcome is Outcome.FAILED and error is not None and error.transient:
+        return 5
+    return 1
+
+
+def combine(verdicts: Iterable[int], *, remaining: int = 0) -> int:
+    """The exit code of a run from its results' verdicts (SPEC "Exit codes"; 2 and 4
+    stop a command before it has results, 130 is the caller's): 3, then 1 (payments
+    left unprocessed count as 1), then 5, then 0."""
+    seen = set(verdicts)
+    if 3 in seen:
+        return 3
+    if 1 in seen or remaining:
+        return 1
+    return 5 if 5 in seen else 0
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
+    """Why a payment failed.  ``transient`` marks a cause that trying again later may
+    clear (provider unreachable, timeouts, 5xx, 429 or busy beyond the retry budget):
+    decided from the exception's class where the failure is classified, never from
+    the message; it decides exit 5 and what ``--resume`` tries again."""
+
     code: str | None
     message: str
     http_status: int | None = None
+    transient: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "http_status": self.http_status}
+        return {
+            "code": self.code,
+            "message": self.message,
+            "http_status": self.http_status,
+            "transient": self.transient,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ErrorInfo:
+        return cls(
+            data.get("code"),
+            str(data.get("message", "")),
+            data.get("http_status"),
+            bool(data.get("transient", False)),
+        )
 
 
 @dataclass(frozen=True, slots=True)
