@@ -254,3 +254,23 @@ def test_the_resume_command_is_one_unwrapped_line(tmp_path: Path) -> None:
         (run,) = Journal(tmp_path / "j.sqlite3").runs()
         expected = f"  paycancel --config {config} bulk-cancel --resume {run.run_id} --yes"
         assert expected in err.splitlines()
+
+
+def test_an_interrupted_single_cancel_prints_its_resume_command_on_its_own_line(
+    tmp_path: Path,
+) -> None:
+    with Sandbox(faults=Faults(latency_ms=1500)) as sb:
+        config = write_config(tmp_path / "c.toml", sb.account_config())
+        env = {**os.environ, "PAYCANCEL_DEFAULTS__JOURNAL": str(tmp_path / "j.sqlite3")}
+        args = ["--config", str(config), "cancel", "pay_demopending01", "-a", "hedgepayments"]
+        proc = spawn([*args, "--reason", "r", "--yes"], env)
+        deadline = time.monotonic() + 60
+        while sb.counts[("hedgepayments", "cancel")] < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    (run,) = Journal(tmp_path / "j.sqlite3").runs()
+    lines = err.splitlines()
+    assert lines[-1] == f"  paycancel --config {config} bulk-cancel --resume {run.run_id} --yes"
+    assert lines[-2].startswith("Error: Interrupted while the cancel of pay_demopending01 may")

@@ -86,6 +86,9 @@ def test_lock_held_exit_4_and_wait_with_a_limit(
         dry = cli(*args, "--dry-run", "--json")
         assert dry.code == 0, dry.stderr
         assert dry.json_lines()[-1]["type"] == "summary"
+        checked = cli(*args, "--validate-only", "--json")
+        assert checked.code == 0, checked.stderr
+        assert checked.json_lines()[-1]["type"] == "validation"
     finally:
         holder.release()
     assert sum(n for (_, op), n in sandbox.counts.items() if op == "cancel") == 0

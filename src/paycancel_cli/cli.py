@@ -52,7 +52,7 @@ def arrange_args(group: Any, ctx: Any, args: list[str]) -> list[str]:
 
     def note(name: str, value: str) -> None:
         key = (id(command) if name not in GLOBAL_VALUES else 0, name)
-        if key in seen:
+        if key in seen and not ctx.resilient_parsing:  # (shell completion: never refuse)
             raise UsageError(
                 f"{name} was given twice ({seen[key]} and {value}); give it once. Nothing was sent."
             )
@@ -461,6 +461,9 @@ def cancel(
         from paycancel_cli.bulk import check_confirmable
 
         check_confirmable([acc], yes=yes, live=live, interactive=interactive)
+    # Opened before the prompt (an unusable journal is refused before anyone confirms);
+    # nothing is written to it until the operator has said yes.
+    journal = None if dry_run else Journal(config.journal_path, redact=g.redact)
     began = time.monotonic()
 
     import asyncio
@@ -468,12 +471,11 @@ def cancel(
     started: list[str] = []
     with asyncio.Runner() as runner, running(runner, Session(config, redactor=g.redactor)) as s:
         result = runner.run(core.decide_one(s, acc.name, payment_id, reason=reason))
-        if not dry_run and result.outcome is Outcome.WOULD_CANCEL:
+        if journal is not None and result.outcome is Outcome.WOULD_CANCEL:
             assert result.before is not None
             # Asked outside the event loop: Ctrl-C or end of input here ends the
             # command at once (exit 130), before anything is journaled or sent.
             ask_confirmation(out, acc, result.before, reason=reason, yes=yes, live=live)
-            journal = Journal(config.journal_path, redact=g.redact)
             try:
                 result = runner.run(
                     core.cancel_confirmed(
