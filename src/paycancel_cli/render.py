@@ -746,7 +746,7 @@ class BulkView:
         )
         for r in self.results:
             status = _status_change(r)
-            note = "" if r.error is None else self.out.redact(r.error.message)
+            note = self._why(r)
             sheet.add_row(
                 r.account,
                 r.payment_id,
@@ -799,6 +799,14 @@ class BulkView:
             )
         return sheet
 
+    def _why(self, result: Result) -> str:
+        """The error message, without the "(payment ID)" that names the payment in logs
+        and JSON: its row already does."""
+        if result.error is None:
+            return ""
+        message = result.error.message.removesuffix(f" (payment {result.payment_id})")
+        return self.out.redact(message)
+
     def failures_table(self, summary: Summary) -> Sheet:
         shown = len(summary.failures)
         count = f"{summary.failure_count}"
@@ -820,7 +828,7 @@ class BulkView:
                 r.payment_id,
                 Text(r.outcome.value, style=_OUTCOME_STYLE[r.outcome]),
                 _code(r),
-                "" if r.error is None else self.out.redact(r.error.message),
+                self._why(r),
             )
         if summary.failure_count > shown:
             sheet.note(
