@@ -168,7 +168,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         w.runs["mismatch"] = _bulk(config, BulkRequest(csv=str(mismatch), reason="r", yes=True))
         w.runs["demo"] = _bulk(config, BulkRequest(csv=str(DEMO), reason="demo", yes=True))
         many = tmp / "many.csv"
-        many.write_text("payment_id\n" + "".join(f"pay_gone{n:04d}\n" for n in range(25)))
+        many.write_text("payment_id\n" + "".join(f"pay_gone{n:04d}\n" for n in range(101)))
         w.runs["many"] = _bulk(
             config, BulkRequest(csv=str(many), account="hedgepayments", reason="r", yes=True)
         )
@@ -365,11 +365,17 @@ def test_amount_mismatch_is_not_called_the_providers_reason(world: World) -> Non
 
 def test_many_failures_point_to_runs_show_and_report(world: World) -> None:
     run_id, results, summary = world.runs["many"]
-    assert summary.failure_count == 25 and len(summary.failures) == 20
+    assert summary.failure_count == 101 and len(summary.failures) == 20
+    assert results == []  # more than BulkView.SMALL_RUN: no results table
     for width in WIDTHS:
-        text = render(view_of(results).failures_table(summary), width)
-        assert text.startswith("Not cancelled (25; first 20 shown)")
-        assert f"paycancel runs show {run_id}" in text and "--report" in text
+        view = view_of(results)
+        text = render(view.failures_table(summary), width)
+        assert text.startswith("Not cancelled (101; first 20 shown)")
+        assert re.search(rf"^All 101: paycancel runs show {run_id}\s+or --report PATH$", text, re.M)
+        text = render(view.summary_table(summary), width)
+        assert re.search(
+            rf"^All results: paycancel runs show {run_id}\s+or --report PATH$", text, re.M
+        )
 
 
 # runs and runs show

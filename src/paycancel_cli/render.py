@@ -791,11 +791,12 @@ class BulkView:
         if summary.remaining:
             sheet.note(f"{summary.remaining} not processed yet")
         sheet.note(f"{summary.requests} requests in {summary.duration_s:.1f}s")
-        if summary.total > self.SMALL_RUN:
+        if summary.total > self.SMALL_RUN:  # no results table: say where they are
             sheet.note(
-                "Each payment's result:",
+                "All results:",
                 kept(f"paycancel runs show {summary.run_id}"),
-                "(or --report PATH)",
+                "or",
+                kept("--report PATH"),
             )
         return sheet
 
@@ -834,7 +835,8 @@ class BulkView:
             sheet.note(
                 f"All {summary.failure_count}:",
                 kept(f"paycancel runs show {summary.run_id}"),
-                "or a --report PATH file.",
+                "or",
+                kept("--report PATH"),
             )
         return sheet
 
