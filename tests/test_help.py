@@ -22,7 +22,7 @@ def command_paths() -> list[list[str]]:
     return out
 
 
-@pytest.mark.parametrize("path", command_paths(), ids=" ".join)
+@pytest.mark.parametrize("path", [[], *command_paths()], ids=lambda p: " ".join(p) or "paycancel")
 def test_every_command_has_h_examples_and_plain_metavars(cli: Any, path: list[str]) -> None:
     short = cli(*path, "-h")
     assert short.code == 0
@@ -77,6 +77,7 @@ def test_global_options_after_the_command(
     )
     assert verbose.code == 0, verbose.stderr
     assert "GET " in verbose.stderr  # -v after the command logged the exchange
+    assert cli("runs", "--version").stdout.startswith("paycancel ")
     sandboxed = cli("status", "pay_demopending01", "--sandbox", "--account", "hedgepayments")
     assert sandboxed.code == 0, sandboxed.stderr
     assert "pay_demopending01" in sandboxed.stdout

@@ -824,7 +824,7 @@ def _resume(
     policy: RetryPolicy | None,
     transport: Any,
 ) -> BulkOutcome:
-    from paycancel_cli.journal import Lock, Locks
+    from paycancel_cli.journal import Locks
     from paycancel_cli.session import Session
 
     shaping = {
@@ -874,9 +874,8 @@ def _resume(
     input_lock.take(
         f"input-{(run.input_hash or run_id)[:32]}", f"The input of run {run_id} ({run.input})"
     )
-    run_lock = Lock(config.journal_path, f"run-{run_id}")
     try:
-        run_lock.acquire(what=f"Run {run_id}", wait=request.wait, on_wait=ui.waiting)
+        input_lock.take(f"run-{run_id}", f"Run {run_id}")
         retry = Counter() if dry_run else journal.transient_per_account(run_id)
         per_account = journal.pending_per_account(run_id) + retry
         if not per_account:
@@ -918,5 +917,4 @@ def _resume(
             journal.set_run_status(run_id, status)
         return BulkOutcome(run_id, summary, None, interrupted)
     finally:
-        run_lock.release()
         input_lock.release()

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from paycancel_cli.render import Output
 
 # Global options, accepted before or after the command name (operators type both).
-GLOBAL_FLAGS = frozenset({"--sandbox", "-v", "--verbose", "--no-color", "--debug"})
+GLOBAL_FLAGS = frozenset({"--sandbox", "-v", "--verbose", "--no-color", "--debug", "--version"})
 GLOBAL_VALUES = frozenset({"--config"})
 # Options whose value may be left out (``--wait`` alone waits without a limit).
 OPTIONAL_VALUES = frozenset({"--wait"})
@@ -167,6 +167,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="\b\nExamples:\n"
+    "  paycancel --sandbox bulk-cancel examples/demo.csv --reason demo --yes\n"
+    "  paycancel status ID --account ACCOUNT\n"
+    "  paycancel cancel ID --account ACCOUNT --reason TEXT\n"
+    "  paycancel COMMAND -h   (each command's options and examples)",
 )
 
 

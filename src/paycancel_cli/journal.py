@@ -509,8 +509,15 @@ class Lock:
         self._file: IO[str] | None = None
 
     def acquire(
-        self, *, what: str, wait: float | None = None, on_wait: Waiter | None = None
+        self,
+        *,
+        what: str,
+        wait: float | None = None,
+        on_wait: Waiter | None = None,
+        limit: float | None = None,
     ) -> None:
+        """``limit``: the whole wait the operator asked for, when ``wait`` is what is
+        left of it (several locks share one ``--wait SECONDS``)."""
         handle = open(self.path, "a+")  # noqa: SIM115 - held for the lock's lifetime
         try:
             if not _try_lock(handle):
@@ -520,11 +527,12 @@ class Lock:
                         f"{what} is being worked on by {holder}. Wait for it to finish (or "
                         "pass --wait [SECONDS] to queue behind it); nothing was sent."
                     )
-                limit = "" if wait == math.inf else f" (at most {wait:g} s)"
+                asked = wait if limit is None else limit
+                most = "" if asked == math.inf else f" (at most {asked:g} s)"
                 if on_wait is not None:
                     on_wait(
                         f"Waiting for {holder} to finish with {what[0].lower()}{what[1:]}"
-                        f"{limit}; Ctrl-C stops waiting."
+                        f"{most}; Ctrl-C stops waiting."
                     )
                 deadline = time.monotonic() + wait
                 while not _try_lock(handle):
@@ -532,7 +540,7 @@ class Lock:
                     if left <= 0:
                         raise LockError(
                             f"{what} is still being worked on by {holder} after waiting "
-                            f"{wait:g} s; nothing was sent. Try again later, or wait longer "
+                            f"{asked:g} s; nothing was sent. Try again later, or wait longer "
                             "(--wait SECONDS, or --wait alone for no limit)."
                         )
                     time.sleep(min(self.POLL_S, left))
@@ -575,11 +583,14 @@ class Locks:
         self.wait = wait
         self.on_wait = on_wait
         self.held: list[Lock] = []
+        # One --wait SECONDS covers every lock taken here, not each of them.
+        self.deadline = None if wait is None else time.monotonic() + wait
 
     def take(self, key: str, what: str) -> None:
         lock = Lock(self.journal_path, key)
+        left = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
         try:
-            lock.acquire(what=what, wait=self.wait, on_wait=self.on_wait)
+            lock.acquire(what=what, wait=left, on_wait=self.on_wait, limit=self.wait)
         except LockError:
             self.release()
             raise
