@@ -274,3 +274,34 @@ def test_an_interrupted_single_cancel_prints_its_resume_command_on_its_own_line(
     lines = err.splitlines()
     assert lines[-1] == f"  paycancel --config {config} bulk-cancel --resume {run.run_id} --yes"
     assert lines[-2].startswith("Error: Interrupted while the cancel of pay_demopending01 may")
+
+
+def test_requeue_puts_back_only_transient_failures_read_first_where_sent(tmp_path: Path) -> None:
+    from paycancel_cli.journal import PlanRow
+    from paycancel_cli.models import ErrorInfo, Outcome, Result
+
+    journal = Journal(tmp_path / "j.sqlite3")
+    journal.start_run(
+        "r1", user="u", host="h", command="c", input="i", input_hash="x", reason="r",
+        options={"kind": "bulk", "accounts": ["a"]},
+    )  # fmt: skip
+    journal.plan("r1", [PlanRow("a", "hedgepayments", p, "r", f"k-{p}") for p in "xyzw"])
+    unreachable = ErrorInfo("unavailable", "down", 503, transient=True)
+    for pid, outcome, error, attempts in (
+        ("x", Outcome.FAILED, unreachable, 0),  # failed on its read: nothing sent
+        ("y", Outcome.FAILED, unreachable, 3),  # cancels sent: may have been applied
+        ("z", Outcome.FAILED, ErrorInfo("bad_answer", "unreadable"), 1),  # a person looks
+        ("w", Outcome.NOT_CANCELLABLE, ErrorInfo("paid", "paid"), 0),
+    ):
+        journal.mark_done(
+            Result("r1", "a", "hedgepayments", pid, outcome, error=error, attempts=attempts)
+        )
+    assert journal.transient_per_account("r1") == {"a": 2}
+    assert journal.requeue_transient("r1") == 2
+    states = {row.payment_id: (row.state, row.outcome) for row in journal.payments("r1")}
+    assert states == {
+        "x": ("planned", None),
+        "y": ("in_flight", None),
+        "z": ("done", Outcome.FAILED),
+        "w": ("done", Outcome.NOT_CANCELLABLE),
+    }

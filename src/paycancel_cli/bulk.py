@@ -879,6 +879,8 @@ def _resume(
         retry = Counter() if dry_run else journal.transient_per_account(run_id)
         per_account = journal.pending_per_account(run_id) + retry
         if not per_account:
+            if run.status != "completed":  # stopped just after its last payment
+                journal.set_run_status(run_id, "completed")
             return BulkOutcome(run_id, summarize(journal, run_id), None, finished=True)
         if not dry_run:
             plan = Plan(
