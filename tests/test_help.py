@@ -122,8 +122,9 @@ def test_arrange_args_keeps_option_values_in_place() -> None:
             "Error: --account was given twice (a and b); give it once. Nothing was sent.",
         ),
         (
-            ["cancel", "X", "-a", "flex", "--reason", "x", "-a", "flexportal"],
-            "Error: -a was given twice (flex and flexportal); give it once. Nothing was sent.",
+            ["cancel", "X", "-a", "flex", "--reason", "x", "--account", "flexportal"],
+            "Error: --account was given twice (flex and flexportal); give it once. "
+            "Nothing was sent.",
         ),
         (
             ["--config", "a.toml", "runs", "--config", "b.toml"],

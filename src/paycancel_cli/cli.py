@@ -47,14 +47,17 @@ def arrange_args(group: Any, ctx: Any, args: list[str]) -> list[str]:
     command: Any = group
     values: set[str] = set(GLOBAL_VALUES)
     optional: set[str] = set()
+    canon: dict[str, str] = {n: n for n in GLOBAL_VALUES}  # -a -> --account
     seen: dict[tuple[int, str], str] = {}
     i = 0
 
     def note(name: str, value: str) -> None:
-        key = (id(command) if name not in GLOBAL_VALUES else 0, name)
+        option = canon.get(name, name)
+        key = (id(command) if option not in GLOBAL_VALUES else 0, option)
         if key in seen and not ctx.resilient_parsing:  # (shell completion: never refuse)
             raise UsageError(
-                f"{name} was given twice ({seen[key]} and {value}); give it once. Nothing was sent."
+                f"{option} was given twice ({seen[key]} and {value}); give it once. "
+                "Nothing was sent."
             )
         seen[key] = value
 
@@ -67,6 +70,7 @@ def arrange_args(group: Any, ctx: Any, args: list[str]) -> list[str]:
                 continue
             names = [o for o in param.opts if o.startswith("-")]
             takes.update(names)
+            canon.update(dict.fromkeys(names, max(names, key=len)))
             if param.multiple:
                 multi.update(names)
             opt.update(n for n in names if n in OPTIONAL_VALUES)
