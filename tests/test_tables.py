@@ -536,3 +536,13 @@ def test_status_of_a_bad_answer_is_not_called_not_found(
     assert re.search(r"^hedgepayments test +pay_demopending01 +failed +no: .*HTML page",
                      res.stdout, re.M), res.stdout  # fmt: skip
     assert re.search(r"^hedgepayments test +pay_missing01 +not found +no: ", res.stdout, re.M)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_about_to_cancel(world: World, width: int | None) -> None:
+    line = next(ln for ln in world.statuses["vipps"] if ln.payment_id == "demo-partcapture-0001")
+    assert line.payment is not None
+    text = render(output().plan_table(line.payment, False, "early return"), width)
+    check(text, width, ["demo-partcapture-0001", "10.00 NOK", "7.50 NOK"])
+    assert re.search(r"^to be released +7\.50 NOK$", text, re.M), text
+    assert re.search(r"^status +partially_captured \(AUTHORIZED\)$", text, re.M), text

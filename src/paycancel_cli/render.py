@@ -99,6 +99,8 @@ class Sheet:
         yield from self.lines(console, options.max_width)
 
     def lines(self, console: Console, width: int) -> list[Text]:
+        if not self.rows:
+            return []
         plain = not console.is_terminal
         cols = [i for i in range(len(self.cols)) if any(r[i].plain.strip() for r in self.rows)]
         title = self.title.copy()
@@ -108,8 +110,6 @@ class Sheet:
                     title.append(" · ")
                     title.append_text(self.rows[0][i])
                     cols.remove(i)
-        if not self.rows:
-            return []
         title.stylize("bold")
         out = [title] if title.plain else []
         if plain:
@@ -430,9 +430,8 @@ class Output:
         sheet.add_row("payment id", kept(payment.payment_id))
         sheet.add_row("status", _status(payment))
         sheet.add_row("amount", kept(money(payment.amount)))
-        remaining = _remaining(payment)
-        if remaining is not None:
-            sheet.add_row("to be released", kept(str(remaining)))
+        if payment.authorized is not None and payment.authorized.value:  # aggregates
+            sheet.add_row("to be released", kept(money(payment.releasable())))
         sheet.add_row("reason", self.redact(reason))
         return sheet
 
@@ -545,12 +544,6 @@ def _change(before: Money | None, after: Money | None) -> str:
         return ""
     sign = "+" if delta > 0 else "-"
     return f"{sign}{Money(abs(delta), after.currency)}"
-
-
-def _remaining(payment: Payment) -> Money | None:
-    if payment.authorized is None or payment.authorized.value == 0:
-        return None
-    return payment.releasable()
 
 
 class _ProgressLine:
