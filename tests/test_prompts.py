@@ -47,20 +47,13 @@ def cancels_seen(sb: Sandbox) -> int:
     return sum(n for (_, op), n in sb.counts.items() if op == "cancel")
 
 
-def run_to_prompt(args: list[str], prompt: str) -> PtyProcess:
+def back_out_at(args: list[str], prompt: str, key: bytes, sandbox: Sandbox) -> None:
+    """Run paycancel on a terminal up to ``prompt``, type ``key``; it must end with 130
+    at once, the sandbox must have seen no cancel and the journal hold nothing in flight."""
     proc = PtyProcess(args, dict(os.environ))
-    shown = proc.read_until(prompt)
-    assert prompt in shown, shown
-    return proc
-
-
-@pytest.mark.parametrize("key", [CTRL_C, CTRL_D], ids=["ctrl-c", "end-of-input"])
-def test_cancel_prompt_backs_out_at_once(tmp_path: Path, sandbox: Sandbox, key: bytes) -> None:
-    config = write_config(tmp_path / "sb.toml", sandbox.account_config())
-    journal = Path(os.environ["PAYCANCEL_DEFAULTS__JOURNAL"])
-    args = ["--config", str(config), "cancel", "fpi_demo_requires_action_01"]
-    proc = run_to_prompt([*args, "--account", "flex", "--reason", "x"], "[y/N]")
     try:
+        shown = proc.read_until(prompt)
+        assert prompt in shown, shown
         proc.type(key)
         assert proc.wait(EXIT_WITHIN_S) == 130, proc.output
         if key == CTRL_D:  # (after Ctrl-C the terminal itself may drop output in flight)
@@ -68,59 +61,43 @@ def test_cancel_prompt_backs_out_at_once(tmp_path: Path, sandbox: Sandbox, key: 
     finally:
         proc.close()
     assert cancels_seen(sandbox) == 0
-    assert in_flight_payments(journal) == 0
+    assert in_flight_payments(Path(os.environ["PAYCANCEL_DEFAULTS__JOURNAL"])) == 0
 
 
-@pytest.mark.parametrize("key", [CTRL_C, CTRL_D], ids=["ctrl-c", "end-of-input"])
+KEYS = pytest.mark.parametrize("key", [CTRL_C, CTRL_D], ids=["ctrl-c", "end-of-input"])
+
+
+@KEYS
+def test_cancel_prompt_backs_out_at_once(tmp_path: Path, sandbox: Sandbox, key: bytes) -> None:
+    config = write_config(tmp_path / "sb.toml", sandbox.account_config())
+    args = ["--config", str(config), "cancel", "fpi_demo_requires_action_01"]
+    back_out_at([*args, "--account", "flex", "--reason", "x"], "[y/N]", key, sandbox)
+
+
+@KEYS
 def test_live_typed_name_prompt_backs_out_at_once(
     tmp_path: Path, sandbox: Sandbox, key: bytes
 ) -> None:
     fields = {**sandbox.account_config()["flexportal"], "environment": "live"}
     config = write_config(tmp_path / "live.toml", {"portal_live": fields})
-    journal = Path(os.environ["PAYCANCEL_DEFAULTS__JOURNAL"])
     args = ["--config", str(config), "cancel", "fpay_demo_pending_01", "--reason", "x"]
-    proc = run_to_prompt(args, "type the account name (portal_live)")
-    try:
-        proc.type(key)
-        assert proc.wait(EXIT_WITHIN_S) == 130, proc.output
-    finally:
-        proc.close()
-    assert cancels_seen(sandbox) == 0
-    assert in_flight_payments(journal) == 0
+    back_out_at(args, "type the account name (portal_live)", key, sandbox)
 
 
-@pytest.mark.parametrize("key", [CTRL_C, CTRL_D], ids=["ctrl-c", "end-of-input"])
+@KEYS
 def test_bulk_prompt_backs_out_at_once(tmp_path: Path, sandbox: Sandbox, key: bytes) -> None:
     config = write_config(tmp_path / "sb.toml", sandbox.account_config())
-    journal = Path(os.environ["PAYCANCEL_DEFAULTS__JOURNAL"])
     csv = tmp_path / "ids.csv"
     csv.write_text(
         "account,payment_id\nflex,fpi_demo_requires_action_01\nflexportal,fpay_demo_pending_01\n"
     )
     args = ["--config", str(config), "bulk-cancel", str(csv), "--reason", "x"]
-    proc = run_to_prompt(args, "[y/N]")
-    try:
-        proc.type(key)
-        assert proc.wait(EXIT_WITHIN_S) == 130, proc.output
-        if key == CTRL_D:  # (after Ctrl-C the terminal itself may drop output in flight)
-            assert "Stopped at the prompt; nothing was sent." in proc.output.decode()
-    finally:
-        proc.close()
-    assert cancels_seen(sandbox) == 0
-    assert in_flight_payments(journal) == 0
+    back_out_at(args, "[y/N]", key, sandbox)
 
 
 def test_bulk_subscription_prompt_backs_out_at_once(tmp_path: Path, sandbox: Sandbox) -> None:
     """The plan of a subscription run is built from list pages (network) before it is
     shown: the prompt still sits outside the event loop."""
     config = write_config(tmp_path / "sb.toml", sandbox.account_config())
-    journal = Path(os.environ["PAYCANCEL_DEFAULTS__JOURNAL"])
     args = ["--config", str(config), "bulk-cancel", "--subscription", "rent_demo_01"]
-    proc = run_to_prompt([*args, "--account", "flexportal", "--reason", "x"], "[y/N]")
-    try:
-        proc.type(CTRL_C)
-        assert proc.wait(EXIT_WITHIN_S) == 130, proc.output
-    finally:
-        proc.close()
-    assert cancels_seen(sandbox) == 0
-    assert in_flight_payments(journal) == 0
+    back_out_at([*args, "--account", "flexportal", "--reason", "x"], "[y/N]", CTRL_C, sandbox)
