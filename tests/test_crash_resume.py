@@ -56,12 +56,13 @@ KILL_POINTS: dict[str, tuple[Faults, Callable[[Sandbox], bool]]] = {
         Faults(latency_ms=20),
         lambda sb: sum(sb.cancel_commits.values()) >= 20,
     ),
-    # before any cancel: only reads so far
+    # before any cancel: only reads so far (the run reads first: --read-first)
     "during the first reads": (
         Faults(latency_ms=200),
         lambda sb: sb.counts[("hedgepayments", "get")] >= 1,
     ),
 }
+READ_FIRST = {"during the first reads"}
 
 
 @pytest.mark.timeout(120)
@@ -93,6 +94,7 @@ def test_sigkill_then_resume_cancels_each_payment_exactly_once(tmp_path: Path, p
                 "--json",
                 "--concurrency",
                 "4",
+                *(["--read-first"] if point in READ_FIRST else []),
             ],
             env,
         )

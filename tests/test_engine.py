@@ -28,10 +28,12 @@ class FakeFlexPortal:
     def __init__(self, *, post: list[Callable[[FakeFlexPortal], httpx.Response]]) -> None:
         self.status = "pending"
         self.posts = 0
+        self.gets = 0
         self.post_script = post
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         if request.method == "GET":
+            self.gets += 1
             return json_response(200, {"success": True, "payment": {**FP, "status": self.status}})
         self.posts += 1
         step = self.post_script.pop(0)
@@ -149,3 +151,63 @@ def test_backoff_honours_retry_after_and_the_vipps_floor() -> None:
     vipps = asyncio.run(make("vipps"))
     assert vipps._cancel_backoff(ProviderUnavailable("down")) == 12.0
     assert vipps._cancel_backoff(RateLimited("slow", retry_after=30.0)) >= 30.0
+
+
+# -- cancel first (bulk CSV mode) ---------------------------------------------------------
+
+
+def test_cancel_first_sends_one_request_and_implies_the_before() -> None:
+    journaled: list[Payment | None] = []
+
+    async def record(target: Target, key: str, before: Payment | None) -> None:
+        journaled.append(before)
+
+    fake = FakeFlexPortal(post=[commit_ok])
+    result = run(fake, cancel_first=True, before_send=record)
+    assert result.outcome is Outcome.CANCELLED and (fake.gets, fake.posts) == (0, 1)
+    assert journaled == [None]  # in flight, with no before, before the cancel
+    assert result.before is not None and result.before.cancelable
+    assert result.before.native_status == "implied by the cancel answer"
+    assert result.released() == Money(Decimal(10), "EUR")
+
+
+@pytest.mark.parametrize(
+    ("code", "becomes", "outcome"),
+    [
+        ("ALREADY_CANCELLED", "cancelled", Outcome.ALREADY_CANCELLED),
+        ("ALREADY_PAID", "paid", Outcome.NOT_CANCELLABLE),
+        ("PAYMENT_PROCESSING", "processing", Outcome.NOT_CANCELLABLE),
+    ],
+)
+def test_cancel_first_refusal_classified_by_its_code_needs_no_read(
+    code: str, becomes: str, outcome: Outcome
+) -> None:
+    fake = FakeFlexPortal(post=[error(400, code, becomes=becomes)])
+    result = run(fake, cancel_first=True)
+    assert result.outcome is outcome and (fake.gets, fake.posts) == (0, 1)
+    if outcome is Outcome.NOT_CANCELLABLE:
+        assert result.error is not None and result.error.code == code
+
+
+def test_cancel_first_lost_answer_is_read_back_not_sent_again() -> None:
+    fake = FakeFlexPortal(post=[commit_then_drop])
+    result = run(fake, cancel_first=True)
+    assert result.outcome is Outcome.CANCELLED and (fake.gets, fake.posts) == (1, 1)
+    assert result.after is not None and result.after.native_status == "cancelled"
+
+
+def test_cancel_first_5xx_reads_then_resends_with_the_read_as_before() -> None:
+    fake = FakeFlexPortal(post=[error(503, "UNAVAILABLE"), commit_ok])
+    result = run(fake, cancel_first=True)
+    assert result.outcome is Outcome.CANCELLED and (fake.gets, fake.posts) == (1, 2)
+    assert result.before is not None and result.before.native_status == "pending"
+
+
+def test_cancel_first_is_off_for_a_guard_and_a_dry_run() -> None:
+    fake = FakeFlexPortal(post=[commit_ok])
+    target = Target("flexportal", "p1", "why", expected_amount=Money(Decimal(10), "EUR"))
+    assert run(fake, target, cancel_first=True).outcome is Outcome.CANCELLED
+    assert (fake.gets, fake.posts) == (1, 1)
+    dry = FakeFlexPortal(post=[])
+    assert run(dry, cancel_first=True, dry_run=True).outcome is Outcome.WOULD_CANCEL
+    assert (dry.gets, dry.posts) == (1, 0)

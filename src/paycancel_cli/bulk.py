@@ -9,6 +9,10 @@ Invariants:
 - At most ``concurrency`` payments are in flight; each account's requests pass its
   client-side rate limiter (in ``httpclient``).
 - A payment's ``in_flight`` mark is committed before its cancel is sent; ``done`` after.
+- CSV rows are cancelled first (no read) where the adapter declares
+  ``Capability.CANCEL_FIRST`` and nothing needs the before state (the engine decides
+  per payment); ``--read-first`` reads every payment first.  The run's options keep the
+  mode, so a resume follows it.
 - On ``stop`` no new payment starts; those in flight finish and are recorded.
 - A journal failure stops the run (fail closed) and is raised after in-flight work ends;
   any other unexpected exception fails its one payment and the run goes on.
@@ -35,6 +39,7 @@ from paycancel_cli.csvinput import Row, Validation
 from paycancel_cli.engine import (
     AUTH_FAILED,
     Canceller,
+    InFlight,
     RetryPolicy,
     Target,
     idempotency_key,
@@ -170,12 +175,13 @@ async def execute(
     on_result: Callable[[Result], None],
     policy: RetryPolicy | None = None,
     resumed: bool = False,
+    read_first: bool = False,
 ) -> Execution:
     state = Execution()
     queue: asyncio.Queue[PaymentRow | None] = asyncio.Queue(maxsize=concurrency * 2)
     fatal: list[BaseException] = []
 
-    async def in_flight(target: Target, key: str, before: Payment) -> None:
+    async def in_flight(target: Target, key: str, before: Payment | None) -> None:
         journal.mark_in_flight(run_id, target.account, target.payment_id, before)
 
     async def new_key(target: Target, key: str) -> None:
@@ -191,6 +197,7 @@ async def execute(
                 policy=policy,
                 dry_run=dry_run,
                 before_send=in_flight,
+                cancel_first=not read_first,  # where the adapter declares it can
                 on_new_key=new_key,
             )
         return cancellers[account]
@@ -219,12 +226,13 @@ async def execute(
                 ),
                 idempotency_key=row.idempotency_key,
             )
-        # A resumed run reads every payment again: a list page's state may be stale.
+        # A resumed run does not trust a list page (its state may be stale): the payment
+        # is read again, or cancelled first where the adapter's answer classifies.
         known = None if resumed else row.known
         target = Target(row.account, row.payment_id, row.reason, row.expected, known)
-        uncertain = row.before if row.state == "in_flight" else None
+        in_flight = InFlight(row.before) if row.state == "in_flight" else None
         result = await canceller(row.account).process(
-            target, key=row.idempotency_key, uncertain=uncertain
+            target, key=row.idempotency_key, in_flight=in_flight
         )
         if result.error is not None and result.error.code == AUTH_FAILED:
             state.dead_accounts.add(row.account)
@@ -456,6 +464,7 @@ class BulkRequest:
     max_payments: int | None = None
     resume: str | None = None
     wait: float | None = None  # seconds to wait for a lock; None: refuse at once
+    read_first: bool = False
     command: str = "paycancel bulk-cancel"
 
 
@@ -698,6 +707,7 @@ def run_bulk(
                         "accounts": sorted(per_account),
                         "live": any(plan.live.values()),
                         "sandbox": config.sandbox,
+                        "read_first": request.read_first,
                         **({"subscriptions": plan.subscriptions} if subscriptions else {}),
                     },
                 )
@@ -731,6 +741,7 @@ def run_bulk(
                             resumed=False,
                             policy=policy,
                             dry_run=request.dry_run,
+                            read_first=request.read_first,
                         )
                     )
                     status = "interrupted" if interrupted else "completed"
@@ -779,6 +790,7 @@ async def _execute_and_summarize(
     resumed: bool,
     policy: RetryPolicy | None,
     dry_run: bool,
+    read_first: bool,
 ) -> tuple[Summary, bool]:
     started = time.monotonic()
     pending = journal.count_pending(run_id)
@@ -804,6 +816,7 @@ async def _execute_and_summarize(
             on_result=ui.result,
             policy=policy,
             resumed=resumed,
+            read_first=read_first,
         )
     finally:
         for sig in installed:
@@ -836,6 +849,7 @@ def _resume(
         "--skip-invalid": request.skip_invalid,
         "--max-payments": request.max_payments is not None,
         "--account": request.account,
+        "--read-first": request.read_first,
     }
     given = [name for name, value in shaping.items() if value]
     if given:
@@ -909,6 +923,7 @@ def _resume(
                     resumed=True,
                     policy=policy,
                     dry_run=dry_run,
+                    read_first=bool(run.options.get("read_first")),
                 )
 
         status = "interrupted"

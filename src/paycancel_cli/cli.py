@@ -683,6 +683,15 @@ def bulk_cancel(
             "(at most SECONDS, then exit 4).",
         ),
     ] = None,
+    read_first: Annotated[
+        bool,
+        typer.Option(
+            "--read-first",
+            help="Read each CSV payment before its cancel: the exact before state, at one "
+            "more request per payment (by default a cancel goes first where the provider's "
+            "answer tells what happened).",
+        ),
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Cancel many payments from a CSV or from subscriptions' open payments.  The input is
@@ -716,6 +725,7 @@ def bulk_cancel(
         max_payments=max_payments,
         resume=resume,
         wait=wait_limit(wait),
+        read_first=read_first,
         command=" ".join(["paycancel", *sys.argv[1:]]),
     )
     view = BulkView(

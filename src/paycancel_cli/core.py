@@ -130,7 +130,7 @@ async def cancel_confirmed(
         [PlanRow(account, provider.key, payment_id, reason, key, known=decided.before)],
     )
 
-    async def in_flight(target: Target, _key: str, before: Payment) -> None:
+    async def in_flight(target: Target, _key: str, before: Payment | None) -> None:
         journal.mark_in_flight(run_id, target.account, target.payment_id, before)
 
     async def new_key(target: Target, fresh: str) -> None:

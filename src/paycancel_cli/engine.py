@@ -5,6 +5,14 @@ check the guard (expected amount) and whether it can be cancelled, then cancel w
 a deterministic idempotency key, retrying 429, 5xx and network errors with backoff
 from stamina (honouring the provider's Retry-After or rate-limit reset).
 
+Cancel first: a ``Canceller`` made with ``cancel_first`` (bulk runs from a CSV) sends
+the cancel without reading first when the adapter declares ``Capability.CANCEL_FIRST``
+and nothing needs the before state (no expected amount, not a dry run, not a payment
+left in flight).  The answer then decides: a success is ``cancelled`` (its before is
+what the answer implies: open and cancelable, see ``implied_before``), a refusal whose
+answer says what the payment is needs no read, and any other refusal is classified by
+one read after it (that read is the before state: a refusal changes nothing).
+
 Invariants:
 - An outcome is what the provider confirmed: ``cancelled`` only from a successful
   cancel answer, or from a read-back that shows the payment released after a cancel
@@ -14,7 +22,16 @@ Invariants:
 - ``before_send`` (the journal's in-flight record) runs before the first cancel
   request; if it raises, nothing is sent.  ``on_new_key`` records a fresh idempotency
   key before the retry that carries it (a provider that keeps a transient refusal
-  under the key, Vipps 6160); the result names the key last sent.
+  under the key, Vipps 6160); the result names the key last sent.  The before state
+  journaled is None when no read came first.
+- A lost answer with no before state: a read that shows the payment still open means
+  the cancel did not land (it is re-sent with the same key).  A read that shows it
+  cancelled cannot say by whom; where the adapter's cancels carry an idempotency key
+  the cancel is re-sent with the same key, whose answer is the first one again (a
+  success: ours; a refusal saying already cancelled: not ours).  Without a key the
+  payment counts as cancelled by this run, as a read-back after a lost answer always
+  has; it could be wrong only for a payment cancelled before this run's cancel was
+  sent, which ``--read-first`` rules out at the cost of one read per payment.
 - Any unexpected exception while reading or cancelling one payment fails that payment
   (``failed``, naming the provider, the payment and what went wrong); only a
   ``JournalError`` leaves ``process``, because the run must stop when it cannot record.
@@ -51,6 +68,12 @@ from paycancel_cli.models import ErrorInfo, Money, Outcome, Payment, PaymentStat
 
 if TYPE_CHECKING:
     from paycancel_cli.providers.base import Provider
+
+# Capability names as the adapters declare them (providers.base.Capability is a
+# StrEnum); compared as strings so that importing the engine imports no adapter code.
+CANCEL_FIRST = "cancel_first"
+IDEMPOTENCY_KEY = "idempotency_key"
+IMPLIED = "implied by the cancel answer"
 
 log = logging.getLogger("paycancel.retry")
 
@@ -109,7 +132,14 @@ class Target:
     known: Payment | None = None  # the before state when a list page gave it
 
 
-BeforeSend = Callable[[Target, str, Payment], Awaitable[None]]
+@dataclass(frozen=True)
+class InFlight:
+    """A cancel journaled as in flight whose answer was never recorded (a crash)."""
+
+    before: Payment | None  # None: the cancel was sent without a read first
+
+
+BeforeSend = Callable[[Target, str, Payment | None], Awaitable[None]]
 OnNewKey = Callable[[Target, str], Awaitable[None]]
 
 
@@ -120,13 +150,29 @@ def was_cancelled(payment: Payment) -> bool:
     return not payment.cancelable and payment.cancelled is not None and payment.cancelled.value > 0
 
 
-def released(before: Payment, now: Payment) -> bool:
-    """True when ``now`` shows a release that ``before`` did not."""
+def released(before: Payment | None, now: Payment) -> bool:
+    """True when ``now`` shows a release that ``before`` did not (with no before: when
+    ``now`` shows the payment released at all)."""
+    if before is None:
+        return was_cancelled(now)
     if now.status is PaymentStatus.CANCELLED and before.status is not PaymentStatus.CANCELLED:
         return True
     if now.cancelled is not None and before.cancelled is not None:
         return now.cancelled.value > before.cancelled.value and not now.cancelable
     return False
+
+
+def implied_before(after: Payment) -> Payment:
+    """The before state a successful cancel answer implies when nothing was read first:
+    the same payment, open and cancelable, with nothing cancelled yet."""
+    return replace(
+        after,
+        status=PaymentStatus.PENDING,
+        native_status=IMPLIED,
+        cancelable=True,
+        why_not=None,
+        cancelled=None,
+    )
 
 
 def amount_mismatch(expected: Money, payment: Payment) -> str | None:
@@ -153,6 +199,7 @@ class Canceller:
         dry_run: bool = False,
         before_send: BeforeSend | None = None,
         on_new_key: OnNewKey | None = None,
+        cancel_first: bool = False,
     ) -> None:
         self.provider = provider
         self.run_id = run_id
@@ -160,6 +207,8 @@ class Canceller:
         self.dry_run = dry_run
         self.before_send = before_send
         self.on_new_key = on_new_key
+        self.cancel_first = cancel_first and CANCEL_FIRST in provider.capabilities
+        self.replays = IDEMPOTENCY_KEY in provider.capabilities
 
     async def read(self, payment_id: str) -> Payment:
         """Read one payment, retrying transient failures."""
@@ -168,11 +217,15 @@ class Canceller:
                 return await self.provider.get(payment_id)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def reads_first(self, target: Target) -> bool:
+        """Whether ``target`` is read before its cancel (when no list page gave it)."""
+        return not self.cancel_first or self.dry_run or target.expected_amount is not None
+
     async def process(
-        self, target: Target, *, key: str, uncertain: Payment | None = None
+        self, target: Target, *, key: str, in_flight: InFlight | None = None
     ) -> Result:
         """``_process``, with every error message naming its payment."""
-        result = await self._process(target, key=key, uncertain=uncertain)
+        result = await self._process(target, key=key, in_flight=in_flight)
         error = result.error
         if error is not None and target.payment_id not in error.message:
             named = f"{error.message} (payment {target.payment_id})"
@@ -180,13 +233,14 @@ class Canceller:
         return result
 
     async def _process(
-        self, target: Target, *, key: str, uncertain: Payment | None = None
+        self, target: Target, *, key: str, in_flight: InFlight | None = None
     ) -> Result:
         """Decide and, unless dry-run, cancel one payment.
 
-        ``uncertain`` is the before state journaled for a cancel whose answer was never
-        recorded (a crash mid-flight): the payment is read first and, if released
-        since, counted as cancelled by this run.
+        ``in_flight`` marks a cancel journaled as sent whose answer was never recorded
+        (a crash mid-flight): the payment is read first and, if released since, counted
+        as cancelled by this run (see the module's invariants when no before was
+        journaled).
         """
         base = Result(
             run_id=self.run_id,
@@ -197,17 +251,14 @@ class Canceller:
             idempotency_key=None if self.dry_run else key,
         )
         try:
-            before = target.known if uncertain is None and target.known else None
-            if before is None:
+            if in_flight is not None:
+                return await self._resume(target, key, in_flight, base)
+            before = target.known
+            if before is None and self.reads_first(target):
                 before = await self.read(target.payment_id)
-            if uncertain is not None and released(uncertain, before):
-                return replace(base, outcome=Outcome.CANCELLED, before=uncertain, after=before)
-            verdict = self._decide(target, before)
-            if verdict is not None:
-                return replace(base, before=before, outcome=verdict[0], error=verdict[1])
-            if self.dry_run:
-                return replace(base, outcome=Outcome.WOULD_CANCEL, before=before)
-            return await self._cancel(target, key, before, replace(base, before=before))
+            if before is None:
+                return await self._cancel(target, key, None, base)
+            return await self._decide_and_cancel(target, key, before, base)
         except NotFound as exc:
             return replace(base, outcome=Outcome.NOT_FOUND, error=_info(exc))
         except InputError as exc:
@@ -225,6 +276,36 @@ class Canceller:
         except Exception as exc:
             return replace(base, error=unexpected_error(self.provider.title, target, exc))
 
+    async def _decide_and_cancel(
+        self, target: Target, key: str, before: Payment, base: Result
+    ) -> Result:
+        verdict = self._decide(target, before)
+        if verdict is not None:
+            return replace(base, before=before, outcome=verdict[0], error=verdict[1])
+        if self.dry_run:
+            return replace(base, outcome=Outcome.WOULD_CANCEL, before=before)
+        return await self._cancel(target, key, before, replace(base, before=before))
+
+    async def _resume(self, target: Target, key: str, in_flight: InFlight, base: Result) -> Result:
+        now = await self.read(target.payment_id)
+        if in_flight.before is not None:
+            if released(in_flight.before, now):
+                return replace(base, outcome=Outcome.CANCELLED, before=in_flight.before, after=now)
+            return await self._decide_and_cancel(target, key, now, base)
+        if now.cancelable or not was_cancelled(now):
+            # Still open: the cancel did not land (re-sent with the same key); or not
+            # cancellable for another reason: decided from the read, as today.
+            return await self._decide_and_cancel(target, key, now, base)
+        return await self._attribute(target, key, now, base)
+
+    async def _attribute(self, target: Target, key: str, now: Payment, base: Result) -> Result:
+        """``now`` shows cancelled after a cancel of ours with no before state whose
+        answer was lost: whose cancel was it?"""
+        if self.replays and not self.dry_run:
+            # The same key gets the first answer again: a success says it was ours.
+            return await self._cancel(target, key, None, base, probe=now)
+        return replace(base, outcome=Outcome.CANCELLED, before=implied_before(now), after=now)
+
     def _decide(self, target: Target, before: Payment) -> tuple[Outcome, ErrorInfo | None] | None:
         if target.expected_amount is not None:
             problem = amount_mismatch(target.expected_amount, before)
@@ -237,7 +318,18 @@ class Canceller:
         why = before.why_not or f"status {before.native_status}"
         return Outcome.NOT_CANCELLABLE, ErrorInfo(before.native_status, why)
 
-    async def _cancel(self, target: Target, key: str, before: Payment, base: Result) -> Result:
+    async def _cancel(
+        self,
+        target: Target,
+        key: str,
+        before: Payment | None,
+        base: Result,
+        *,
+        probe: Payment | None = None,
+    ) -> Result:
+        """Send the cancel (retrying) and classify the answer.  ``before`` is None when
+        no read came first; ``probe`` is the read that showed the payment cancelled when
+        this send only asks the provider, by our key, whose cancel that was."""
         if self.before_send is not None:
             await self.before_send(target, key, before)
         attempts = 0
@@ -253,14 +345,28 @@ class Canceller:
                         base = replace(base, idempotency_key=key)
                     if uncertain:
                         now = await self.read(target.payment_id)
-                        if released(before, now):
+                        if before is None and now.cancelable:
+                            before = now  # the lost cancel did not land: now we know
+                        elif before is None and probe is None and was_cancelled(now):
+                            found = await self._attribute(target, key, now, base)
+                            return replace(found, attempts=attempts + found.attempts)
+                        elif released(before, now):
                             return replace(
-                                base, outcome=Outcome.CANCELLED, after=now, attempts=attempts
+                                base,
+                                outcome=Outcome.CANCELLED,
+                                before=before or implied_before(now),
+                                after=now,
+                                attempts=attempts,
                             )
-                        if not now.cancelable:
+                        elif not now.cancelable:
                             outcome, error = self._decide(target, now) or (Outcome.FAILED, None)
                             return replace(
-                                base, outcome=outcome, after=now, error=error, attempts=attempts
+                                base,
+                                outcome=outcome,
+                                before=before or now,
+                                after=now,
+                                error=error,
+                                attempts=attempts,
                             )
                         uncertain = False
                     attempts += 1
@@ -285,16 +391,22 @@ class Canceller:
                         raise ProviderUnavailable(
                             info.message, code=info.code, ambiguous=True
                         ) from None
+                    shown = before or implied_before(after)
                     if after.cancelable and not released(before, after):
                         # The provider said yes but the payment still shows something to
                         # release: confirmed only by a read-back, never assumed.
                         now = await self.read(target.payment_id)
                         if released(before, now):
                             return replace(
-                                base, outcome=Outcome.CANCELLED, after=now, attempts=attempts
+                                base,
+                                outcome=Outcome.CANCELLED,
+                                before=before or implied_before(now),
+                                after=now,
+                                attempts=attempts,
                             )
                         return replace(
                             base,
+                            before=before or now,
                             after=now,
                             attempts=attempts,
                             error=ErrorInfo(
@@ -304,36 +416,15 @@ class Canceller:
                                 f"{target.payment_id} --account {target.account}`",
                             ),
                         )
-                    return replace(base, outcome=Outcome.CANCELLED, after=after, attempts=attempts)
+                    return replace(
+                        base,
+                        outcome=Outcome.CANCELLED,
+                        before=shown,
+                        after=after,
+                        attempts=attempts,
+                    )
         except NotCancellable as exc:
-            # The state changed since the read: find out how.
-            now = await self.read(target.payment_id)
-            if ever_uncertain and released(before, now):
-                return replace(base, outcome=Outcome.CANCELLED, after=now, attempts=attempts)
-            if exc.already_cancelled or was_cancelled(now):
-                return replace(
-                    base, outcome=Outcome.ALREADY_CANCELLED, after=now, attempts=attempts
-                )
-            if now.cancelable:
-                # Refused, yet the payment still shows something to cancel: the refusal
-                # was not about its state (a bad request), so a person must look.
-                return replace(
-                    base,
-                    after=now,
-                    attempts=attempts,
-                    error=ErrorInfo(
-                        exc.code,
-                        f"{exc.message}; the payment is still {now.native_status}",
-                        exc.http_status,
-                    ),
-                )
-            return replace(
-                base,
-                outcome=Outcome.NOT_CANCELLABLE,
-                after=now,
-                error=_info(exc),
-                attempts=attempts,
-            )
+            return await self._refused(target, exc, before, probe, base, attempts, ever_uncertain)
         except (RateLimited, ProviderUnavailable, Busy) as exc:
             error = _info(exc)
             if ever_uncertain:
@@ -345,14 +436,67 @@ class Canceller:
                     exc.http_status,
                     transient=True,
                 )
-            return replace(base, error=error, attempts=attempts)
+            return replace(base, before=before, error=error, attempts=attempts)
         except JournalError:
             raise
         except PaycancelError as exc:
             if isinstance(exc, AuthError | NotFound):
                 raise
-            return replace(base, error=_info(exc), attempts=attempts)
+            return replace(base, before=before, error=_info(exc), attempts=attempts)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _refused(
+        self,
+        target: Target,
+        exc: NotCancellable,
+        before: Payment | None,
+        probe: Payment | None,
+        base: Result,
+        attempts: int,
+        ever_uncertain: bool,
+    ) -> Result:
+        done = replace(base, attempts=attempts)
+        if probe is not None:
+            if exc.already_cancelled:
+                # Our key's first answer was this refusal (or our first cancel never
+                # arrived): the payment was cancelled before, not by this run.
+                return replace(done, outcome=Outcome.ALREADY_CANCELLED, before=probe)
+            # The answer to our key does not say whose cancel it was: counted as ours,
+            # as a read-back after a lost answer is.
+            return replace(
+                done, outcome=Outcome.CANCELLED, before=implied_before(probe), after=probe
+            )
+        if before is None and exc.already_cancelled is not None:
+            # Sent first, and the answer says what the payment is: no read needed.
+            if exc.already_cancelled:
+                return replace(done, outcome=Outcome.ALREADY_CANCELLED)
+            return replace(done, outcome=Outcome.NOT_CANCELLABLE, error=_info(exc))
+        # The state changed since the read, or the refusal does not say why: find out.
+        now = await self.read(target.payment_id)
+        if ever_uncertain and released(before, now):
+            return replace(
+                done, outcome=Outcome.CANCELLED, before=before or implied_before(now), after=now
+            )
+        # Sent first: a refusal changed nothing, so this read is the before state.
+        seen, after = (now, None) if before is None else (before, now)
+        if exc.already_cancelled or was_cancelled(now):
+            return replace(done, outcome=Outcome.ALREADY_CANCELLED, before=seen, after=after)
+        if now.cancelable:
+            # Refused, yet the payment still shows something to cancel: the refusal
+            # was not about its state (a bad request), so a person must look.
+            return replace(
+                done,
+                error=ErrorInfo(
+                    exc.code,
+                    f"{exc.message}; the payment is still {now.native_status}",
+                    exc.http_status,
+                ),
+                before=seen,
+                after=after,
+            )
+        return replace(
+            done, outcome=Outcome.NOT_CANCELLABLE, error=_info(exc), before=seen, after=after
+        )
 
     def _retrying(
         self, hook: Callable[[Exception], bool | float]

@@ -113,8 +113,10 @@ class NotFound(ProviderError):
 class NotCancellable(ProviderError):
     """The provider refused the cancel because of the payment's state.
 
-    ``already_cancelled`` is set when the provider's answer says the payment was
-    cancelled before (a success for the operator).
+    ``already_cancelled`` is what the answer itself says: True, the payment was
+    cancelled before (a success for the operator); False, it is not cancellable for
+    another reason (the code says which); None, the answer does not say, so the engine
+    reads the payment once to classify the refusal.
     """
 
     def __init__(
@@ -123,7 +125,7 @@ class NotCancellable(ProviderError):
         *,
         code: str | None = None,
         http_status: int | None = None,
-        already_cancelled: bool = False,
+        already_cancelled: bool | None = None,
     ) -> None:
         super().__init__(message, code=code, http_status=http_status)
         self.already_cancelled = already_cancelled

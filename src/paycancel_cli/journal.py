@@ -5,7 +5,8 @@ idempotency key and its journey ``planned`` -> ``in_flight`` -> ``done`` with ou
 before/after snapshots, error and attempts.  ``in_flight`` is committed before a
 cancel is sent and ``done`` after the answer, so after a crash a payment is either
 untouched (planned), finished (done), or uncertain (in_flight: read it back before
-sending anything).  Every failure to write raises ``JournalError``: callers fail closed.
+sending anything).  An in-flight row's ``before`` is NULL when its cancel was sent
+without a read first.  Every failure to write raises ``JournalError``: callers fail closed.
 
 Locks are ``fcntl`` locks on files beside the journal; the kernel drops them when the
 holder dies, so a SIGKILLed run never leaves a stale lock.
@@ -355,7 +356,12 @@ class Journal:
             yield from rows
             last = rows[-1].seq
 
-    def mark_in_flight(self, run_id: str, account: str, payment_id: str, before: Payment) -> None:
+    def mark_in_flight(
+        self, run_id: str, account: str, payment_id: str, before: Payment | None
+    ) -> None:
+        """Committed before a cancel is sent.  ``before`` is the state read first, or
+        None when the cancel is sent without a read (cancel first): a resume then reads
+        the payment and works out whose cancel it was (see the engine)."""
         with self._write(f"payment {payment_id} as in flight") as db:
             db.execute(
                 "UPDATE payments SET state = ?, before = ?, updated_at = ?"

@@ -45,8 +45,15 @@ _FORBIDDEN = re.compile(r"[/?#%\\\s\x00-\x1f\x7f]")
 
 class Capability(StrEnum):
     LIST_FOR_SUBSCRIPTION = "list_for_subscription"
+    # The cancel carries an Idempotency-Key; a repeat with the same key gets the first
+    # answer again (or a conflict), never a second cancel.
     IDEMPOTENCY_KEY = "idempotency_key"
     CANCEL_RETURNS_PAYMENT = "cancel_returns_payment"
+    # A bulk run may send the cancel without reading first: by the provider's documents
+    # a success answer is always this cancel's own (never a no-op on a payment cancelled
+    # before) and ``cancel`` returns the after state, and a refusal is classified from
+    # its code (``NotCancellable.already_cancelled``) or from one read after it.
+    CANCEL_FIRST = "cancel_first"
 
 
 class Provider(Protocol):

@@ -60,7 +60,7 @@ def _describe(body: Any) -> tuple[str | None, str]:
 class Compago(IdRules):
     key: ClassVar[str] = "compago"
     title: ClassVar[str] = "Compago"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.CANCEL_FIRST})
     no_list_reason: ClassVar[str] = "Compago documents no list or search of payment intents"
     list_ids: ClassVar[str] = "payment intent UUIDs"
     min_cancel_retry_s: ClassVar[float] = 0.0

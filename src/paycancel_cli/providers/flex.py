@@ -65,7 +65,9 @@ def _describe(body: Any) -> tuple[str | None, str]:
 class Flex(IdRules):
     key: ClassVar[str] = "flex"
     title: ClassVar[str] = "Flex"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.CANCEL_RETURNS_PAYMENT})
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.CANCEL_RETURNS_PAYMENT, Capability.CANCEL_FIRST}
+    )
     no_list_reason: ClassVar[str] = (
         "Flex cannot list payments by subscription (its list has no such filter)"
     )

@@ -62,7 +62,11 @@ class FlexPortal(IdRules):
     key: ClassVar[str] = "flexportal"
     title: ClassVar[str] = "FlexPortal"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.LIST_FOR_SUBSCRIPTION, Capability.CANCEL_RETURNS_PAYMENT}
+        {
+            Capability.LIST_FOR_SUBSCRIPTION,
+            Capability.CANCEL_RETURNS_PAYMENT,
+            Capability.CANCEL_FIRST,
+        }
     )
     min_cancel_retry_s: ClassVar[float] = 0.0
 

@@ -58,7 +58,7 @@ class HedgePayments(IdRules):
     key: ClassVar[str] = "hedgepayments"
     title: ClassVar[str] = "HedgePayments"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.IDEMPOTENCY_KEY, Capability.CANCEL_RETURNS_PAYMENT}
+        {Capability.IDEMPOTENCY_KEY, Capability.CANCEL_RETURNS_PAYMENT, Capability.CANCEL_FIRST}
     )
     no_list_reason: ClassVar[str] = (
         "HedgePayments documents no way to list a subscription's payments"
@@ -147,7 +147,7 @@ class HedgePayments(IdRules):
                 f"{self.title}: {message}",
                 code=code or "payment_not_cancelable",
                 http_status=412,
-                already_cancelled=current == "canceled",
+                already_cancelled=None if current is None else current == "canceled",
             )
         raise unexpected(response, self.title, code, message)
 

@@ -95,6 +95,8 @@ def _describe(body: Any) -> tuple[str | None, str]:
 class Vipps(IdRules):
     key: ClassVar[str] = "vipps"
     title: ClassVar[str] = "Vipps"
+    # Not CANCEL_FIRST: whether a second cancel of a released payment is refused or a
+    # 200 no-op is undocumented, so a 200 cannot tell cancelled from already cancelled.
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.IDEMPOTENCY_KEY, Capability.CANCEL_RETURNS_PAYMENT}
     )
