@@ -5,7 +5,11 @@ compare the ratios of one run):
 
 1. throughput: bulk-cancel against the sandbox with latency and a rate limit; cancels
    per second, requests per second as a fraction of the rate limit, requests per
-   payment, 429s seen, failures.
+   payment and per cancelled payment, 429s seen, failures.  CSV mode per provider that
+   cancels first (FlexPortal, HedgePayments, Flex), HedgePayments again with
+   ``--read-first`` and with an ``expected_amount`` column, and subscription mode.
+1b. requests per payment per provider and answer kind (cancelled, refused, already
+   cancelled), cancel first and ``--read-first``, counted by the sandbox (no latency).
 2. client CPU per payment: paycancel's engine vs a plain sequential httpx loop doing the
    same requests (the sandbox serves from another process, so only client CPU counts).
 3. start-up: ``paycancel --help`` vs ``python -c "import typer"``.
@@ -13,6 +17,8 @@ compare the ratios of one run):
    ``csv.reader`` pass, and peak memory.
 
 Usage: ``python bench/bench_bulk.py [--smoke] [--payments N] [--rpm N] [--latency-ms N]``
+(the JSON report on stdout; the throughput and per-kind tables, as in the README, on
+stderr).
 """
 
 from __future__ import annotations
@@ -32,8 +38,57 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def serve(conn: Any, payments: int, rpm: int | None, window: float, latency_ms: int) -> None:
-    """Child process: a sandbox with ``payments`` cancelable Hedge payments."""
+# The open (cancelable) payment each provider's CSV-mode benchmark uses: 10.00 each.
+OPEN: dict[str, tuple[dict[str, Any], str]] = {
+    "flexportal": ({"status": "pending", "total": "10.00"}, "EUR"),
+    "hedgepayments": ({"status": "pending", "amount": 1000}, "USD"),
+    "flex": ({"status": "requires_capture", "amount": 1000}, "USD"),
+    "vipps": ({"state": "AUTHORIZED", "amount": 1000, "authorized": 1000}, "NOK"),
+    "compago": ({"status": "PENDING", "amount": "10.00"}, "MXN"),
+}
+# Per provider: a payment per answer kind, and the outcome it must end in.
+KINDS: dict[str, dict[str, tuple[dict[str, Any], str]]] = {
+    "flexportal": {
+        "cancelled": (OPEN["flexportal"][0], "cancelled"),
+        "refused": ({"status": "paid", "total": "10.00"}, "not_cancellable"),
+        "already_cancelled": ({"status": "cancelled", "total": "10.00"}, "already_cancelled"),
+    },
+    "hedgepayments": {
+        "cancelled": (OPEN["hedgepayments"][0], "cancelled"),
+        "refused": ({"status": "succeeded", "amount": 1000}, "not_cancellable"),
+        "already_cancelled": ({"status": "canceled", "amount": 1000}, "already_cancelled"),
+    },
+    "flex": {
+        "cancelled": (OPEN["flex"][0], "cancelled"),
+        "refused": ({"status": "succeeded", "amount": 1000}, "not_cancellable"),
+        "already_cancelled": ({"status": "canceled", "amount": 1000}, "already_cancelled"),
+    },
+    "vipps": {
+        "cancelled": (OPEN["vipps"][0], "cancelled"),
+        "refused": (
+            {"state": "AUTHORIZED", "amount": 1000, "authorized": 1000, "captured": 1000},
+            "not_cancellable",
+        ),
+        "already_cancelled": (
+            {"state": "AUTHORIZED", "amount": 1000, "authorized": 1000, "cancelled": 1000},
+            "already_cancelled",
+        ),
+    },
+    "compago": {
+        "cancelled": (OPEN["compago"][0], "cancelled"),
+        "refused": ({"status": "CONFIRMED", "amount": "10.00"}, "not_cancellable"),
+        "already_cancelled": ({"status": "CANCELLED", "amount": "10.00"}, "already_cancelled"),
+    },
+}
+
+Spec = tuple[str, dict[str, Any], int]  # provider, add_payment fields, how many
+
+
+def serve(
+    conn: Any, specs: list[Spec], subscription: int, rpm: int | None, window: float, latency_ms: int
+) -> None:
+    """Child process: a sandbox holding ``specs``' payments (and, when ``subscription``,
+    a FlexPortal rental with that many pending payments)."""
     from paycancel_cli.sandbox import Faults, Sandbox
 
     sb = Sandbox(
@@ -43,8 +98,9 @@ def serve(conn: Any, payments: int, rpm: int | None, window: float, latency_ms: 
         seed_demo=False,
         record_requests=False,
     )
-    ids = [sb.add_payment("hedgepayments", status="pending", amount=1000) for _ in range(payments)]
-    sb.seed_subscription("rent_bench", {"pending": payments})
+    ids = [[sb.add_payment(p, **fields) for _ in range(n)] for p, fields, n in specs]
+    if subscription:
+        sb.seed_subscription("rent_bench", {"pending": subscription})
     sb.start()
     conn.send({"accounts": sb.account_config(), "ids": ids})
     while conn.recv() == "counts?":
@@ -58,16 +114,26 @@ def serve(conn: Any, payments: int, rpm: int | None, window: float, latency_ms: 
 
 
 class Served:
-    def __init__(self, payments: int, rpm: int | None, window: float, latency_ms: int) -> None:
+    def __init__(
+        self,
+        specs: list[Spec],
+        rpm: int | None,
+        window: float,
+        latency_ms: int,
+        *,
+        subscription: int = 0,
+    ) -> None:
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(
-            target=serve, args=(child, payments, rpm, window, latency_ms), daemon=True
+            target=serve,
+            args=(child, specs, subscription, rpm, window, latency_ms),
+            daemon=True,
         )
         self.proc.start()
         info = self.conn.recv()
         self.accounts: dict[str, dict[str, str]] = info["accounts"]
-        self.ids: list[str] = info["ids"]
+        self.ids: list[list[str]] = info["ids"]
 
     def counts(self) -> dict[str, Any]:
         self.conn.send("counts?")
@@ -76,6 +142,11 @@ class Served:
     def stop(self) -> None:
         self.conn.send("stop")
         self.proc.join(10)
+
+
+def provider_requests(counts: dict[str, int]) -> int:
+    """Reads, cancels and list pages: Vipps' access token (one per run) aside."""
+    return sum(n for key, n in counts.items() if not key.endswith(":token"))
 
 
 def write_config(path: Path, accounts: dict[str, dict[str, Any]]) -> None:
@@ -98,27 +169,52 @@ class Quiet:
 
 
 def throughput(
-    payments: int, rpm: int, latency_ms: int, concurrency: int, tmp: Path, *, mode: str = "csv"
+    payments: int,
+    rpm: int,
+    latency_ms: int,
+    concurrency: int,
+    tmp: Path,
+    *,
+    mode: str = "csv",
+    provider: str = "hedgepayments",
+    read_first: bool = False,
+    expected: bool = False,
 ) -> dict[str, Any]:
-    """``csv``: HedgePayments ids from a CSV (a read and a cancel each); ``subscription``:
-    a FlexPortal rental's open payments (list pages, then one cancel each)."""
+    """``csv``: ``provider``'s open payments from a CSV (cancel first where the adapter
+    declares it; ``read_first`` and ``expected`` (an ``expected_amount`` column) read
+    first); ``subscription``: a FlexPortal rental's open payments (list pages, then one
+    cancel each)."""
     from paycancel_cli.bulk import BulkRequest, run_bulk
     from paycancel_cli.config import load_config
     from paycancel_cli.redact import Redactor
 
     window = 6.0
-    served = Served(payments, rpm, window, latency_ms)
+    if mode == "csv":
+        served = Served([(provider, OPEN[provider][0], payments)], rpm, window, latency_ms)
+    else:
+        provider = "flexportal"
+        served = Served([], rpm, window, latency_ms, subscription=payments)
     try:
-        provider = "hedgepayments" if mode == "csv" else "flexportal"
         accounts = {"acct": {**served.accounts[provider], "requests_per_minute": rpm}}
         write_config(tmp / "bench.toml", accounts)
         csv_path = tmp / "bench.csv"
-        csv_path.write_text("payment_id\n" + "\n".join(served.ids) + "\n")
+        if expected:
+            currency = OPEN[provider][1]
+            csv_path.write_text(
+                "payment_id,expected_amount,expected_currency\n"
+                + "".join(f"{i},10.00,{currency}\n" for i in served.ids[0])
+            )
+        elif mode == "csv":
+            csv_path.write_text("payment_id\n" + "\n".join(served.ids[0]) + "\n")
         os.environ["PAYCANCEL_DEFAULTS__JOURNAL"] = str(tmp / f"bench-{mode}.sqlite3")
         config = load_config(tmp / "bench.toml")
         if mode == "csv":
             request = BulkRequest(
-                csv=str(csv_path), reason="bench", yes=True, concurrency=concurrency
+                csv=str(csv_path),
+                reason="bench",
+                yes=True,
+                concurrency=concurrency,
+                read_first=read_first,
             )
         else:
             request = BulkRequest(
@@ -137,10 +233,13 @@ def throughput(
     summary = outcome.summary
     assert summary is not None
     limit_per_s = rpm / 60
-    requests = sum(counts["counts"].values())
+    requests = provider_requests(counts["counts"])
     cancelled = summary.outcomes.get("cancelled", 0)
     return {
         "mode": mode,
+        "provider": provider,
+        "read_first": read_first,
+        "expected_amount_column": expected,
         "payments": payments,
         "rate_limit_per_min": rpm,
         "latency_ms": latency_ms,
@@ -151,6 +250,7 @@ def throughput(
         "provider_commits": counts["commits"],
         "requests_seen_by_provider": requests,
         "requests_per_payment": round(requests / payments, 3),
+        "requests_per_cancelled": round(requests / cancelled, 3) if cancelled else None,
         "cancels_per_s": round(cancelled / wall, 2),
         "requests_per_s": round(requests / wall, 2),
         "rate_limit_utilisation": round(requests / wall / limit_per_s, 3),
@@ -159,17 +259,95 @@ def throughput(
     }
 
 
+def requests_by_kind(per_kind: int, tmp: Path) -> dict[str, Any]:
+    """Requests per payment for each provider and answer kind, cancel first and with
+    ``--read-first``: one sandbox per provider (no latency, no limit), one run per kind
+    and mode, the sandbox's own counts.  A payment ending in another outcome than its
+    kind's is counted in ``wrong_outcomes``."""
+    from paycancel_cli.bulk import BulkRequest, run_bulk
+    from paycancel_cli.config import load_config
+    from paycancel_cli.redact import Redactor
+
+    modes = {"cancel_first": False, "read_first": True}
+    table: dict[str, Any] = {}
+    wrong = 0
+    for provider, kinds in KINDS.items():
+        specs = [(provider, fields, per_kind) for _ in modes for fields, _ in kinds.values()]
+        served = Served(specs, None, 60.0, 0)
+        try:
+            write_config(tmp / f"{provider}.toml", {"acct": served.accounts[provider]})
+            config = load_config(tmp / f"{provider}.toml")
+            os.environ["PAYCANCEL_DEFAULTS__JOURNAL"] = str(tmp / f"kinds-{provider}.sqlite3")
+            batches = iter(served.ids)
+            row: dict[str, dict[str, float]] = {}
+            for mode, read_first in modes.items():
+                row[mode] = {}
+                for kind, (_fields, outcome) in kinds.items():
+                    csv_path = tmp / f"{provider}-{mode}-{kind}.csv"
+                    csv_path.write_text("payment_id\n" + "\n".join(next(batches)) + "\n")
+                    before = provider_requests(served.counts()["counts"])
+                    done = run_bulk(
+                        config,
+                        BulkRequest(
+                            csv=str(csv_path), reason="bench", yes=True, read_first=read_first
+                        ),
+                        Quiet(),
+                        redactor=Redactor(),
+                    )
+                    spent = provider_requests(served.counts()["counts"]) - before
+                    assert done.summary is not None
+                    wrong += per_kind - done.summary.outcomes.get(outcome, 0)
+                    row[mode][kind] = round(spent / per_kind, 3)
+        finally:
+            served.stop()
+        table[provider] = row
+    return {"payments_per_kind": per_kind, "wrong_outcomes": wrong, "providers": table}
+
+
+def kinds_table(kinds: dict[str, Any]) -> str:
+    """The README's table: requests per cancelled, refused and already-cancelled payment."""
+    lines = [
+        "| provider | cancelled | refused | already cancelled "
+        "| --read-first: cancelled | refused | already cancelled |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for provider, row in kinds["providers"].items():
+        cells = [f"{row[m][k]:g}" for m in ("cancel_first", "read_first") for k in row[m]]
+        lines.append(f"| {provider} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def throughput_table(runs: list[dict[str, Any]]) -> str:
+    lines = [
+        "| run | requests/payment | requests/cancelled | cancels as share of limit "
+        "| requests as share of limit | failed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        name = f"{r['mode']} {r['provider']}"
+        if r["read_first"]:
+            name += " --read-first"
+        if r["expected_amount_column"]:
+            name += " expected_amount"
+        lines.append(
+            f"| {name} | {r['requests_per_payment']:g} | {r['requests_per_cancelled']} "
+            f"| {r['cancels_as_share_of_limit']:.1%} | {r['rate_limit_utilisation']:.1%} "
+            f"| {r['failed']} |"
+        )
+    return "\n".join(lines)
+
+
 def baseline_cpu(payments: int, tmp: Path) -> dict[str, Any]:
     """A plain sequential httpx loop: GET then POST cancel per payment, no journal."""
     import httpx
 
-    served = Served(payments, None, 60.0, 0)
+    served = Served([("hedgepayments", OPEN["hedgepayments"][0], payments)], None, 60.0, 0)
     try:
         acc = served.accounts["hedgepayments"]
         headers = {"Authorization": f"Bearer {acc['api_key']}"}
         cpu0, t0 = time.process_time(), time.perf_counter()
         with httpx.Client(base_url=acc["base_url"], headers=headers) as client:
-            for pid in served.ids:
+            for pid in served.ids[0]:
                 client.get(f"/v1/payments/{pid}").raise_for_status()
                 client.post(
                     f"/v1/payments/{pid}/cancel", json={"reason": "bench"}
@@ -190,14 +368,14 @@ def baseline_async_cpu(payments: int) -> float:
 
     import httpx
 
-    served = Served(payments, None, 60.0, 0)
+    served = Served([("hedgepayments", OPEN["hedgepayments"][0], payments)], None, 60.0, 0)
     try:
         acc = served.accounts["hedgepayments"]
         headers = {"Authorization": f"Bearer {acc['api_key']}"}
 
         async def loop() -> None:
             async with httpx.AsyncClient(base_url=acc["base_url"], headers=headers) as client:
-                for pid in served.ids:
+                for pid in served.ids[0]:
                     (await client.get(f"/v1/payments/{pid}")).raise_for_status()
                     cancel = await client.post(f"/v1/payments/{pid}/cancel", json={"reason": "b"})
                     cancel.raise_for_status()
@@ -211,10 +389,13 @@ def baseline_async_cpu(payments: int) -> float:
 
 
 def engine_cpu(payments: int, tmp: Path) -> dict[str, Any]:
-    """paycancel's engine on the same work, unlimited, concurrency 1 and 8."""
+    """paycancel's engine on the same work (a read and a cancel each: ``--read-first``),
+    unlimited, concurrency 1 and 8."""
     out = {}
     for concurrency in (1, 8):
-        result = throughput(payments, 10**7, 0, concurrency, tmp / f"c{concurrency}")
+        result = throughput(
+            payments, 10**7, 0, concurrency, tmp / f"c{concurrency}", read_first=True
+        )
         out[f"concurrency_{concurrency}"] = result["client_cpu_ms_per_payment"]
     return out
 
@@ -324,26 +505,42 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=30)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--csv-rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--only",
+        choices=("throughput", "kinds"),
+        help="run only the throughput runs or only the per-kind request counts",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.payments, args.rpm, args.csv_rows = 60, 3000, 20_000
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        for sub in ("t", "s", "c1", "c8"):
-            (tmp / sub).mkdir()
         report: dict[str, Any] = {"mode": "smoke" if args.smoke else "full"}
-        report["throughput"] = throughput(
-            args.payments, args.rpm, args.latency_ms, args.concurrency, tmp / "t"
-        )
-        report["throughput_subscription"] = throughput(
-            args.payments,
-            args.rpm,
-            args.latency_ms,
-            args.concurrency,
-            tmp / "s",
-            mode="subscription",
-        )
+        shape = (args.payments, args.rpm, args.latency_ms, args.concurrency)
+        runs: list[dict[str, Any]] = []
+        variants: list[dict[str, Any]] = [
+            {"provider": "flexportal"},
+            {"provider": "hedgepayments"},
+            {"provider": "flex"},
+            {"provider": "hedgepayments", "read_first": True},
+            {"provider": "hedgepayments", "expected": True},
+            {"mode": "subscription"},
+        ]
+        for n, variant in enumerate(variants if args.only != "kinds" else []):
+            (tmp / f"t{n}").mkdir()
+            runs.append(throughput(*shape, tmp / f"t{n}", **variant))
+        report["throughput"] = runs
+        (tmp / "k").mkdir()
+        kinds: dict[str, Any] = {"wrong_outcomes": 0, "providers": {}}
+        if args.only != "throughput":
+            kinds = requests_by_kind(5 if args.smoke else 40, tmp / "k")
+        report["requests_by_kind"] = kinds
+        if args.only:
+            finish(report, runs)
+            return
         cpu_n = 100 if args.smoke else 1000
+        for sub in ("c1", "c8"):
+            (tmp / sub).mkdir()
         report["client_cpu"] = {
             "sequential_httpx_loop": baseline_cpu(cpu_n, tmp)["client_cpu_ms_per_payment"],
             "sequential_async_httpx_loop": baseline_async_cpu(cpu_n),
@@ -351,10 +548,18 @@ def main() -> None:
         }
         report["startup"] = startup(3 if args.smoke else 15)
         report["validation"] = validation(args.csv_rows, tmp)
+    finish(report, runs)
+
+
+def finish(report: dict[str, Any], runs: list[dict[str, Any]]) -> None:
     print(json.dumps(report, indent=2))
-    failed = report["throughput"]["failed"] + report["throughput_subscription"]["failed"]
+    if runs:
+        print(throughput_table(runs), file=sys.stderr)
+    if report["requests_by_kind"]["providers"]:
+        print(kinds_table(report["requests_by_kind"]), file=sys.stderr)
+    failed = sum(r["failed"] for r in runs) + report["requests_by_kind"]["wrong_outcomes"]
     if failed:
-        print(f"bench: {failed} payment(s) not cancelled", file=sys.stderr)
+        print(f"bench: {failed} payment(s) without their expected outcome", file=sys.stderr)
         sys.exit(1)
 
 

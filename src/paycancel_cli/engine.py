@@ -294,7 +294,7 @@ class Canceller:
             return await self._decide_and_cancel(target, key, now, base)
         if now.cancelable or not was_cancelled(now):
             # Still open: the cancel did not land (re-sent with the same key); or not
-            # cancellable for another reason: decided from the read, as today.
+            # cancellable for another reason: decided from the read.
             return await self._decide_and_cancel(target, key, now, base)
         return await self._attribute(target, key, now, base)
 
