@@ -333,7 +333,7 @@ class Canceller:
         if self.before_send is not None:
             await self.before_send(target, key, before)
         attempts = 0
-        uncertain = ever_uncertain = renew = False
+        uncertain = ever_uncertain = renew = accepted = False
         base = replace(base, idempotency_key=key)
         try:
             async for attempt in self._retrying(self._cancel_backoff):
@@ -377,6 +377,7 @@ class Canceller:
                     except ProviderUnavailable as exc:
                         uncertain = exc.ambiguous
                         ever_uncertain = ever_uncertain or exc.ambiguous
+                        accepted = accepted or exc.accepted
                         raise
                     except Busy as exc:
                         renew = exc.fresh_key
@@ -426,6 +427,10 @@ class Canceller:
         except NotCancellable as exc:
             return await self._refused(target, exc, before, probe, base, attempts, ever_uncertain)
         except (RateLimited, ProviderUnavailable, Busy) as exc:
+            if accepted:
+                # The provider accepted the cancel; only the state after it could not be
+                # read: confirmed, with no after state to show.
+                return replace(base, outcome=Outcome.CANCELLED, before=before, attempts=attempts)
             error = _info(exc)
             if ever_uncertain:
                 # Still transient: a resume (or a new run) reads it back first.
@@ -442,6 +447,8 @@ class Canceller:
         except PaycancelError as exc:
             if isinstance(exc, AuthError | NotFound):
                 raise
+            if accepted:  # as above: the read after an accepted cancel failed
+                return replace(base, outcome=Outcome.CANCELLED, before=before, attempts=attempts)
             return replace(base, before=before, error=_info(exc), attempts=attempts)
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -176,6 +176,8 @@ class ProviderUnavailable(ProviderError):
 
     ``ambiguous`` is true when a write may have reached the provider (the request was
     sent but no answer came back): the payment must be read back before re-sending.
+    ``accepted`` is true when the provider did accept the write and only the state after
+    it is unknown (Compago's cancel answers ``{}``; the read after it failed).
     """
 
     retryable = True
@@ -189,6 +191,8 @@ class ProviderUnavailable(ProviderError):
         code: str | None = None,
         http_status: int | None = None,
         ambiguous: bool = False,
+        accepted: bool = False,
     ) -> None:
         super().__init__(message, code=code, http_status=http_status)
-        self.ambiguous = ambiguous
+        self.ambiguous = ambiguous or accepted
+        self.accepted = accepted

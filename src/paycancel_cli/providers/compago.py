@@ -107,7 +107,7 @@ class Compago(IdRules):
                 f"{self.title}: cancel accepted but the intent could not be read back "
                 f"({exc.message})",
                 code="after_read_failed",
-                ambiguous=True,
+                accepted=True,
             ) from None
 
     def _ok(self, response: httpx.Response, payment_id: str, *, write: bool = False) -> Any:
