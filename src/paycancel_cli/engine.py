@@ -501,9 +501,14 @@ class Canceller:
                 before=seen,
                 after=after,
             )
-        return replace(
-            done, outcome=Outcome.NOT_CANCELLABLE, error=_info(exc), before=seen, after=after
+        # Sent first, the read says why (as a read first would have); else the state
+        # changed since the read, and the refusal's own code says how.
+        error = (
+            _info(exc)
+            if before is not None
+            else ErrorInfo(now.native_status, now.why_not or exc.message)
         )
+        return replace(done, outcome=Outcome.NOT_CANCELLABLE, error=error, before=seen, after=after)
 
     def _retrying(
         self, hook: Callable[[Exception], bool | float]
