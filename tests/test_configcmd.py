@@ -74,6 +74,9 @@ def test_sandbox_check_is_ok_for_every_account(cli: Any) -> None:
         assert record["status"] == "ok" and record["live"] is False
         assert isinstance(record["ms"], int) and record["message"] is None
     assert res.json_lines()[-1]["exit_code"] == 0
+    shown = cli("--sandbox", "config", "show", "--json").json_lines()
+    assert shown[-1]["sandbox"] is True and shown[-1]["problems"] == 0
+    assert {s["source"] for line in shown[:-1] for s in line["secrets"]} == {"sandbox"}
 
 
 def test_a_wrong_key_is_rejected_with_exit_3_and_nothing_is_cancelled(
@@ -697,3 +700,17 @@ def test_readme_documents_configuration_and_the_preflight() -> None:
     assert crontab.index("config check") < crontab.index("bulk-cancel")
     for provider, sent in PROBES.items():
         assert sent.split(" (")[0].split(" ", 1)[1] in readme, provider
+
+
+def test_install_completion_writes_the_script_where_the_shell_loads_it(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    done = paycancel(["--install-completion", "fish"], {"HOME": str(home)})
+    assert done.returncode == 0, done.stderr
+    script = home / ".config" / "fish" / "completions" / "paycancel.fish"
+    assert done.stdout.strip() == f"fish completion installed in {script}; it works in new shells."
+    assert "_PAYCANCEL_COMPLETE=complete_fish" in script.read_text()
+
+
+def test_completion_reads_a_config_given_after_the_command(config_file: Path) -> None:
+    assert complete(f"paycancel status --config {config_file} --account v") == ["vipps"]
+    assert complete("paycancel status --config /nonexistent.toml --account v") == []

@@ -339,7 +339,7 @@ class SecretSource:
     """Where one secret field of an account comes from (never its value)."""
 
     field: str
-    kind: Literal["file", "env", "command", "keyring"]
+    kind: Literal["file", "env", "command", "keyring", "sandbox"]
     variable: str | None = None  # the environment variable that set it, if any
     detail: str | None = None  # the command's program, or the keyring SERVICE/USERNAME
 
@@ -349,6 +349,7 @@ class SecretSource:
             "env": f"environment variable {self.variable}",
             "command": f"command {self.detail}",
             "keyring": f"keyring {self.detail}",
+            "sandbox": "built in (the sandbox's test credentials)",
         }[self.kind]
         if self.kind in ("command", "keyring") and self.variable:
             what += f" (set by {self.variable})"
@@ -377,8 +378,10 @@ class AccountEntry:
         in_file: bool,
         known_names: Collection[str] = (),
         problem: ConfigError | None = None,
+        builtin: bool = False,
     ) -> None:
         self.name = name
+        self.builtin = builtin  # the sandbox's own accounts
         self.fields = dict(fields)
         self.origin = origin
         self.env_vars = dict(env_vars)  # field -> the variable that set it
@@ -420,7 +423,7 @@ class AccountEntry:
                 variable = self.env_vars.get(name + COMMAND_SUFFIX)
                 out.append(SecretSource(name, "command", variable, str(program)))
             elif value is not None:
-                out.append(SecretSource(name, "file", None))
+                out.append(SecretSource(name, "sandbox" if self.builtin else "file", None))
         return out
 
     def plain_secrets(self) -> list[str]:
@@ -904,7 +907,7 @@ def _warn_permissions(path: Path, data: dict[str, Any], warn: Callable[[str], No
 def sandbox_config(accounts: Mapping[str, Mapping[str, str]], base: Config | None) -> Config:
     """The built-in sandbox accounts, one per provider, named after it."""
     entries = {
-        name: AccountEntry(name, f, origin="(sandbox)", env_vars={}, in_file=True)
+        name: AccountEntry(name, f, origin="(sandbox)", env_vars={}, in_file=True, builtin=True)
         for name, f in accounts.items()
     }
     for entry in entries.values():
