@@ -316,7 +316,7 @@ class Canceller:
         if was_cancelled(before):
             return Outcome.ALREADY_CANCELLED, None
         why = before.why_not or f"status {before.native_status}"
-        return Outcome.NOT_CANCELLABLE, ErrorInfo(before.native_status, why)
+        return Outcome.NOT_CANCELLABLE, ErrorInfo(before.state_code(), why)
 
     async def _cancel(
         self,
@@ -506,7 +506,7 @@ class Canceller:
         error = (
             _info(exc)
             if before is not None
-            else ErrorInfo(now.native_status, now.why_not or exc.message)
+            else ErrorInfo(now.state_code(), now.why_not or exc.message)
         )
         return replace(done, outcome=Outcome.NOT_CANCELLABLE, error=error, before=seen, after=after)
 

@@ -104,6 +104,16 @@ class Payment:
             return Money(self.authorized.value - spent, self.authorized.currency)
         return self.amount
 
+    def state_code(self) -> str:
+        """The code of a refusal read from this state: the provider's own word, unless
+        that word names another of our statuses (Vipps keeps ``AUTHORIZED`` after a
+        capture, a refund or a release), where ours is the one that tells."""
+        try:
+            named = PaymentStatus(self.native_status.lower())
+        except ValueError:
+            return self.native_status
+        return self.native_status if named is self.status else self.status.value
+
     def to_json(self) -> dict[str, Any]:
         def money(m: Money | None) -> dict[str, str] | None:
             return None if m is None else m.to_json()

@@ -520,22 +520,6 @@ def _status_change(result: Result) -> str:
     return "" if shown is None else shown.status.value
 
 
-def _code(result: Result) -> str:
-    """The refusal code; a state code the provider shares between states (Vipps keeps
-    ``AUTHORIZED`` after a capture or a refund) is shown with the state it means."""
-    if result.error is None or not result.error.code:
-        return ""
-    code = result.error.code
-    for payment in (result.before, result.after):
-        if (
-            payment is not None
-            and payment.native_status == code
-            and payment.status.value not in code.lower()
-        ):
-            return f"{payment.status.value} ({code})"
-    return code
-
-
 def _change(before: Money | None, after: Money | None) -> str:
     if before is None or after is None or before.currency != after.currency:
         return ""
@@ -821,7 +805,7 @@ class BulkView:
                 r.account,
                 r.payment_id,
                 Text(r.outcome.value, style=_OUTCOME_STYLE[r.outcome]),
-                _code(r),
+                (r.error.code or "") if r.error else "",
                 self._why(r),
             )
         if summary.failure_count > shown:
