@@ -86,6 +86,8 @@ def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     if isinstance(value, dict):
         for key, item in value.items():
             out += paths(item, (*prefix, key))
+    elif isinstance(value, list) and value:
+        out += paths(value[0], (*prefix, 0))
     return out
 
 
@@ -168,3 +170,51 @@ def test_any_json_answer_is_a_payment_or_a_provider_error(
 @given(raw=st.binary(max_size=64) | st.text(max_size=64).map(str.encode))
 def test_any_bytes_answer_is_a_payment_or_a_provider_error(provider: str, raw: bytes) -> None:
     check(provider, outcome(provider, raw, 200, "get"))
+
+
+LIST_PAGE = {
+    "success": True,
+    "payments": [VALID["flexportal"]["payment"]],
+    "count": 1,
+    "hasMore": False,
+    "nextCursor": None,
+}
+
+
+@st.composite
+def mutated_page(draw: st.DrawFn) -> Any:
+    page = copy.deepcopy(LIST_PAGE)
+    page["payments"][0]["rentalId"] = "rent_prop"
+    where = draw(st.sampled_from(paths(page)))
+    parent = page
+    for key in where[:-1]:
+        parent = parent[key]
+    parent[where[-1]] = draw(json_values)
+    return page
+
+
+@settings(max_examples=150)
+@given(value=json_values | mutated_page())
+def test_any_list_page_gives_payments_of_the_subscription_or_a_provider_error(value: Any) -> None:
+    body = encode(value)
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        # A page that keeps saying hasMore would list forever: the second page is empty.
+        return httpx.Response(200, content=body if calls == 1 else b'{"payments": []}')
+
+    async def go() -> list[Payment] | ProviderError:
+        acc = account("flexportal")
+        transport = httpx.MockTransport(handler)
+        async with httpx.AsyncClient(base_url=acc.url, transport=transport) as client:
+            adapter = make_provider(acc, client)
+            try:
+                return [p async for p in adapter.list_for_subscription("rent_prop")]
+            except ProviderError as exc:
+                return exc
+
+    found = asyncio.run(go())
+    if not isinstance(found, ProviderError):
+        assert all(p.subscription_id == "rent_prop" for p in found)
