@@ -132,6 +132,19 @@ def test_dry_run_reports_without_writing(cli: Any, sandbox: Sandbox, config_file
     assert sum(n for (p, op), n in sandbox.counts.items() if op == "cancel") == 0
 
 
+def test_a_dry_run_with_nothing_to_cancel_says_it_would_release_none(
+    cli: Any, config_file: Path, tmp_path: Path
+) -> None:
+    csv_path = tmp_path / "ids.csv"
+    csv_path.write_text(
+        "account,payment_id\nflex,fpi_demo_canceled_01\nflex,fpi_demo_succeeded_01\n"
+    )
+    res = bulk(cli, config_file, str(csv_path), "--dry-run")
+    assert res.code == 1, res.stderr
+    assert "Would release (dry run, nothing sent): none\n" in res.stdout
+    assert "Cancelled amounts" not in res.stdout
+
+
 def test_validate_only_sends_nothing(cli: Any, sandbox: Sandbox, config_file: Path) -> None:
     res = bulk(cli, config_file, str(DEMO), "--validate-only", "--json", "--reason", "x")
     assert res.code == 0

@@ -276,6 +276,20 @@ def test_a_mistyped_subscription_warns_and_the_summary_counts_it(
     assert cancels(sandbox) == 0
 
 
+def test_a_run_that_selects_nothing_says_so_in_one_line(
+    cli: Any, sandbox: Sandbox, config_file: Path
+) -> None:
+    res = bulk(
+        cli, config_file, "--subscription", "rent_8812", "--account", "flexportal",
+        "--reason", "x", "--yes",
+    )  # fmt: skip
+    assert res.code == 0, res.stderr
+    run_id = res.stderr.split("Run id: ")[1].split()[0]
+    # not a grid of empty columns ("account" over "total")
+    assert res.stdout == ""
+    assert f"Summary of run {run_id}: no payments selected; nothing to do.\n" in res.stderr
+
+
 def test_the_plan_shows_open_payments_per_subscription(
     cli: Any, sandbox: Sandbox, config_file: Path, tmp_path: Path
 ) -> None:

@@ -299,6 +299,7 @@ class Summary:
     requests: int = 0
     duration_s: float = 0.0
     subscriptions: dict[str, int] | None = None  # open payments found, subscription runs only
+    dry_run: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -331,6 +332,7 @@ def summarize(journal: Journal, run_id: str) -> Summary:
     run = journal.run(run_id)
     if run is not None and "subscriptions" in run.options:
         summary.subscriptions = dict(run.options["subscriptions"])
+    summary.dry_run = run is not None and bool(run.options.get("dry_run"))
     for row in journal.payments(run_id):
         summary.total += 1
         if row.outcome is None:

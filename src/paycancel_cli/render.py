@@ -742,12 +742,15 @@ class BulkView:
             Text("Summary of run ") + kept(summary.run_id),
             [Col("account", head=True), *(Col(o, keep=True, right=True) for o in outcomes)],
         )
+        if not summary.total:  # no grid of empty columns: one sentence says it
+            sheet.empty = f"Summary of run {summary.run_id}: no payments selected; nothing to do."
+            return sheet
         for account, counts in sorted(summary.per_account.items()):
             sheet.add_row(account or "(invalid)", *(str(counts.get(o, 0)) for o in outcomes))
         sheet.add_row(
             Text("total", style="bold"), *(str(summary.outcomes.get(o, 0)) for o in outcomes)
         )
-        dry = bool(summary.outcomes.get(Outcome.WOULD_CANCEL.value))
+        dry = summary.dry_run or bool(summary.outcomes.get(Outcome.WOULD_CANCEL.value))
         if summary.cancelled_amounts or not dry:
             sheet.note(
                 "Cancelled amounts:", *(_amounts(summary.cancelled_amounts) or [Text("none")])
