@@ -198,7 +198,10 @@ def test_a_sandbox_run_id_without_sandbox_gets_a_hint(
         f"(paycancel --sandbox runs show {run_id})."
     )
     resumed = cli("--config", str(config), "bulk-cancel", "--resume", run_id, "--yes")
-    assert resumed.code == 2 and "add --sandbox" in resumed.stderr
+    assert resumed.code == 2
+    assert resumed.stderr.splitlines()[-1].endswith(
+        f"add --sandbox (paycancel --sandbox bulk-cancel --resume {run_id})."
+    )
     assert cli("--sandbox", "runs", "show", run_id).code == 0
 
 

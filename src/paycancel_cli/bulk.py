@@ -485,9 +485,10 @@ class BulkOutcome:
         return self.summary.exit_code(interrupted=self.interrupted)
 
 
-def no_such_run(config: Config, run_id: str) -> UsageError:
+def no_such_run(config: Config, run_id: str, command: str = "runs show") -> UsageError:
     """The error for a run id the journal does not hold; when the other journal (the
-    sandbox's, or the real one) holds it, the hint says which flag finds it."""
+    sandbox's, or the real one) holds it, the hint says which flag finds it, in the
+    ``command`` the operator was typing."""
     message = (
         f"No run {run_id!r} in the journal {config.journal_path}; `paycancel runs` lists "
         "the runs."
@@ -502,7 +503,7 @@ def no_such_run(config: Config, run_id: str) -> UsageError:
             else:
                 message += (
                     " It is a run in the built-in sandbox: add --sandbox "
-                    f"(paycancel --sandbox runs show {run_id})."
+                    f"(paycancel --sandbox {command} {run_id})."
                 )
     return UsageError(message)
 
@@ -865,7 +866,7 @@ def _resume(
     journal = Journal(config.journal_path, redact=redactor)
     run = journal.run(run_id)
     if run is None or run.options.get("kind") not in ("bulk", "cancel"):
-        raise no_such_run(config, run_id)
+        raise no_such_run(config, run_id, "bulk-cancel --resume")
     if bool(run.options.get("sandbox")) != config.sandbox:
         where = "the built-in sandbox" if run.options.get("sandbox") else "real accounts"
         how = "with" if run.options.get("sandbox") else "without"
