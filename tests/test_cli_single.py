@@ -140,6 +140,8 @@ def test_not_cancellable_states_send_no_cancel(
         result = result_of(res)
         assert result["outcome"] == "not_cancellable", pid
         assert result["error"]["message"]
+        # nothing sent, nothing journaled: no run id that `runs show` cannot find
+        assert result["run_id"] is None and res.json_lines()[-1]["run_id"] is None
     assert sandbox.counts[(provider, "cancel")] == 0
 
 
@@ -261,6 +263,8 @@ def test_cancel_summary_counts_released_amount(cli: Any, config_file: Path) -> N
     assert summary["outcomes"] == {"cancelled": 1}
     assert summary["cancelled_amounts"] == [{"currency": "USD", "value": "99.99"}]
     assert summary["requests"] == 2  # one read, one cancel
+    shown = cli("--config", str(config_file), "runs", "show", summary["run_id"], "--json")
+    assert shown.code == 0 and shown.json_lines()[-1]["outcome"] == "cancelled"
 
 
 @pytest.mark.parametrize("bad", ["abc/../refunds", "x?y=1", "a#b", "100%", "a b"])
@@ -290,6 +294,7 @@ def test_dry_run_reads_only(cli: Any, sandbox: Sandbox, config_file: Path) -> No
     assert res.code == 0
     result = result_of(res)
     assert result["outcome"] == "would_cancel" and result["idempotency_key"] is None
+    assert result["run_id"] is None
     assert sandbox.counts[("flexportal", "cancel")] == 0
 
 

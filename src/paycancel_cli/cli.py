@@ -6,6 +6,7 @@ inside the commands that need them.
 """
 
 import contextlib
+import dataclasses
 import math
 import os
 import sys
@@ -506,6 +507,9 @@ def cancel(
                     + resume_command(g, started[0], yes=True, live=acc.is_live)
                 ) from None
         requests = s.counter.requests
+    if not started:
+        # Nothing sent, nothing journaled: no run id that `runs show` could not find.
+        result = dataclasses.replace(result, run_id=None)
     if json_:
         totals, unknown = cancelled_totals([result])
         out.json_line(result.to_json())
