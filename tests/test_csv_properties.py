@@ -121,7 +121,7 @@ def test_arbitrary_bytes_give_input_errors_or_problems_never_crashes(data: bytes
         Path(reader.source.path).unlink()
     for problem in validation.problems:
         assert problem.line >= 2
-    assert validation.rows == validation.valid + validation.duplicates
+    assert validation.rows == validation.valid + validation.duplicates + validation.invalid
 
 
 @settings(max_examples=100)

@@ -162,7 +162,8 @@ def test_validate_only_json_prints_the_validation_record_of_invalid_rows(
     assert res.code == 2
     validation, error = res.json_lines()[-2:]
     assert validation["type"] == "validation"
-    assert (validation["valid"], validation["invalid"]) == (1, 1)
+    # rows counts every data row, the invalid one too
+    assert (validation["rows"], validation["valid"], validation["invalid"]) == (2, 1, 1)
     assert (error["type"], error["exit_code"], error["code"]) == ("error", 2, "input_error")
     assert error["message"].startswith(f"1 invalid row(s) in {csv}")
 

@@ -471,7 +471,9 @@ class Reader:
                 raise InputError(
                     f"{label}, line {previous + 1}: malformed CSV ({exc}). Nothing was sent."
                 ) from None
-            result.rows, result.valid, result.duplicates = rows, valid, duplicates
+            # Every data row read: valid, duplicate or invalid alike.
+            result.rows = rows + result.invalid
+            result.valid, result.duplicates = valid, duplicates
         return result
 
     def rows(self) -> Iterator[Row | Problem]:
