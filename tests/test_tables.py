@@ -26,7 +26,7 @@ from paycancel_cli.bulk import BulkRequest, Summary, run_bulk, summarize
 from paycancel_cli.cli import run_json
 from paycancel_cli.config import Config, load_config
 from paycancel_cli.journal import Journal
-from paycancel_cli.models import AGGREGATES, Money, Payment, Result
+from paycancel_cli.models import AGGREGATES, Money, Outcome, Payment, Result
 from paycancel_cli.redact import Redactor
 from paycancel_cli.render import BulkView, Output, Sheet, _ProgressLine, show
 from paycancel_cli.sandbox import Sandbox
@@ -145,18 +145,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                     ("vipps", "demo-captured-0001"),
                     ("hedgepayments", MISSING["hedgepayments"]),
                 ):
-                    w.cancels.append(
-                        await core.cancel_one(
-                            session,
-                            account,
-                            pid,
-                            reason="returned",
-                            dry_run=False,
-                            confirm=lambda _p: None,
-                            journal=journal,
-                            command="test",
+                    # as `cancel --yes` does: read and decide, then send what can be
+                    decided = await core.decide_one(session, account, pid, reason="returned")
+                    if decided.outcome is Outcome.WOULD_CANCEL:
+                        decided = await core.cancel_confirmed(
+                            session, decided, reason="returned", journal=journal, command="test"
                         )
-                    )
+                    w.cancels.append(decided)
 
         w.runs["dry"] = _bulk(config, BulkRequest(csv=str(DEMO), reason="look", dry_run=True))
         asyncio.run(reads_and_cancels())

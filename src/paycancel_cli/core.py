@@ -13,7 +13,6 @@ import getpass
 import hashlib
 import secrets
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -148,37 +147,3 @@ async def cancel_confirmed(
     finally:
         journal.set_run_status(run_id, status)
     return result
-
-
-async def cancel_one(
-    session: Session,
-    account: str,
-    payment_id: str,
-    *,
-    reason: str,
-    dry_run: bool,
-    confirm: Callable[[Payment], None],
-    journal: Journal | None,
-    command: str,
-    policy: RetryPolicy | None = None,
-    started: list[str] | None = None,
-) -> Result:
-    """``decide_one``, then ``confirm`` (raises to refuse), then ``cancel_confirmed``:
-    the whole flow for a caller whose confirmation needs no terminal (a test, a
-    library user).  The CLI asks between the two calls itself, outside the loop."""
-    decided = await decide_one(session, account, payment_id, reason=reason, policy=policy)
-    if dry_run or decided.outcome is not Outcome.WOULD_CANCEL:
-        return decided
-    assert decided.before is not None
-    confirm(decided.before)
-    if journal is None:
-        raise PaycancelError("internal: a cancel needs the journal")
-    return await cancel_confirmed(
-        session,
-        decided,
-        reason=reason,
-        journal=journal,
-        command=command,
-        policy=policy,
-        started=started,
-    )
