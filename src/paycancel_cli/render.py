@@ -770,7 +770,9 @@ class BulkView:
             )
         if summary.remaining:
             sheet.note(f"{summary.remaining} not processed yet")
-        sheet.note(f"{summary.requests} requests in {summary.duration_s:.1f}s")
+        if summary.requests or summary.duration_s:
+            # (a summary read back from the journal, `runs show`, has no such figures)
+            sheet.note(f"{summary.requests} requests in {summary.duration_s:.1f}s")
         if summary.total > self.SMALL_RUN:  # no results table: say where they are
             sheet.note(
                 "All results:",
