@@ -175,6 +175,13 @@ def test_a_signal_stops_cleanly_and_prints_the_resume_command(
         journal = Journal(tmp_path / "j.sqlite3")
         recorded = {r.payment_id for r in journal.payments(run.run_id) if r.outcome is not None}
         assert {pid for (_, pid), n in sb.cancel_commits.items() if n} == recorded
+        shown = spawn(["--config", str(config), "runs", "show", run.run_id], env)
+        _out, err = shown.communicate(timeout=60)
+        assert shown.returncode == 0, err
+        assert err.endswith(
+            f"Not finished. Resume with:\n  paycancel --config {config} bulk-cancel --resume "
+            f"{run.run_id}\n"
+        ), err
         resumed = spawn(
             ["--config", str(config), "bulk-cancel", "--resume", run.run_id, "--yes"], env
         )

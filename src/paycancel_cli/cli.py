@@ -895,6 +895,9 @@ def runs_show(
     out.table(view.results_table())
     summary = summarize(journal, run_id)
     out.table(view.summary_table(summary))
+    if summary.remaining:  # stopped or crashed: say how to finish it
+        out.message("Not finished. Resume with:")
+        out.command_line("  " + resume_command(g, run_id, yes=False, live=False))
 
 
 def run_json(journal: Any, run: Any) -> dict[str, Any]:
