@@ -531,6 +531,10 @@ class Canceller:
         return isinstance(exc, RateLimited | ProviderUnavailable | Busy)
 
     def _cancel_backoff(self, exc: Exception) -> bool | float:
+        if isinstance(exc, ProviderUnavailable) and exc.accepted:
+            # The provider took the cancel; only the read after it failed.  Another
+            # attempt would only read (or re-send) again: the answer stands.
+            return False
         wait = self._read_backoff(exc)
         floor = self.provider.min_cancel_retry_s
         if wait is False or not floor:
