@@ -309,3 +309,17 @@ def test_requeue_puts_back_only_transient_failures_read_first_where_sent(tmp_pat
         "z": ("done", Outcome.FAILED),
         "w": ("done", Outcome.NOT_CANCELLABLE),
     }
+
+
+def test_the_resume_command_names_the_config_by_its_whole_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given as `--config sb.toml`, the command still works when copied from a cron log
+    into a shell in another directory."""
+    from paycancel_cli.cli import Globals, resume_command
+
+    monkeypatch.chdir(tmp_path)
+    g = Globals(config_path=Path("sb.toml"))
+    assert resume_command(g, "RUN", yes=True, live=False) == (
+        f"paycancel --config {tmp_path / 'sb.toml'} bulk-cancel --resume RUN --yes"
+    )

@@ -580,12 +580,12 @@ def wait_limit(text: str | None) -> float | None:
 
 def resume_command(g: Globals, run_id: str, *, yes: bool, live: bool) -> str:
     """The command that resumes ``run_id`` the way it was started (same config, same
-    sandbox choice), ready to copy."""
+    sandbox choice), ready to copy from any directory (a cron log is read elsewhere)."""
     import shlex
 
     parts = ["paycancel"]
     if g.config_path is not None:
-        parts += ["--config", shlex.quote(str(g.config_path))]
+        parts += ["--config", shlex.quote(os.path.abspath(g.config_path))]
     if g.sandbox:
         parts.append("--sandbox")
     parts += ["bulk-cancel", "--resume", run_id]
