@@ -211,3 +211,131 @@ def test_cancel_first_is_off_for_a_guard_and_a_dry_run() -> None:
     dry = FakeFlexPortal(post=[])
     assert run(dry, cancel_first=True, dry_run=True).outcome is Outcome.WOULD_CANCEL
     assert (dry.gets, dry.posts) == (1, 0)
+
+
+# -- a yes that the payment contradicts ---------------------------------------------------
+
+
+def says_yes_shows(status: str) -> Callable[[FakeFlexPortal], httpx.Response]:
+    """A 2xx to the cancel whose payment shows ``status`` (the true state stays put)."""
+
+    def step(fake: FakeFlexPortal) -> httpx.Response:
+        return json_response(200, {"success": True, "payment": {**FP, "status": status}})
+
+    return step
+
+
+@pytest.mark.parametrize("cancel_first", [False, True])
+def test_a_yes_showing_the_payment_paid_is_not_cancelled(cancel_first: bool) -> None:
+    # The answer says the payment is paid, the read says it is still pending: nothing
+    # confirms a release, so the payment is not reported cancelled.
+    fake = FakeFlexPortal(post=[says_yes_shows("paid")])
+    result = run(fake, cancel_first=cancel_first)
+    assert result.outcome is Outcome.FAILED, result
+    assert result.error is not None and result.error.code == "not_confirmed"
+    assert fake.posts == 1 and fake.gets == (1 if cancel_first else 2)
+
+
+def test_a_yes_showing_paid_is_cancelled_when_the_read_back_shows_it_released() -> None:
+    def step(fake: FakeFlexPortal) -> httpx.Response:
+        fake.status = "cancelled"
+        return json_response(200, {"success": True, "payment": {**FP, "status": "paid"}})
+
+    fake = FakeFlexPortal(post=[step])
+    result = run(fake, cancel_first=True)
+    assert result.outcome is Outcome.CANCELLED and (fake.gets, fake.posts) == (1, 1)
+
+
+class FakeCompago:
+    """A Compago intent: the cancel answers ``{}`` and changes nothing; cancels follow
+    ``posts`` (status codes), then answer 503; reads follow ``gets`` (a status code, or
+    None for the intent as it is), then answer normally."""
+
+    ID = "0b4e7f0e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
+
+    def __init__(self, *, posts: list[int], gets: list[int | None]) -> None:
+        self.status = "PENDING"
+        self.post_script, self.get_script = posts, gets
+        self.posts = self.gets = 0
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            self.gets += 1
+            code = self.get_script.pop(0) if self.get_script else None
+            if code is not None:
+                return json_response(code, {"message": "down"})
+            return json_response(200, {"id": self.ID, "status": self.status, "expired": False})
+        self.posts += 1
+        code = self.post_script.pop(0) if self.post_script else 503
+        return json_response(code, {} if code < 300 else {"message": "down"})
+
+
+def run_compago(fake: FakeCompago, **kw: Any) -> Result:
+    async def go() -> Result:
+        acc = account("compago")
+        async with httpx.AsyncClient(
+            base_url=acc.url, transport=httpx.MockTransport(fake.handler)
+        ) as client:
+            canceller = Canceller(
+                make_provider(acc, client),
+                run_id="r1",
+                policy=RetryPolicy(attempts=4, wait_initial=0, wait_max=0, wait_jitter=0),
+                **kw,
+            )
+            return await canceller.process(Target("compago", fake.ID, "why"), key="k1")
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("cancel_first", [False, True])
+def test_compago_accepted_then_shown_still_open_is_not_cancelled(cancel_first: bool) -> None:
+    # The cancel answered {} (the intent stays PENDING), the read after it failed; a later
+    # read shows the intent still open and every re-sent cancel fails: not cancelled.
+    fake = FakeCompago(posts=[200], gets=[None, 503] if not cancel_first else [503])
+    result = run_compago(fake, cancel_first=cancel_first)
+    assert fake.status == "PENDING" and fake.posts > 1
+    assert result.outcome is Outcome.FAILED, result
+    assert result.error is not None and result.error.code == "uncertain"
+
+
+def test_compago_accepted_with_no_read_after_is_cancelled() -> None:
+    # The documented claim: accepted, and no read ever succeeds afterwards.
+    fake = FakeCompago(posts=[200], gets=[503] * 1000)
+    result = run_compago(fake, cancel_first=True)
+    assert result.outcome is Outcome.CANCELLED and fake.posts == 1
+
+
+# -- HedgePayments 409: whose cancel was it? ----------------------------------------------
+
+
+def hedge_run(handler: Callable[[httpx.Request], httpx.Response], **kw: Any) -> Result:
+    async def go() -> Result:
+        acc = account("hedgepayments")
+        async with httpx.AsyncClient(
+            base_url=acc.url, transport=httpx.MockTransport(handler)
+        ) as client:
+            canceller = Canceller(make_provider(acc, client), run_id="r1", **kw)
+            return await canceller.process(Target("hedgepayments", "pay_abc", "why"), key="k1")
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("cancel_first", [False, True])
+def test_hedge_409_to_a_first_send_on_a_payment_cancelled_by_another_is_already_cancelled(
+    cancel_first: bool,
+) -> None:
+    # The key was never sent before, so the 409 is not about a cancel of ours; someone
+    # else cancelled the payment between our read and our cancel.
+    state = {"status": "pending", "posts": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            state["posts"] += 1
+            state["status"] = "canceled"  # another party's cancel, at the same moment
+            return json_response(409, {"error": {"code": "conflict", "message": "conflict"}})
+        body = {"id": "pay_abc", "status": state["status"], "amount": 500, "currency": "usd"}
+        return json_response(200, body)
+
+    result = hedge_run(handler, cancel_first=cancel_first)
+    assert result.outcome is Outcome.ALREADY_CANCELLED, result
+    assert state["posts"] == 1

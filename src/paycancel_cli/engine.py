@@ -15,8 +15,10 @@ one read after it (that read is the before state: a refusal changes nothing).
 
 Invariants:
 - An outcome is what the provider confirmed: ``cancelled`` only from a successful
-  cancel answer, or from a read-back that shows the payment released after a cancel
-  of ours whose answer was lost.
+  cancel answer that shows the payment released (a yes showing it open or in another
+  state is read back), from a read-back that shows it released after a cancel of ours
+  whose answer was lost, or from an accepted cancel (Compago) whose state after could
+  never be read; a read showing the payment still open voids that acceptance.
 - After an ambiguous failure (timeout, dropped connection, 5xx on the cancel) the
   payment is read back before anything is sent again.
 - ``before_send`` (the journal's in-flight record) runs before the first cancel
@@ -378,7 +380,8 @@ class Canceller:
                                 error=error,
                                 attempts=attempts,
                             )
-                        uncertain = False
+                        # Still open: whatever an earlier answer accepted did not take.
+                        uncertain = accepted = False
                     attempts += 1
                     try:
                         after = await self.provider.cancel(
@@ -403,9 +406,10 @@ class Canceller:
                             info.message, code=info.code, ambiguous=True
                         ) from None
                     shown = before or implied_before(after)
-                    if after.cancelable and not released(before, after):
-                        # The provider said yes but the payment still shows something to
-                        # release: confirmed only by a read-back, never assumed.
+                    if not released(before, after):
+                        # The provider said yes but the payment it shows is not released
+                        # (still open, or in a state no cancel leads to): confirmed only
+                        # by a read-back, never assumed.
                         now = await self.read(target.payment_id)
                         if released(before, now):
                             return replace(
@@ -422,8 +426,13 @@ class Canceller:
                             attempts=attempts,
                             error=ErrorInfo(
                                 "not_confirmed",
-                                "the provider accepted the cancel but the payment still shows "
-                                "an amount to release; check it with `paycancel status "
+                                "the provider accepted the cancel but the payment "
+                                + (
+                                    "still shows an amount to release"
+                                    if now.cancelable
+                                    else f"shows {now.native_status}, not cancelled"
+                                )
+                                + "; check it with `paycancel status "
                                 f"{target.payment_id} --account {target.account}`",
                             ),
                         )

@@ -5,9 +5,11 @@ Cancelable: ``pending`` and ``initiated``; every other state answers
 ``412 payment_not_cancelable``.  The list endpoint is undocumented, so this adapter does
 not list.  ``Idempotency-Key`` is sent on cancel, as the provider's best practice asks.
 
-A 409 to a cancel means the key was seen before (a re-send after an answer that was
-lost): the provider does not replay the first answer, so the adapter reads the payment
-once and reports what it shows (cancelled, refused by its state, or still open: failed).
+A 409 to a cancel is a refusal that does not say why (``already_cancelled`` None): the
+engine reads the payment once and classifies it.  Only the engine knows whether the key
+was sent before: after an earlier send of ours that may have landed, a payment shown
+cancelled is ours; on a first send it was cancelled by someone else (already cancelled);
+still open, it failed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, ClassVar
 import httpx
 
 from paycancel_cli.config import HedgePaymentsAccount
-from paycancel_cli.errors import NotCancellable, NotFound, ProviderError
+from paycancel_cli.errors import NotCancellable, NotFound
 from paycancel_cli.models import Money, Payment, PaymentStatus
 from paycancel_cli.providers.base import (
     Capability,
@@ -97,24 +99,13 @@ class HedgePayments(IdRules):
             headers={**self._headers, "Idempotency-Key": idempotency_key},
         )
         if response.status_code == 409:
-            return await self._after_conflict(response, payment_id)
+            raise self._conflict(response, payment_id)
         return self._payment(self._ok(response, payment_id, write=True), payment_id, write=True)
 
-    async def _after_conflict(self, response: httpx.Response, payment_id: str) -> Payment:
+    def _conflict(self, response: httpx.Response, payment_id: str) -> NotCancellable:
         code, message = describe_error(response, _describe)
-        now = await self.get(payment_id)
-        if now.status is PaymentStatus.CANCELLED:
-            return now
-        if not now.cancelable:
-            raise NotCancellable(
-                f"{self.title}: {message} (HTTP 409); the payment is now {now.native_status}",
-                code=code or "conflict",
-                http_status=409,
-            )
-        raise ProviderError(
-            f"{self.title} answered HTTP 409 ({message}) to the cancel of payment {payment_id}, "
-            f"which is still {now.native_status}: the idempotency key was used before but "
-            "the cancel did not happen; check the payment and run again",
+        return NotCancellable(
+            f"{self.title}: {message} (HTTP 409 to the cancel of payment {payment_id})",
             code=code or "conflict",
             http_status=409,
         )
