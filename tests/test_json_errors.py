@@ -111,3 +111,43 @@ def test_declining_is_a_plain_sentence(cli: Any, config_file: Path, answer: str)
         "Not cancelled: you did not confirm; nothing was sent."
     )
     assert "Error" not in res.stderr
+
+
+def test_a_signal_during_a_read_ends_with_the_error_record(tmp_path: Path) -> None:
+    """Ctrl-C while `status` waits for the provider: typer would turn it into a silent
+    exit 130; the monitor still gets its error record and the operator one line."""
+    import os
+    import signal
+    import time
+
+    from paycancel_cli.sandbox import Faults
+
+    from .conftest import spawn
+
+    with Sandbox(faults=Faults(latency_ms=20_000)) as sb:
+        config = write_config(tmp_path / "c.toml", sb.account_config())
+        proc = spawn(
+            [
+                "--config",
+                str(config),
+                "status",
+                "pay_demopending01",
+                "-a",
+                "hedgepayments",
+                "--json",
+            ],
+            dict(os.environ),
+        )
+        deadline = time.monotonic() + 60
+        while not sb.counts[("hedgepayments", "get")] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert json.loads(out.splitlines()[-1]) == {
+        "type": "error",
+        "exit_code": 130,
+        "code": "interrupted",
+        "message": "Interrupted; nothing more was sent.",
+    }
+    assert err.splitlines()[-1] == "Interrupted; nothing more was sent."

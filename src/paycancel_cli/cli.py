@@ -130,9 +130,20 @@ def _is_number(text: str) -> bool:
     return True
 
 
+class _CtrlC(Exception):
+    """Ctrl-C inside a command, carried past typer (which would end the command with a
+    bare exit 130: no line for the operator, no error record for a monitor)."""
+
+
 class PaycancelGroup(TyperGroup):
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, arrange_args(self, ctx, args))
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _CtrlC() from None
 
 
 class ShownArgument(TyperArgument):
@@ -1034,7 +1045,7 @@ def run(argv: list[str] | None = None) -> int:
         # click's prompt turns Ctrl-C and end of input into Abort; prompts come before
         # anything is journaled or sent.
         return stop(130, "interrupted", "Stopped at the prompt; nothing was sent.", label="")
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _CtrlC):
         return stop(130, "interrupted", "Interrupted; nothing more was sent.", label="")
     except Exception as exc:
         show = getattr(exc, "show", None)
