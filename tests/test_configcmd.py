@@ -510,6 +510,46 @@ def test_keyring_secret(
         keyring.set_keyring(previous)
 
 
+def test_a_keyring_backend_that_breaks_fails_only_its_account(
+    cli: Any, secret_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Backends raise what their platform raises (D-Bus, OS errors), not only
+    # KeyringError: that is one account's misconfiguration, never the whole command's.
+    keyring = pytest.importorskip("keyring")
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+
+    def broken(service: str, username: str) -> str | None:
+        raise RuntimeError("org.freedesktop.DBus.Error.ServiceUnknown")
+
+    backend.get_password = broken
+    keyring.set_keyring(backend)
+    try:
+        good = secret_sandbox.account_config()
+        path = write_config(
+            tmp_path / "c.toml",
+            {
+                "hedge": {
+                    "provider": "hedgepayments",
+                    "base_url": good["hedgepayments"]["base_url"],
+                    "api_key": "keyring:paycancel/hedge",
+                },
+                "flex": {"provider": "flex", "base_url": good["flex"]["base_url"]},
+            },
+        )
+        monkeypatch.setenv("PAYCANCEL_ACCOUNTS__FLEX__API_KEY", FLEX_KEY)
+        res = cli("--config", str(path), "config", "check", "--json")
+        assert res.code == 2, res.stdout + res.stderr
+        found = checks(res)
+        assert found["flex"]["status"] == "ok"
+        assert found["hedge"]["status"] == "misconfigured"
+        assert (
+            "account 'hedge', field 'api_key': the OS keyring could not be read (RuntimeError)"
+        ) in found["hedge"]["message"]
+    finally:
+        keyring.set_keyring(previous)
+
+
 # -- per-account isolation and config messages -------------------------------------------
 
 

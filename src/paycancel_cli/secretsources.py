@@ -6,7 +6,8 @@ Invariants:
 - Nothing a command printed (stdout or stderr) ever reaches a message: a failure is
   described by the account, the field, the program's name and the exit status only.
 - ``keyring`` is an optional dependency, imported only when a ``keyring:`` value is
-  read; without it the message says how to install it.
+  read; without it the message says how to install it.  Whatever its backend raises is
+  a ``ConfigError`` of that one account, named by the exception's type only.
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ def read_keyring(service: str, user: str, *, account: str, field: str) -> str:
         ) from None
     try:
         secret = keyring.get_password(service, user)
-    except keyring.errors.KeyringError as exc:
+    except Exception as exc:  # backends raise their platform's errors (D-Bus, OS), not
+        # only KeyringError: one account's problem, named by type (its text may be long)
         raise ConfigError(
             f"Config: {where}: the OS keyring could not be read ({type(exc).__name__}). "
             "Check that a keyring backend is available and unlocked."
