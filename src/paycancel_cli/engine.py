@@ -28,12 +28,12 @@ Invariants:
   journaled is None when no read came first.
 - A lost answer with no before state: a read that shows the payment still open means
   the cancel did not land (it is re-sent with the same key).  A read that shows it
-  cancelled cannot say by whom; where the adapter's cancels carry an idempotency key
-  the cancel is re-sent with the same key, whose answer is the first one again (a
-  success: ours; a refusal saying already cancelled: not ours).  Without a key the
-  payment counts as cancelled by this run, as a read-back after a lost answer always
-  has; it could be wrong only for a payment cancelled before this run's cancel was
-  sent, which ``--read-first`` rules out at the cost of one read per payment.
+  cancelled cannot say by whom, and no provider documents replaying a key's first
+  answer (HedgePayments' docs deny it: a re-sent key may get 409), so nothing is sent
+  to ask: the payment counts as cancelled by this run, as a read-back after a lost
+  answer always has.  It could be wrong only for a payment cancelled by someone else
+  before this run's cancel arrived, which ``--read-first`` rules out at the cost of
+  one read per payment.
 - Any unexpected exception while reading or cancelling one payment fails that payment
   (``failed``, naming the provider, the payment and what went wrong); only a
   ``JournalError`` leaves ``process``, because the run must stop when it cannot record.
@@ -74,7 +74,6 @@ if TYPE_CHECKING:
 # Capability names as the adapters declare them (providers.base.Capability is a
 # StrEnum); compared as strings so that importing the engine imports no adapter code.
 CANCEL_FIRST = "cancel_first"
-IDEMPOTENCY_KEY = "idempotency_key"
 IMPLIED = "implied by the cancel answer"
 
 log = logging.getLogger("paycancel.retry")
@@ -210,7 +209,6 @@ class Canceller:
         self.before_send = before_send
         self.on_new_key = on_new_key
         self.cancel_first = cancel_first and CANCEL_FIRST in provider.capabilities
-        self.replays = IDEMPOTENCY_KEY in provider.capabilities
 
     async def read(self, payment_id: str) -> Payment:
         """Read one payment, retrying transient failures."""
@@ -298,14 +296,11 @@ class Canceller:
             # Still open: the cancel did not land (re-sent with the same key); or not
             # cancellable for another reason: decided from the read.
             return await self._decide_and_cancel(target, key, now, base)
-        return await self._attribute(target, key, now, base)
+        return self._attribute(now, base)
 
-    async def _attribute(self, target: Target, key: str, now: Payment, base: Result) -> Result:
+    def _attribute(self, now: Payment, base: Result) -> Result:
         """``now`` shows cancelled after a cancel of ours with no before state whose
-        answer was lost: whose cancel was it?"""
-        if self.replays and not self.dry_run:
-            # The same key gets the first answer again: a success says it was ours.
-            return await self._cancel(target, key, None, base, probe=now)
+        answer was lost: counted as ours (see the module docstring)."""
         return replace(base, outcome=Outcome.CANCELLED, before=implied_before(now), after=now)
 
     def _decide(self, target: Target, before: Payment) -> tuple[Outcome, ErrorInfo | None] | None:
@@ -326,12 +321,9 @@ class Canceller:
         key: str,
         before: Payment | None,
         base: Result,
-        *,
-        probe: Payment | None = None,
     ) -> Result:
         """Send the cancel (retrying) and classify the answer.  ``before`` is None when
-        no read came first; ``probe`` is the read that showed the payment cancelled when
-        this send only asks the provider, by our key, whose cancel that was."""
+        no read came first."""
         if self.before_send is not None:
             await self.before_send(target, key, before)
         attempts = 0
@@ -359,9 +351,8 @@ class Canceller:
                             )
                         if before is None and now.cancelable:
                             before = now  # the lost cancel did not land: now we know
-                        elif before is None and probe is None and was_cancelled(now):
-                            found = await self._attribute(target, key, now, base)
-                            return replace(found, attempts=attempts + found.attempts)
+                        elif before is None and was_cancelled(now):
+                            return replace(self._attribute(now, base), attempts=attempts)
                         elif released(before, now):
                             return replace(
                                 base,
@@ -444,7 +435,7 @@ class Canceller:
                         attempts=attempts,
                     )
         except NotCancellable as exc:
-            return await self._refused(target, exc, before, probe, base, attempts, ever_uncertain)
+            return await self._refused(target, exc, before, base, attempts, ever_uncertain)
         except (RateLimited, ProviderUnavailable, Busy) as exc:
             if accepted:
                 # The provider accepted the cancel; only the state after it could not be
@@ -476,22 +467,11 @@ class Canceller:
         target: Target,
         exc: NotCancellable,
         before: Payment | None,
-        probe: Payment | None,
         base: Result,
         attempts: int,
         ever_uncertain: bool,
     ) -> Result:
         done = replace(base, attempts=attempts)
-        if probe is not None:
-            if exc.already_cancelled:
-                # Our key's first answer was this refusal (or our first cancel never
-                # arrived): the payment was cancelled before, not by this run.
-                return replace(done, outcome=Outcome.ALREADY_CANCELLED, before=probe)
-            # The answer to our key does not say whose cancel it was: counted as ours,
-            # as a read-back after a lost answer is.
-            return replace(
-                done, outcome=Outcome.CANCELLED, before=implied_before(probe), after=probe
-            )
         if before is None and exc.already_cancelled is not None:
             # Sent first, and the answer says what the payment is: no read needed.
             if exc.already_cancelled:
