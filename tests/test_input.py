@@ -254,6 +254,29 @@ def test_account_flag_fills_blank_cells_and_matches_any_case(
     assert sandbox.cancel_commits[("hedgepayments", "pay_demoinitiated01")] == 1
 
 
+def test_the_account_flag_itself_matches_any_case(
+    cli: Any, sandbox: Sandbox, config_file: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text("payment_id,account\npay_demopending01,\npay_demoinitiated01,hedgepayments\n")
+    res = bulk(
+        cli, config_file, str(path), "--account", "HedgePayments", "--reason", "r", "--yes",
+        "--json",
+    )  # fmt: skip
+    assert res.code == 0, res.stderr
+    assert res.json_lines()[-1]["outcomes"] == {"cancelled": 2}
+    assert {r["account"] for r in res.json_lines() if r["type"] == "result"} == {"hedgepayments"}
+    status = cli(
+        "--config", str(config_file), "status", "pay_demopending01", "-a", "HEDGEPAYMENTS",
+        "--json",
+    )  # fmt: skip
+    assert status.code == 0, status.stderr
+    assert status.json_lines()[0]["account"] == "hedgepayments"
+    check = cli("--config", str(config_file), "config", "check", "--account", "HedgePayments")
+    assert check.code == 0, check.stderr
+    assert sandbox.counts[("hedgepayments", "cancel")] == 2
+
+
 # point 6: subscriptions
 
 

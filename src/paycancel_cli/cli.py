@@ -344,6 +344,12 @@ def _globals(ctx: typer.Context) -> Globals:
     return obj
 
 
+def account_flag(value: str | None) -> str | None:
+    """``--account`` as typed: account names are lower case (``^[a-z][a-z0-9_]*$``), so
+    the flag matches any case, as account names in CSV rows do."""
+    return None if value is None else value.lower()
+
+
 AccountOpt = Annotated[
     str | None,
     typer.Option(
@@ -352,6 +358,7 @@ AccountOpt = Annotated[
         metavar="ACCOUNT",
         help="Account name from the config (optional when only one).",
         autocompletion=account_names,
+        callback=account_flag,
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON Lines on stdout, nothing else.")]

@@ -117,6 +117,7 @@ def check(
     config = _load(g)
     config.warn = None  # every account gets its own line below
     if account is not None:
+        account = account.lower()  # as for every --account: names are lower case
         if account not in config.entries:
             config.account(account)  # unknown: the error names the configured ones
         names = [account]
