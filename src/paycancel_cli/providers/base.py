@@ -45,8 +45,9 @@ _FORBIDDEN = re.compile(r"[/?#%\\\s\x00-\x1f\x7f]")
 
 class Capability(StrEnum):
     LIST_FOR_SUBSCRIPTION = "list_for_subscription"
-    # The cancel carries an Idempotency-Key; a repeat with the same key gets the first
-    # answer again (or a conflict), never a second cancel.
+    # The cancel carries an Idempotency-Key, so a re-sent cancel is never applied twice.
+    # What a repeat answers differs (Vipps: the first result; HedgePayments: possibly a
+    # 409 conflict), so the engine never infers anything from a replayed answer.
     IDEMPOTENCY_KEY = "idempotency_key"
     CANCEL_RETURNS_PAYMENT = "cancel_returns_payment"
     # A bulk run may send the cancel without reading first: by the provider's documents
