@@ -214,17 +214,13 @@ async def execute(
 
     async def process(row: PaymentRow) -> Result:
         if row.account in state.dead_accounts:
-            return Result(
+            return _failed(
                 run_id,
-                row.account,
-                row.provider,
-                row.payment_id,
-                Outcome.FAILED,
-                error=ErrorInfo(
+                row,
+                ErrorInfo(
                     AUTH_FAILED,
                     f"account {row.account!r}: credentials rejected earlier in this run; not tried",
                 ),
-                idempotency_key=row.idempotency_key,
             )
         # A resumed run does not trust a list page (its state may be stale): the payment
         # is read again, or cancelled first where the adapter's answer classifies.
@@ -248,7 +244,9 @@ async def execute(
                 except JournalError:
                     raise
                 except Exception as exc:
-                    result = _failed(run_id, row, exc)
+                    target = Target(row.account, row.payment_id, row.reason)
+                    error = unexpected_error(row.provider or row.account, target, exc)
+                    result = _failed(run_id, row, error)
                 journal.mark_done(result)
             except Exception as exc:
                 fatal.append(exc)
@@ -264,16 +262,16 @@ async def execute(
     return state
 
 
-def _failed(run_id: str, row: PaymentRow, exc: Exception) -> Result:
-    """A worker's unexpected exception, as that one payment's failure."""
-    target = Target(row.account, row.payment_id, row.reason)
+def _failed(run_id: str, row: PaymentRow, error: ErrorInfo) -> Result:
+    """One planned payment's failure, decided without the engine (an account whose
+    credentials were rejected, a worker's unexpected exception)."""
     return Result(
         run_id,
         row.account,
         row.provider,
         row.payment_id,
         Outcome.FAILED,
-        error=unexpected_error(row.provider or row.account, target, exc),
+        error=error,
         idempotency_key=row.idempotency_key,
     )
 
