@@ -19,7 +19,7 @@ import typer
 from typer.core import TyperArgument, TyperGroup
 
 from paycancel_cli import __version__
-from paycancel_cli.completion import account_names, run_ids
+from paycancel_cli.completion import account_flag, account_names, run_ids
 from paycancel_cli.errors import Declined, InputError, Interrupted, PaycancelError, UsageError
 
 if TYPE_CHECKING:
@@ -342,12 +342,6 @@ def _globals(ctx: typer.Context) -> Globals:
     obj = ctx.obj
     assert isinstance(obj, Globals)
     return obj
-
-
-def account_flag(value: str | None) -> str | None:
-    """``--account`` as typed: account names are lower case (``^[a-z][a-z0-9_]*$``), so
-    the flag matches any case, as account names in CSV rows do."""
-    return None if value is None else value.lower()
 
 
 AccountOpt = Annotated[

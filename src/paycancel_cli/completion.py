@@ -1,10 +1,12 @@
-"""Shell completion values: account names from the config and run ids from the journal.
+"""What ``--account`` and run-id arguments take: shell completion values (account
+names from the config, run ids from the journal) and the ``--account`` normalisation.
 
 Invariants:
 - Completion never fails loudly and never reads a secret: a broken or missing config
   or journal completes nothing; account names come from the file and the environment
   without running a secret command or touching the keyring.
-- Imported only while completing, so it costs `--help` nothing.
+- Everything heavy is imported inside the functions, so importing it costs `--help`
+  nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +15,13 @@ from pathlib import Path
 from typing import Any
 
 RUN_ID_LIMIT = 200
+
+
+def account_flag(value: str | None) -> str | None:
+    """``--account`` as typed, for every option that takes one (beside its completion
+    below): account names are lower case (``^[a-z][a-z0-9_]*$``), so the flag matches
+    any case, as account names in CSV rows do."""
+    return None if value is None else value.lower()
 
 
 def _root_params(ctx: Any) -> dict[str, Any]:

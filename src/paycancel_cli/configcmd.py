@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from paycancel_cli.completion import account_names
+from paycancel_cli.completion import account_flag, account_names
 
 if TYPE_CHECKING:
     from paycancel_cli.config import AccountEntry, Config
@@ -91,6 +91,7 @@ def check(
             metavar="ACCOUNT",
             help="Check only this account (default: every account).",
             autocompletion=account_names,
+            callback=account_flag,
         ),
     ] = None,
     json_: JsonOpt = False,
@@ -117,7 +118,6 @@ def check(
     config = _load(g)
     config.warn = None  # every account gets its own line below
     if account is not None:
-        account = account.lower()  # as for every --account: names are lower case
         if account not in config.entries:
             config.account(account)  # unknown: the error names the configured ones
         names = [account]
