@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from paycancel_cli.csvinput import Row, Validation
 from paycancel_cli.engine import (
-    AUTH_FAILED,
     Canceller,
     InFlight,
     RetryPolicy,
@@ -54,7 +53,16 @@ from paycancel_cli.errors import (
     UsageError,
 )
 from paycancel_cli.journal import Journal, PaymentRow, PlanRow
-from paycancel_cli.models import ErrorInfo, Money, Outcome, Payment, Result, combine, verdict
+from paycancel_cli.models import (
+    AUTH_FAILED,
+    ErrorInfo,
+    Money,
+    Outcome,
+    Payment,
+    Result,
+    combine,
+    verdict,
+)
 
 if TYPE_CHECKING:
     from paycancel_cli.config import Account, Config
@@ -159,7 +167,6 @@ def subscription_plan_rows(
 
 @dataclass
 class Execution:
-    processed: int = 0
     interrupted: bool = False
     dead_accounts: set[str] = field(default_factory=set)
 
@@ -252,7 +259,6 @@ async def execute(
                 fatal.append(exc)
                 stop.set()
                 continue
-            state.processed += 1
             on_result(result)
 
     await asyncio.gather(producer(), *(worker() for _ in range(concurrency)))
@@ -292,7 +298,6 @@ class Summary:
     remaining: int = 0
     failures: list[Result] = field(default_factory=list)
     failure_count: int = 0
-    auth_failed: bool = False
     verdicts: set[int] = field(default_factory=set)  # each result's share of the exit code
     requests: int = 0
     duration_s: float = 0.0
@@ -356,8 +361,6 @@ def summarize(journal: Journal, run_id: str) -> Summary:
             summary.failure_count += 1
             if len(summary.failures) < MAX_FAILURES_SHOWN:
                 summary.failures.append(result)
-        if row.error is not None and row.error.code == AUTH_FAILED:
-            summary.auth_failed = True
         summary.verdicts.add(verdict(result))
     return summary
 

@@ -66,7 +66,15 @@ from paycancel_cli.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from paycancel_cli.models import ErrorInfo, Money, Outcome, Payment, PaymentStatus, Result
+from paycancel_cli.models import (
+    AUTH_FAILED,
+    ErrorInfo,
+    Money,
+    Outcome,
+    Payment,
+    PaymentStatus,
+    Result,
+)
 
 if TYPE_CHECKING:
     from paycancel_cli.providers.base import Provider
@@ -93,7 +101,6 @@ def _log_retry(details: stamina.instrumentation.RetryDetails) -> None:
 # retries in its own verbose log and reports the outcome instead.
 stamina.instrumentation.set_on_retry_hooks([_log_retry])
 
-AUTH_FAILED = "auth_failed"
 UNCERTAIN = "uncertain"
 INTERNAL = "internal_error"
 

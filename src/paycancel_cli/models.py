@@ -172,13 +172,17 @@ class Outcome(StrEnum):
         return self in (Outcome.CANCELLED, Outcome.ALREADY_CANCELLED, Outcome.WOULD_CANCEL)
 
 
+# The error code of a payment whose account's credentials were rejected (exit 3).
+AUTH_FAILED = "auth_failed"
+
+
 def verdict(result: Result) -> int:
     """One result's share of the exit code: 0 done, 3 credentials rejected, 5 failed
     for a transient cause, 1 anything a person must look at."""
     if result.outcome.is_success:
         return 0
     error = result.error
-    if error is not None and error.code == "auth_failed":
+    if error is not None and error.code == AUTH_FAILED:
         return 3
     if result.outcome is Outcome.FAILED and error is not None and error.transient:
         return 5
