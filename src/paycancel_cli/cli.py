@@ -777,7 +777,7 @@ def bulk_cancel(
 
         if expires is not None:
             parse_expiry(expires)
-        author = author_of(config, key.expanduser() if key else None)
+        author = author_of(config, key.expanduser() if key else None, account)
         dry_run = True
     request = BulkRequest(
         csv=csv_file,

@@ -492,7 +492,7 @@ def evaluate(
         try:
             account = config.account(name)
         except ConfigError as exc:
-            v.problems.append(f"account {name} cannot be used: {exc.message}")
+            v.problems.append(f"account {name} cannot be used: {exc.message.rstrip('.')}")
             continue
         now_is = account_entry(account)
         for key, what in (("provider", "provider"), ("live", "live/test"), ("host", "host")):
@@ -593,10 +593,15 @@ class Author:
     probe_signature: bytes | None = None
 
 
-def author_of(config: Config, key: Path | None) -> Author:
+def author_of(config: Config, key: Path | None, account: str | None = None) -> Author:
     """Who makes the plan: with ``--key``, the principal allowed_signers names for the
-    key (found before any request, so a wrong key costs nothing)."""
+    key (found before any request, so a wrong key costs nothing).  Without a key, a
+    plan for an account that needs approvals is refused here when the account is known
+    before reading the input (``--account``, or the only one configured); otherwise
+    ``write_plan`` refuses it after the reads."""
     if key is None:
+        if account is not None or len(config.accounts) == 1:
+            _require_author([config.account(account)], None)
         return Author(None, None)
     allowed = _require_allowed(config, "--key")
     probe = f"paycancel-plan author probe {datetime.now(UTC).isoformat()}".encode()
@@ -691,14 +696,7 @@ def write_plan(
     """Write the plan (atomically) and, with a key, the author's signature in
     ``PLAN.approvals/``.  Signatures of a plan this one replaces are removed (they sign
     another document).  Returns notes for the operator."""
-    needs = sorted(a["name"] for a in document["accounts"] if config.account(a["name"]).approvals)
-    if needs and author.principal is None:
-        raise PlanRefused(
-            f"Account {needs[0]} needs approved plans, and an approval counts only from "
-            "someone other than the plan's author: make the plan with --key PATH (your SSH "
-            "key, listed in allowed_signers) so that it names you. No plan was written; "
-            "nothing was sent."
-        )
+    _require_author([config.account(a["name"]) for a in document["accounts"]], author.principal)
     notes = []
     text = dumps(document).encode()
     tmp = path.with_name(f".{path.name}.partial")
@@ -715,6 +713,17 @@ def write_plan(
         sig = _write_signature(path, author.principal, signature)
         notes.append(f"signed by its author {author.principal}: {sig}")
     return notes
+
+
+def _require_author(accounts: Iterable[Account], principal: str | None) -> None:
+    needs = sorted(a.name for a in accounts if a.approvals)
+    if needs and principal is None:
+        raise PlanRefused(
+            f"Account {needs[0]} needs approved plans, and an approval counts only from "
+            "someone other than the plan's author: make the plan with --key PATH (your SSH "
+            "key, listed in allowed_signers) so that it names you. No plan was written; "
+            "nothing was sent."
+        )
 
 
 def _write_signature(path: Path, principal: str, signature: bytes) -> Path:
