@@ -156,6 +156,9 @@ def test_plan_show_approve_apply(cli: Any, team: Team, tmp_path: Path) -> None:
     assert shown.code == 0, shown.stdout
     assert shown.json_lines()[-1]["approvers"] == ["bob"]
 
+    # a row added to the CSV after the plan was made changes nothing: the plan is the input
+    late = team.sb.add_payment("hedgepayments", status="pending", amount=700)
+    team.csv.write_text(team.csv.read_text() + late + "\n")
     team.sb.reset_counters()
     report = tmp_path / "report.csv"
     res = pc(cli, team, *apply_args(team, "--json", "--report", str(report)))
@@ -545,3 +548,19 @@ def test_plan_show_fits_80_columns(cli: Any, team: Team, monkeypatch: pytest.Mon
 def test_ssh_keygen_is_installed() -> None:
     """CI installs openssh-client: the approval tests must run, never skip."""
     assert shutil.which("ssh-keygen") is not None
+
+
+def test_a_sandbox_plan_applies_in_a_later_sandbox(cli: Any, tmp_path: Path) -> None:
+    """--sandbox serves on a new port each invocation: its host check ignores the port."""
+    root = Path(__file__).resolve().parent.parent
+    plan = tmp_path / "demo.plan.json"
+    res = cli("--sandbox", "bulk-cancel", str(root / "examples" / "demo.csv"), "--reason",
+              "demo", "--plan-out", str(plan))  # fmt: skip
+    assert plan.exists(), res.stderr
+    assert cli("--sandbox", "plan", "show", str(plan)).code == 0
+    res = cli("--sandbox", "bulk-cancel", "--plan", str(plan), "--yes", "--json")
+    assert res.code in (0, 1), res.stderr
+    summary = res.json_lines()[-1]
+    assert summary["outcomes"].get("cancelled", 0) == sum(
+        1 for p in json.loads(plan.read_text())["payments"] if p["plan"] == "would_cancel"
+    )

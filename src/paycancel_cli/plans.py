@@ -495,6 +495,9 @@ def evaluate(
             v.problems.append(f"account {name} cannot be used: {exc.message.rstrip('.')}")
             continue
         now_is = account_entry(account)
+        if config.sandbox:  # the built-in sandbox serves on a new port each invocation
+            now_is["host"] = _without_port(now_is["host"])
+            entry = {**entry, "host": _without_port(str(entry["host"]))}
         for key, what in (("provider", "provider"), ("live", "live/test"), ("host", "host")):
             if now_is[key] != entry[key]:
                 v.problems.append(
@@ -508,6 +511,10 @@ def evaluate(
             v.problems.append(f"it was applied before, by run {v.applied_by.run_id}")
     _check_approvals(v, config)
     return v
+
+
+def _without_port(netloc: str) -> str:
+    return urlsplit(f"//{netloc}").hostname or netloc
 
 
 def _said(value: Any) -> str:
