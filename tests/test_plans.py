@@ -564,3 +564,24 @@ def test_a_sandbox_plan_applies_in_a_later_sandbox(cli: Any, tmp_path: Path) -> 
     assert summary["outcomes"].get("cancelled", 0) == sum(
         1 for p in json.loads(plan.read_text())["payments"] if p["plan"] == "would_cancel"
     )
+
+
+def test_a_subscription_plan(cli: Any, team: Team) -> None:
+    """--plan-out works on --subscription too: the list page is the state planned."""
+    ids = team.sb.seed_subscription("rent_plan", {"pending": 3, "failed": 1})
+    fp = team.sb.account_config()["flexportal"]
+    lines = ["[approvals]", f"allowed_signers = {json.dumps(str(team.allowed))}", ""]
+    lines += ["[accounts.fp]", *(f"{k} = {json.dumps(v)}" for k, v in fp.items()), "approvals = 1"]
+    team.config.write_text("\n".join(lines) + "\n")
+    key = str(team.keys["alice"])
+    res = pc(cli, team, "bulk-cancel", "--subscription", "rent_plan", "-a", "fp", "--reason",
+             "returned", "--plan-out", str(team.plan), "--key", key)  # fmt: skip
+    assert res.code == 0, res.stderr
+    planned = json.loads(team.plan.read_text())["payments"]
+    assert sorted(p["payment_id"] for p in planned) == sorted(ids)
+    assert approve(cli, team, "carol").code == 0
+    team.sb.reset_counters()
+    res = pc(cli, team, *apply_args(team, "--json"))
+    assert res.code == 0, res.stderr
+    assert res.json_lines()[-1]["outcomes"] == {"cancelled": 4}
+    assert ("flexportal", "list") not in team.sb.counts  # the plan is the input: no listing

@@ -253,7 +253,7 @@ def render_plan(out: Output, v: Verdict) -> None:
     source = data.get("input") or {}
     head.add_row("input", str(source.get("name") or ""))
     if source.get("sha256"):
-        head.add_row("input sha256", kept(str(source["sha256"])))
+        head.add_row("sha256", kept(str(source["sha256"])))
     head.add_row("reason", out.redact(str(data["reason"])))
     head.add_row("digest", kept(plan.digest))
     head.add_row(

@@ -558,10 +558,12 @@ def _check_approvals(v: Verdict, config: Config) -> None:
 def refusal(v: Verdict, verb: str = "applied") -> PlanRefused:
     """One paragraph: what is wrong with the plan, then the approvals' state."""
     reasons = list(v.problems)
-    if not v.approved:
+    if not v.plan.intact:  # its signatures sign other bytes: saying so is enough
+        reasons[0] += " (its signatures no longer verify either)"
+    elif not v.approved:
         reasons.append("its approvals are not enough")
     text = f"The plan {v.plan.path} ({v.plan.plan_id}) cannot be {verb}: " + "; ".join(reasons)
-    if v.approvals or v.author_problem or any(v.missing.values()):
+    if v.plan.intact and (v.approvals or v.author_problem or any(v.missing.values())):
         text += f". Approvals: {v.approvals_text()}"
     if v.applied_by is not None:
         text += (
