@@ -545,6 +545,35 @@ def test_plan_show_fits_80_columns(cli: Any, team: Team, monkeypatch: pytest.Mon
     assert json.loads(team.plan.read_text())["digest"] in shown.stdout
 
 
+@pytest.mark.parametrize("width", [80, 120])
+def test_plan_show_on_a_terminal_never_runs_past_its_width(
+    cli: Any, team: Team, width: int
+) -> None:
+    import io
+    import re
+
+    from rich.console import Console
+
+    from paycancel_cli.config import load_config
+    from paycancel_cli.plancmd import render_plan
+    from paycancel_cli.plans import evaluate, read_plan
+    from paycancel_cli.render import Output
+
+    make_plan(cli, team)
+    approve(cli, team, "bob")
+    buf, err = io.StringIO(), io.StringIO()
+    out = Output(stdout=buf, stderr=err)
+    out.out = Console(file=buf, width=width, force_terminal=True, color_system=None)
+    plan = read_plan(team.plan)
+    render_plan(out, evaluate(plan, load_config(team.config), None))
+    lines = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buf.getvalue()).splitlines()
+    assert max(len(line) for line in lines) <= width
+    text = "\n".join(lines)
+    for whole in (*team.ids, team.paid, plan.digest, plan.plan_id, "10.00 USD", "5.00 USD"):
+        assert whole in text
+    assert "bob" in text and "author" in text
+
+
 def test_ssh_keygen_is_installed() -> None:
     """CI installs openssh-client: the approval tests must run, never skip."""
     assert shutil.which("ssh-keygen") is not None
