@@ -15,6 +15,10 @@ compare the ratios of one run):
 3. start-up: ``paycancel --help`` vs ``python -c "import typer"``.
 4. validation: ``bulk-cancel --validate-only`` over a large CSV: time vs a bare
    ``csv.reader`` pass, and peak memory.
+5. plan apply: ``bulk-cancel --plan`` of a reviewed plan (``--payments`` HedgePayments
+   payments, approvals by real ssh-keygen signatures): requests of the checks before it
+   (none), requests per planned payment (at most one read and one cancel), share of the
+   rate limit.
 
 Usage: ``python bench/bench_bulk.py [--smoke] [--payments N] [--rpm N] [--latency-ms N]``
 (the JSON report on stdout; the throughput and per-kind tables, as in the README, on

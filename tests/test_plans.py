@@ -264,6 +264,9 @@ def test_a_second_apply_is_refused_naming_the_first_run(cli: Any, team: Team) ->
     assert f"--resume {run_id}" in res.stderr
     shown = pc(cli, team, "plan", "show", str(team.plan), "--json")
     assert shown.code == 2 and shown.json_lines()[-1]["applied_by_run"] == run_id
+    record = refused(cli, team, *apply_args(team, "--json")).json_lines()[-1]
+    assert record["type"] == "error" and record["code"] == "plan_refused"
+    assert record["exit_code"] == 2 and run_id in record["message"]
 
 
 @pytest.mark.parametrize("what", ["host", "provider"])
