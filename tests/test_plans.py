@@ -349,6 +349,7 @@ def test_too_few_approvers_and_one_principal_counts_once(cli: Any, team: Team) -
     assert record["approvers"] == ["bob"] and record["approvals_missing"] == {"hedge": 1}
     res = refused(cli, team, *apply_args(team))
     assert "needs 2 approver(s) besides the author, 1 missing" in res.stderr
+    assert "bob (2 signatures, counted once)" in res.stderr
     assert approve(cli, team, "carol").code == 0
     team.sb.reset_counters()
     assert pc(cli, team, *apply_args(team)).code == 1  # applied (the paid one stays)

@@ -448,8 +448,11 @@ class Verdict:
     def approvals_text(self) -> str:
         """Who signed, which signatures do not count and why, what is missing."""
         parts = []
-        valid = sorted({a.principal for a in self.approvals if a.valid and a.principal})
-        parts.append(f"signed by {', '.join(valid)}" if valid else "no valid signature")
+        valid = Counter(a.principal for a in self.approvals if a.valid and a.principal)
+        names = [
+            p if n == 1 else f"{p} ({n} signatures, counted once)" for p, n in sorted(valid.items())
+        ]
+        parts.append(f"signed by {', '.join(names)}" if names else "no valid signature")
         for a in self.approvals:
             if not a.valid:
                 parts.append(f"{a.file} does not count: {a.problem}")
