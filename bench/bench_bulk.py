@@ -15,6 +15,10 @@ compare the ratios of one run):
 3. start-up: ``paycancel --help`` vs ``python -c "import typer"``.
 4. validation: ``bulk-cancel --validate-only`` over a large CSV: time vs a bare
    ``csv.reader`` pass, and peak memory.
+5. plan apply: ``bulk-cancel --plan`` of a reviewed plan (``--payments`` HedgePayments
+   payments, approvals by real ssh-keygen signatures): requests of the checks before it
+   (none), requests per planned payment (at most one read and one cancel), share of the
+   rate limit.
 
 Usage: ``python bench/bench_bulk.py [--smoke] [--payments N] [--rpm N] [--latency-ms N]``
 (the JSON report on stdout; the throughput and per-kind tables, as in the README, on
@@ -32,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +262,122 @@ def throughput(
         "cancels_as_share_of_limit": round(cancelled / wall / limit_per_s, 3),
         "client_cpu_ms_per_payment": round(cpu * 1000 / payments, 3),
     }
+
+
+def plan_apply(
+    payments: int, rpm: int, latency_ms: int, concurrency: int, tmp: Path
+) -> dict[str, Any]:
+    """Apply of a reviewed plan of ``payments`` open HedgePayments payments on an account
+    with ``approvals = 1``: made by one key, approved by another (real ssh-keygen), then
+    ``bulk-cancel --plan``.  Counts the requests of the checks (digest, expiry,
+    signatures: none expected) and of the apply (one read and one cancel per planned
+    payment at most), and the apply's requests as a share of the rate limit."""
+    from paycancel_cli.bulk import BulkRequest, run_bulk
+    from paycancel_cli.config import load_config
+    from paycancel_cli.journal import Journal
+    from paycancel_cli.plans import (
+        apply_plan,
+        approve,
+        author_of,
+        evaluate,
+        plan_document,
+        read_plan,
+        write_plan,
+    )
+    from paycancel_cli.redact import Redactor
+
+    for name in ("alice", "bob"):
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(tmp / name)],
+            check=True,
+        )
+    allowed = tmp / "allowed_signers"
+    allowed.write_text(
+        "".join(
+            f"{n} {' '.join((tmp / (n + '.pub')).read_text().split()[:2])}\n"
+            for n in ("alice", "bob")
+        )
+    )
+    window = 6.0
+    served = Served(
+        [("hedgepayments", OPEN["hedgepayments"][0], payments)], rpm, window, latency_ms
+    )
+    try:
+        account = {**served.accounts["hedgepayments"], "requests_per_minute": rpm, "approvals": 1}
+        write_config(tmp / "plan.toml", {"acct": account})
+        with open(tmp / "plan.toml", "a") as handle:
+            handle.write(f'\n[approvals]\nallowed_signers = "{allowed}"\n')
+        csv_path = tmp / "plan.csv"
+        csv_path.write_text("payment_id\n" + "\n".join(served.ids[0]) + "\n")
+        os.environ["PAYCANCEL_DEFAULTS__JOURNAL"] = str(tmp / "plan.sqlite3")
+        config = load_config(tmp / "plan.toml")
+        author = author_of(config, tmp / "alice")
+        dry = run_bulk(
+            config,
+            BulkRequest(csv=str(csv_path), reason="bench", dry_run=True, concurrency=concurrency),
+            Quiet(),
+            redactor=Redactor(),
+        )
+        assert dry.run_id is not None
+        journal = Journal(config.journal_path)
+        document = plan_document(
+            journal, config, dry.run_id, author=author, expires=timedelta(hours=1),
+            command="bench", reason="bench", user="bench", host="bench",
+        )  # fmt: skip
+        path = tmp / "plan.json"
+        write_plan(path, document, config=config, author=author)
+        approve(read_plan(path), config, tmp / "bob")
+        time.sleep(window)  # the dry run's reads leave the rate window
+        before = provider_requests(served.counts()["counts"])
+        verdict = evaluate(read_plan(path), config, journal)
+        checks = provider_requests(served.counts()["counts"]) - before
+        assert verdict.applicable, verdict.problems
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        outcome = apply_plan(
+            config,
+            path,
+            BulkRequest(yes=True, concurrency=concurrency, command="bench"),
+            Quiet(),
+            redactor=Redactor(),
+            announce=lambda _: None,
+        )
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        spent = provider_requests(served.counts()["counts"]) - before - checks
+    finally:
+        served.stop()
+    summary = outcome.summary
+    assert summary is not None
+    cancelled = summary.outcomes.get("cancelled", 0)
+    limit_per_s = rpm / 60
+    return {
+        "payments": payments,
+        "planned_would_cancel": sum(1 for p in document["payments"] if p["plan"] == "would_cancel"),
+        "rate_limit_per_min": rpm,
+        "latency_ms": latency_ms,
+        "concurrency": concurrency,
+        "wall_s": round(wall, 2),
+        "requests_of_the_checks": checks,
+        "requests_seen_by_provider": spent,
+        "requests_per_planned_payment": round(spent / payments, 3),
+        "cancelled": cancelled,
+        "failed": summary.total - cancelled,
+        "requests_as_share_of_limit": round(spent / wall / limit_per_s, 3),
+        "cancels_as_share_of_limit": round(cancelled / wall / limit_per_s, 3),
+        "client_cpu_ms_per_payment": round(cpu * 1000 / payments, 3),
+    }
+
+
+def plan_table(row: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            "| run | requests of the checks | requests/planned payment "
+            "| requests as share of limit | cancels as share of limit | failed |",
+            "|---|---|---|---|---|---|",
+            f"| plan apply hedgepayments ({row['payments']}) | {row['requests_of_the_checks']} "
+            f"| {row['requests_per_planned_payment']:g} | {row['requests_as_share_of_limit']:.1%} "
+            f"| {row['cancels_as_share_of_limit']:.1%} | {row['failed']} |",
+        ]
+    )
 
 
 def requests_by_kind(per_kind: int, tmp: Path) -> dict[str, Any]:
@@ -530,6 +651,9 @@ def main() -> None:
             (tmp / f"t{n}").mkdir()
             runs.append(throughput(*shape, tmp / f"t{n}", **variant))
         report["throughput"] = runs
+        if args.only != "kinds":
+            (tmp / "plan").mkdir()
+            report["plan_apply"] = plan_apply(*shape, tmp / "plan")
         (tmp / "k").mkdir()
         kinds: dict[str, Any] = {"wrong_outcomes": 0, "providers": {}}
         if args.only != "throughput":
@@ -555,9 +679,17 @@ def finish(report: dict[str, Any], runs: list[dict[str, Any]]) -> None:
     print(json.dumps(report, indent=2))
     if runs:
         print(throughput_table(runs), file=sys.stderr)
+    if "plan_apply" in report:
+        print(plan_table(report["plan_apply"]), file=sys.stderr)
     if report["requests_by_kind"]["providers"]:
         print(kinds_table(report["requests_by_kind"]), file=sys.stderr)
     failed = sum(r["failed"] for r in runs) + report["requests_by_kind"]["wrong_outcomes"]
+    if "plan_apply" in report:
+        row = report["plan_apply"]
+        failed += row["failed"]
+        if row["requests_of_the_checks"] or row["requests_per_planned_payment"] > 2:
+            print("bench: a plan apply cost more than one read and one cancel", file=sys.stderr)
+            failed += 1
     if failed:
         print(f"bench: {failed} payment(s) without their expected outcome", file=sys.stderr)
         sys.exit(1)

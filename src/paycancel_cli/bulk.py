@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import hashlib
+import itertools
 import json
 import signal
 import time
@@ -183,6 +184,7 @@ async def execute(
     policy: RetryPolicy | None = None,
     resumed: bool = False,
     read_first: bool = False,
+    planned: bool = False,
 ) -> Execution:
     state = Execution()
     queue: asyncio.Queue[PaymentRow | None] = asyncio.Queue(maxsize=concurrency * 2)
@@ -233,6 +235,8 @@ async def execute(
         # is read again, or cancelled first where the adapter's answer classifies.
         known = None if resumed else row.known
         target = Target(row.account, row.payment_id, row.reason, row.expected, known)
+        if planned:  # a reviewed plan's payment: read, compared with the plan, then cancelled
+            target = Target(row.account, row.payment_id, row.reason, planned=row.known)
         in_flight = InFlight(row.before) if row.state == "in_flight" else None
         result = await canceller(row.account).process(
             target, key=row.idempotency_key, in_flight=in_flight
@@ -373,6 +377,9 @@ REPORT_FIELDS = (
 
 
 def report_rows(journal: Journal, run_id: str) -> Iterator[dict[str, Any]]:
+    from paycancel_cli.plans import report_fields
+
+    plan = report_fields(journal, run_id)  # a reviewed plan's run: who made and approved it
     for row in journal.payments(run_id):
         result = row.result(run_id)
         released = result.released()
@@ -396,6 +403,7 @@ def report_rows(journal: Journal, run_id: str) -> Iterator[dict[str, Any]]:
             "http_status": row.error.http_status if row.error else None,
             "attempts": row.attempts,
             "idempotency_key": row.idempotency_key or None,
+            **plan,
         }
 
 
@@ -408,9 +416,12 @@ def write_report(path: Path, rows: Iterable[dict[str, Any]], redact: Callable[[s
                 handle.write(redact(json.dumps({"type": "result", **row})) + "\n")
                 count += 1
         else:
-            writer = csv.DictWriter(handle, fieldnames=REPORT_FIELDS)
+            rows = iter(rows)
+            first = next(rows, None)
+            extra = [k for k in first or () if k not in REPORT_FIELDS]  # a plan's columns
+            writer = csv.DictWriter(handle, fieldnames=[*REPORT_FIELDS, *extra])
             writer.writeheader()
-            for row in rows:
+            for row in itertools.chain([first] if first else [], rows):
                 writer.writerow({k: redact("" if v is None else str(v)) for k, v in row.items()})
                 count += 1
     tmp.replace(path)
@@ -510,9 +521,20 @@ def no_such_run(config: Config, run_id: str, command: str = "runs show") -> Usag
 
 
 def check_confirmable(
-    accounts: Iterable[Account], *, yes: bool, live: bool, interactive: bool
+    accounts: Iterable[Account],
+    *,
+    yes: bool,
+    live: bool,
+    interactive: bool,
+    from_plan: bool = False,
 ) -> None:
-    """Refuse up front, before any request, what could never be confirmed."""
+    """Refuse up front, before any request, what could never be confirmed, and a cancel
+    on an account that takes cancels only from an approved plan (unless ``from_plan``)."""
+    accounts = list(accounts)
+    if not from_plan:
+        from paycancel_cli.plans import require_plan
+
+        require_plan(accounts)
     if interactive:
         return
     live_names = sorted(a.name for a in accounts if a.is_live)
@@ -795,6 +817,7 @@ async def _execute_and_summarize(
     policy: RetryPolicy | None,
     dry_run: bool,
     read_first: bool,
+    planned: bool = False,
 ) -> tuple[Summary, bool]:
     started = time.monotonic()
     pending = journal.count_pending(run_id)
@@ -821,6 +844,7 @@ async def _execute_and_summarize(
             policy=policy,
             resumed=resumed,
             read_first=read_first,
+            planned=planned,
         )
     finally:
         for sig in installed:
@@ -881,12 +905,14 @@ def _resume(
             f"Run {run_id} used account(s) {', '.join(missing)}, which the config no longer has."
         )
     dry_run = bool(run.options.get("dry_run"))
+    from_plan = "plan" in run.options  # a reviewed plan's run (plans.py)
     if not dry_run:
         check_confirmable(
             [config.account(a) for a in run.options.get("accounts", [])],
             yes=request.yes,
             live=request.live,
             interactive=request.interactive,
+            from_plan=from_plan,
         )
     input_lock = Locks(config.journal_path, wait=request.wait, on_wait=ui.waiting)
     input_lock.take(
@@ -928,6 +954,7 @@ def _resume(
                     policy=policy,
                     dry_run=dry_run,
                     read_first=bool(run.options.get("read_first")),
+                    planned=from_plan,
                 )
 
         status = "interrupted"

@@ -708,6 +708,39 @@ def bulk_cancel(
             "answer tells what happened).",
         ),
     ] = False,
+    plan: Annotated[
+        Path | None,
+        typer.Option(
+            "--plan",
+            metavar="PLAN",
+            help="Apply a reviewed plan (made with --plan-out): exactly its payments, once.",
+        ),
+    ] = None,
+    plan_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--plan-out",
+            metavar="PLAN",
+            help="Write a reviewable plan: a dry run, saved for `plan show|approve`.",
+        ),
+    ] = None,
+    expires: Annotated[
+        str | None,
+        typer.Option(
+            "--expires",
+            metavar="DURATION",
+            help="With --plan-out: how long the plan can be applied (90s, 30m, 24h, 3d; "
+            "default 24h, at most 7d).",
+        ),
+    ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key",
+            metavar="PATH",
+            help="With --plan-out: sign the plan as its author with this SSH key.",
+        ),
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Cancel many payments from a CSV or from subscriptions' open payments.  The input is
@@ -718,6 +751,18 @@ def bulk_cancel(
     from paycancel_cli.render import BulkView
 
     g = _globals(ctx)
+    if plan is not None or plan_out is not None or expires is not None or key is not None:
+        from paycancel_cli.plancmd import check_plan_flags
+
+        shaping = {
+            "a CSV file": csv_file, "--subscription": subscription, "--account": account,
+            "--reason": reason, "--dry-run": dry_run, "--validate-only": validate_only,
+            "--skip-invalid": skip_invalid, "--max-payments": max_payments is not None,
+            "--resume": resume, "--read-first": read_first,
+        }  # fmt: skip
+        check_plan_flags(
+            plan=plan, plan_out=plan_out, expires=expires, key=key, given=shaping, reason=reason
+        )
     if report is not None and not (report.parent.is_dir() and os.access(report.parent, os.W_OK)):
         raise UsageError(
             f"--report {report}: the directory does not exist or cannot be written. "
@@ -726,6 +771,14 @@ def bulk_cancel(
     config = g.config()
     out = g.output(json_)
     interactive = sys.stdin.isatty()
+    author = None
+    if plan_out is not None:  # a dry run written down; the author's key is checked first
+        from paycancel_cli.plans import author_of, parse_expiry
+
+        if expires is not None:
+            parse_expiry(expires)
+        author = author_of(config, key.expanduser() if key else None, account)
+        dry_run = True
     request = BulkRequest(
         csv=csv_file,
         subscriptions=list(subscription or []),
@@ -748,7 +801,12 @@ def bulk_cancel(
         out, yes=yes, live=live, interactive=interactive, progress=True, dry_run=dry_run
     )
     assert g.redactor is not None
-    outcome = run_bulk(config, request, view, redactor=g.redactor)
+    if plan is not None:
+        from paycancel_cli.plans import apply_plan
+
+        outcome = apply_plan(config, plan, request, view, redactor=g.redactor, announce=out.message)
+    else:
+        outcome = run_bulk(config, request, view, redactor=g.redactor)
     if outcome.summary is None:
         v = outcome.validation
         assert v is not None
@@ -807,10 +865,18 @@ def bulk_cancel(
         out.command_line("  " + resume_command(g, outcome.run_id, yes=yes, live=live))
     else:
         out.message(f"Run id: {outcome.run_id}")
+    if plan_out is not None and author is not None:
+        from paycancel_cli.plancmd import write_plan_out
+
+        write_plan_out(
+            out, config, outcome, path=plan_out, expires=expires, author=author,
+            command=g.redact(request.command), reason=(reason or "").strip(),
+        )  # fmt: skip
     raise typer.Exit(outcome.exit_code())
 
 
 from paycancel_cli.configcmd import config_app  # noqa: E402 (registered after the commands)
+from paycancel_cli.plancmd import plan_app  # noqa: E402
 
 app.add_typer(
     config_app,
@@ -819,6 +885,18 @@ app.add_typer(
         "paycancel config show",
         "paycancel config check --json",
         "paycancel config example > config.toml",
+    ),
+)
+
+app.add_typer(
+    plan_app,
+    name="plan",
+    short_help="Reviewed plans: `plan show PLAN`, `plan approve PLAN --key PATH`.",
+    epilog=examples(
+        "paycancel bulk-cancel night.csv -a fp_eu --reason R --plan-out p.json --key KEY",
+        "paycancel plan show p.json",
+        "paycancel plan approve p.json --key ~/.ssh/id_ed25519",
+        "paycancel bulk-cancel --plan p.json --yes --live",
     ),
 )
 
@@ -902,6 +980,11 @@ def runs_show(
             out.json_line(line)
         return
     out.table(out.runs_table([info]))
+    from paycancel_cli.plans import describe_run_plan
+
+    applied = describe_run_plan(journal, run_id)
+    if applied is not None:
+        out.message(applied)
     view = BulkView(out, yes=True, live=False, interactive=False, progress=False)
     view.results = [row.result(run_id) for row in rows if row.outcome is not None]
     out.table(view.results_table())
@@ -928,7 +1011,14 @@ def run_json(journal: Any, run: Any) -> dict[str, Any]:
         "total": journal.count_payments(run.run_id),
         "outcomes": counts,
         "remaining": journal.count_pending(run.run_id),
+        **_plan_of(journal, run.run_id),
     }
+
+
+def _plan_of(journal: Any, run_id: str) -> dict[str, Any]:
+    from paycancel_cli.plans import plan_json
+
+    return plan_json(journal, run_id)
 
 
 @app.command(

@@ -18,6 +18,7 @@ import threading
 import tomllib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -96,6 +97,8 @@ class AccountBase(BaseModel):
     timeout_s: float = Field(default=30.0, gt=0, le=600)
     requests_per_minute: int | None = Field(default=None, gt=0)
     environment: str | None = None
+    # Distinct approvers, besides a plan's author, that a cancel here needs (plans.py).
+    approvals: int = Field(default=0, ge=0, le=20)
 
     _check_url = field_validator("base_url")(_check_base_url)
 
@@ -312,6 +315,13 @@ class Defaults(BaseModel):
     journal: str | None = None
 
 
+class Approvals(BaseModel):
+    """``[approvals]``: who may approve plans (an OpenSSH allowed_signers file)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    allowed_signers: str | None = None
+
+
 class _RawSettings(BaseSettings):
     """Merges the TOML file and ``PAYCANCEL_*`` variables; accounts stay raw here and
     are validated one by one below, for messages that name the account."""
@@ -321,6 +331,7 @@ class _RawSettings(BaseSettings):
     )
     defaults: dict[str, Any] = Field(default_factory=dict)
     accounts: dict[str, Any] = Field(default_factory=dict)
+    approvals: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(
@@ -659,6 +670,7 @@ class Config:
     warn: Callable[[str], None] | None = None
     on_secret: Callable[[str], None] | None = None
     _warned: bool = False
+    approvals: Approvals = dataclass_field(default_factory=Approvals)
 
     @property
     def accounts(self) -> Mapping[str, Account]:
@@ -774,12 +786,13 @@ def load_config(
     if path is not None:
         data = _read_toml(path, required=required)
     where = str(path) if path is not None else "the environment"
-    unknown = set(data) - {"defaults", "accounts"}
+    unknown = set(data) - {"defaults", "accounts", "approvals"}
     if unknown:
-        hints = "".join(_did_you_mean(u, ("defaults", "accounts")) for u in sorted(unknown))
+        sections = ("defaults", "accounts", "approvals")
+        hints = "".join(_did_you_mean(u, sections) for u in sorted(unknown))
         raise ConfigError(
             f"Config file {where}: unknown section(s) {', '.join(sorted(unknown))}{hints}. "
-            "Only [defaults] and [accounts.NAME] are allowed."
+            "Only [defaults], [approvals] and [accounts.NAME] are allowed."
         )
     raw = _merge(data)
     env_accounts, env_defaults = _env_variables()
@@ -788,6 +801,11 @@ def load_config(
     except ValidationError as exc:
         problems = _problems(exc, env_defaults, list(Defaults.model_fields))
         raise ConfigError(_paragraph(where, "[defaults]", problems)) from None
+    try:
+        approvals = Approvals.model_validate(raw.approvals)
+    except ValidationError as exc:
+        problems = _problems(exc, {}, list(Approvals.model_fields))
+        raise ConfigError(_paragraph(where, "[approvals]", problems)) from None
     file_accounts = data.get("accounts", {})
     entries: dict[str, AccountEntry] = {}
     for name, fields in raw.accounts.items():
@@ -817,6 +835,7 @@ def load_config(
         searched=searched_paths(explicit) if path is None else (str(path),),
         warn=warn,
         on_secret=on_secret,
+        approvals=approvals,
     )
     if path is not None and warn is not None:
         _warn_permissions(path, data, warn)
@@ -864,13 +883,14 @@ def _read_toml(path: Path, *, required: bool) -> dict[str, Any]:
 def _merge(data: dict[str, Any]) -> _RawSettings:
     defaults = data.get("defaults", {})
     accounts = data.get("accounts", {})
-    if not isinstance(defaults, dict) or not isinstance(accounts, dict):
-        raise ConfigError("Config: [defaults] and [accounts.NAME] must be tables.")
+    approvals = data.get("approvals", {})
+    if not all(isinstance(t, dict) for t in (defaults, accounts, approvals)):
+        raise ConfigError("Config: [defaults], [approvals] and [accounts.NAME] must be tables.")
     for name, fields in accounts.items():
         if not isinstance(fields, dict):
             raise ConfigError(f"Config: account {name!r} must be a table [accounts.{name}].")
     try:
-        return _RawSettings(defaults=defaults, accounts=accounts)
+        return _RawSettings(defaults=defaults, accounts=accounts, approvals=approvals)
     except ValidationError as exc:
         problems = _problems(exc, {}, ())
         raise ConfigError(_paragraph("the environment", "PAYCANCEL_*", problems)) from None
@@ -922,6 +942,7 @@ def sandbox_config(accounts: Mapping[str, Mapping[str, str]], base: Config | Non
         searched=("(built-in sandbox accounts)",),
         warn=base.warn if base is not None else None,
         on_secret=base.on_secret if base is not None else None,
+        approvals=base.approvals if base is not None else Approvals(),
     )
 
 

@@ -67,6 +67,7 @@ from paycancel_cli.errors import (
     RateLimited,
 )
 from paycancel_cli.models import (
+    AGGREGATES,
     AUTH_FAILED,
     ErrorInfo,
     Money,
@@ -138,6 +139,9 @@ class Target:
     reason: str
     expected_amount: Money | None = None
     known: Payment | None = None  # the before state when a list page gave it
+    # The state a reviewed plan recorded: the payment is read first and not cancelled
+    # if it differs (``changed_since_plan``).
+    planned: Payment | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +199,24 @@ def amount_mismatch(expected: Money, payment: Payment) -> str | None:
     return None
 
 
+CHANGED_SINCE_PLAN = "changed_since_plan"
+
+
+def changed_since(planned: Payment, now: Payment) -> str | None:
+    """What differs between the state a reviewed plan recorded and the one read now
+    (status, amount, aggregate amounts), or None when nothing that matters did."""
+    changes = []
+    if planned.status is not now.status:
+        changes.append(f"status {planned.status.value} -> {now.status.value}")
+    for name in ("amount", *AGGREGATES):
+        was, is_ = getattr(planned, name), getattr(now, name)
+        if was != is_:  # Money compares by value (10.0 == 10.00) and currency
+            changes.append(f"{name} {was or 'none'} -> {is_ or 'none'}")
+    if not changes:
+        return None
+    return "changed since the plan was made: " + "; ".join(changes) + "; not cancelled"
+
+
 class Canceller:
     """Processes payments of one account through one provider adapter."""
 
@@ -226,7 +248,12 @@ class Canceller:
 
     def reads_first(self, target: Target) -> bool:
         """Whether ``target`` is read before its cancel (when no list page gave it)."""
-        return not self.cancel_first or self.dry_run or target.expected_amount is not None
+        return (
+            not self.cancel_first
+            or self.dry_run
+            or target.expected_amount is not None
+            or target.planned is not None
+        )
 
     async def process(
         self, target: Target, *, key: str, in_flight: InFlight | None = None
@@ -311,6 +338,10 @@ class Canceller:
         return replace(base, outcome=Outcome.CANCELLED, before=implied_before(now), after=now)
 
     def _decide(self, target: Target, before: Payment) -> tuple[Outcome, ErrorInfo | None] | None:
+        if target.planned is not None:
+            drift = changed_since(target.planned, before)
+            if drift is not None:
+                return Outcome.NOT_CANCELLABLE, ErrorInfo(CHANGED_SINCE_PLAN, drift)
         if target.expected_amount is not None:
             problem = amount_mismatch(target.expected_amount, before)
             if problem is not None:

@@ -101,6 +101,9 @@ class PlanRow:
     expected: Money | None = None
     known: Payment | None = None
     error: ErrorInfo | None = None  # an invalid row (--skip-invalid), recorded as done
+    # Settled without processing, recorded as done: a reviewed plan's payment that the
+    # plan does not cancel keeps the outcome the plan gave it.
+    outcome: Outcome | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,7 @@ class Journal:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.executescript(SCHEMA)
+            _migrate_plans(self.db)
             for extra in ("-wal", "-shm"):
                 side = path.with_name(path.name + extra)
                 if side.exists():
@@ -303,8 +307,8 @@ class Journal:
                     ),
                     _dump(row.known),
                     row.key,
-                    PLANNED if row.error is None else DONE,
-                    None if row.error is None else Outcome.INVALID.value,
+                    PLANNED if _settled(row) is None else DONE,
+                    _settled(row),
                     None if row.error is None else json.dumps(row.error.to_json()),
                     stamp,
                 )
@@ -443,6 +447,76 @@ class Journal:
 
     def results(self, run_id: str) -> list[Result]:
         return [p.result(run_id) for p in self.payments(run_id, states=(DONE,))]
+
+
+def _settled(row: PlanRow) -> str | None:
+    """The outcome a planned row is recorded with, done at once (None: to process)."""
+    if row.outcome is not None:
+        return row.outcome.value
+    return None if row.error is None else Outcome.INVALID.value
+
+
+# Reviewed plans (plans.py).  A table of its own, added to any journal (new or older)
+# by an idempotent migration: the run that applied a plan, by the plan's digest; the
+# unique digest makes "applied at most once" hold in SQL as well.
+PLANS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS run_plans (
+    run_id      TEXT PRIMARY KEY REFERENCES runs(run_id),
+    plan_id     TEXT NOT NULL,
+    digest      TEXT NOT NULL UNIQUE,
+    author      TEXT NOT NULL,
+    approvers   TEXT NOT NULL DEFAULT '[]',
+    recorded_at TEXT NOT NULL
+);
+"""
+
+
+def _migrate_plans(db: sqlite3.Connection) -> None:
+    db.executescript(PLANS_SCHEMA)
+
+
+@dataclass(frozen=True)
+class AppliedPlan:
+    run_id: str
+    plan_id: str
+    digest: str
+    author: str
+    approvers: list[str]
+
+
+def _applied(row: tuple[Any, ...] | None) -> AppliedPlan | None:
+    if row is None:
+        return None
+    run_id, plan_id, digest, author, approvers = row
+    return AppliedPlan(run_id, plan_id, digest, author, list(json.loads(approvers)))
+
+
+def record_plan(journal: Journal, run_id: str, plan: AppliedPlan) -> bool:
+    """Record that ``run_id`` applies ``plan``; False when another run already did."""
+    try:
+        with journal._write(f"plan {plan.plan_id} of run {run_id}") as db:
+            db.execute(
+                "INSERT INTO run_plans (run_id, plan_id, digest, author, approvers, recorded_at)"
+                " VALUES (?,?,?,?,?,?)",
+                (run_id, plan.plan_id, plan.digest, plan.author, json.dumps(plan.approvers), now()),
+            )
+    except JournalError:
+        if applied_plan(journal, digest=plan.digest) is not None:
+            return False
+        raise
+    return True
+
+
+def applied_plan(
+    journal: Journal, *, digest: str | None = None, run_id: str | None = None
+) -> AppliedPlan | None:
+    """The plan a run applied, found by the plan's digest or by the run."""
+    row = journal.db.execute(
+        "SELECT run_id, plan_id, digest, author, approvers FROM run_plans"
+        " WHERE digest = ? OR run_id = ?",
+        (digest, run_id),
+    ).fetchone()
+    return _applied(row)
 
 
 def _run(row: tuple[Any, ...]) -> RunRow:

@@ -264,6 +264,14 @@ class Sandbox:
         with self._lock:
             return sim.payment(payment_id)
 
+    def update_payment(self, provider: str, payment_id: str, **fields: Any) -> None:
+        """Change a stored payment's native fields, as if someone else had acted on it
+        (paid, re-priced) between two requests of a client."""
+        sim = self._sim(provider)
+        with self._lock:
+            sim.payment(payment_id)  # KeyError naming the payment when there is none
+            sim.records[payment_id].update(fields)
+
     def seed_subscription(
         self,
         rental_id: str,
