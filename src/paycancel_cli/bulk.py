@@ -18,6 +18,9 @@ Invariants:
   any other unexpected exception fails its one payment and the run goes on.
 - After an account's credentials are rejected, its remaining payments fail without a
   request.
+- Each account has a circuit breaker (``breaker``): once it opens, the account's
+  payments not yet started end without a request as transient failures
+  (``circuit_open``), so a dead provider ends the run promptly with exit 5.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from paycancel_cli.breaker import CIRCUIT_OPEN, Breaker
 from paycancel_cli.csvinput import Row, Validation
 from paycancel_cli.engine import (
     Canceller,
@@ -206,6 +210,7 @@ async def execute(
                 before_send=in_flight,
                 cancel_first=not read_first,  # where the adapter declares it can
                 on_new_key=new_key,
+                breaker=Breaker(),
             )
         return cancellers[account]
 
@@ -228,6 +233,18 @@ async def execute(
                     AUTH_FAILED,
                     f"account {row.account!r}: credentials rejected earlier in this run; not tried",
                 ),
+            )
+        breaker = canceller(row.account).breaker
+        if breaker is not None and breaker.open:
+            # Not sent; a cancel left in flight by an earlier invocation counts as sent,
+            # so that the resume reads it back before anything is re-sent.
+            return replace(
+                _failed(
+                    run_id,
+                    row,
+                    ErrorInfo(CIRCUIT_OPEN, breaker.message(row.account), transient=True),
+                ),
+                attempts=1 if row.state == "in_flight" else 0,
             )
         # A resumed run does not trust a list page (its state may be stale): the payment
         # is read again, or cancelled first where the adapter's answer classifies.
