@@ -49,9 +49,12 @@ from paycancel_cli.engine import (
     unexpected_error,
 )
 from paycancel_cli.errors import (
+    AuthError,
     ConfigError,
     InputError,
     JournalError,
+    PaycancelError,
+    ProviderError,
     ProviderUnavailable,
     RateLimited,
     UsageError,
@@ -691,7 +694,13 @@ def run_bulk(
                 selected: list[tuple[str, str, Payment]] = []
                 found: dict[tuple[str, str], int] = {}
                 if subscriptions:
-                    selected, found = runner.run(select_open_payments(session, subscriptions))
+                    try:
+                        selected, found = runner.run(select_open_payments(session, subscriptions))
+                    except (ProviderError, AuthError) as exc:
+                        if request.dry_run or not (exc.retryable or isinstance(exc, AuthError)):
+                            raise
+                        keep_unlisted(journal, run_id, request, config, subscriptions, exc)
+                        raise
                     for (account_name, sub), count in found.items():
                         if not count:
                             ui.warn(
@@ -776,6 +785,87 @@ def run_bulk(
     finally:
         if source is not None:
             source.close()
+
+
+def keep_unlisted(
+    journal: Journal,
+    run_id: str,
+    request: BulkRequest,
+    config: Config,
+    subscriptions: list[tuple[str, str, str]],
+    exc: PaycancelError,
+) -> None:
+    """The subscriptions' open payments could not be listed (the provider is down, the
+    key was rejected): journal the run with its subscriptions still to list, so that
+    tonight's input is not lost with tonight's run; ``--resume`` lists them again.
+    ``exc`` then names the run and how to resume it."""
+    from paycancel_cli.core import host, os_user
+
+    accounts = sorted({a for a, _, _ in subscriptions})
+    journal.start_run(
+        run_id,
+        user=os_user(),
+        host=host(),
+        command=request.command,
+        input="subscriptions " + " ".join(s for _, s, _ in subscriptions),
+        input_hash=None,
+        reason=subscriptions[0][2] or None,
+        options={
+            "kind": "bulk",
+            "dry_run": False,
+            "concurrency": request.concurrency or config.defaults.concurrency,
+            "accounts": accounts,
+            "live": any(config.account(a).is_live for a in accounts),
+            "sandbox": config.sandbox,
+            "read_first": request.read_first,
+            "max_payments": request.max_payments,
+            "unlisted": [list(item) for item in subscriptions],
+        },
+    )
+    journal.set_run_status(run_id, "interrupted")
+    exc.message = (
+        f"{exc.message} Run {run_id} keeps the subscriptions to list: "
+        f"`paycancel bulk-cancel --resume {run_id} --yes` tries again (`paycancel runs "
+        "--unfinished` lists such runs). Nothing was cancelled."
+    )
+    exc.run_id = run_id  # type: ignore[attr-defined]
+
+
+def list_unlisted(
+    config: Config,
+    journal: Journal,
+    run_id: str,
+    options: dict[str, Any],
+    ui: BulkUI,
+    *,
+    redactor: Redactor,
+    transport: Any,
+) -> None:
+    """A resumed run whose subscriptions were never listed: list them now and plan
+    their open payments (see ``keep_unlisted``)."""
+    from paycancel_cli.session import Session
+
+    subscriptions = [(str(a), str(s), str(r)) for a, s, r in options["unlisted"]]
+
+    async def go() -> tuple[list[tuple[str, str, Payment]], dict[tuple[str, str], int]]:
+        async with Session(config, redactor=redactor, transport=transport) as session:
+            return await select_open_payments(session, subscriptions)
+
+    try:
+        selected, found = asyncio.run(go())
+    except PaycancelError as exc:
+        exc.run_id = run_id  # type: ignore[attr-defined]
+        raise
+    for (account_name, sub), count in found.items():
+        if not count:
+            ui.warn(
+                f"subscription {sub} ({account_name}) has no open payments; check the id if "
+                "you expected some."
+            )
+    _check_max(len(selected), options.get("max_payments"))
+    journal.plan(run_id, subscription_plan_rows(run_id, selected))
+    rest = {k: v for k, v in options.items() if k != "unlisted"}
+    journal.set_run_options(run_id, {**rest, "subscriptions": subscription_counts(found)})
 
 
 def _max_unchecked(validation: Validation, max_payments: int | None) -> None:
@@ -911,6 +1001,10 @@ def _resume(
     )
     try:
         input_lock.take(f"run-{run_id}", f"Run {run_id}")
+        if run.options.get("unlisted") and not dry_run:
+            list_unlisted(
+                config, journal, run_id, run.options, ui, redactor=redactor, transport=transport
+            )
         retry = Counter() if dry_run else journal.transient_per_account(run_id)
         per_account = journal.pending_per_account(run_id) + retry
         if not per_account:
