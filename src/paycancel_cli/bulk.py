@@ -701,13 +701,7 @@ def run_bulk(
                             raise
                         keep_unlisted(journal, run_id, request, config, subscriptions, exc)
                         raise
-                    for (account_name, sub), count in found.items():
-                        if not count:
-                            ui.warn(
-                                f"subscription {sub} ({account_name}) has no open "
-                                "payments; check the id if you expected some."
-                            )
-                    _check_max(len(selected), request.max_payments)
+                    _check_selected(selected, found, request.max_payments, ui)
                     per_account = Counter(a for a, _, _ in selected)
                 else:
                     assert validation is not None
@@ -856,16 +850,27 @@ def list_unlisted(
     except PaycancelError as exc:
         exc.run_id = run_id  # type: ignore[attr-defined]
         raise
+    _check_selected(selected, found, options.get("max_payments"), ui)
+    journal.plan(run_id, subscription_plan_rows(run_id, selected))
+    rest = {k: v for k, v in options.items() if k != "unlisted"}
+    journal.set_run_options(run_id, {**rest, "subscriptions": subscription_counts(found)})
+
+
+def _check_selected(
+    selected: list[tuple[str, str, Payment]],
+    found: dict[tuple[str, str], int],
+    max_payments: int | None,
+    ui: BulkUI,
+) -> None:
+    """After listing: a subscription with no open payments gets a warning (a mistyped
+    id must not look like a clean night); more than ``max_payments`` is refused."""
     for (account_name, sub), count in found.items():
         if not count:
             ui.warn(
                 f"subscription {sub} ({account_name}) has no open payments; check the id if "
                 "you expected some."
             )
-    _check_max(len(selected), options.get("max_payments"))
-    journal.plan(run_id, subscription_plan_rows(run_id, selected))
-    rest = {k: v for k, v in options.items() if k != "unlisted"}
-    journal.set_run_options(run_id, {**rest, "subscriptions": subscription_counts(found)})
+    _check_max(len(selected), max_payments)
 
 
 def _max_unchecked(validation: Validation, max_payments: int | None) -> None:

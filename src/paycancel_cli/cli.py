@@ -786,11 +786,9 @@ def bulk_cancel(
             if night is not None:
                 night.status, night.message = "nothing_to_do", said
             elif json_:
-                out.json_line(
-                    {"type": "summary", "run_id": None, "total": 0, "outcomes": {},
-                     "cancelled_amounts": [], "unknown_amounts": 0, "remaining": 0,
-                     "requests": 0, "duration_s": 0.0, "subscriptions": {}}
-                )  # fmt: skip
+                from paycancel_cli.bulk import Summary
+
+                out.json_line({**Summary("").to_json(), "run_id": None, "subscriptions": {}})
             raise typer.Exit(0)
     interactive = sys.stdin.isatty()
     request = BulkRequest(
@@ -1072,7 +1070,7 @@ def runs_show(
     out.table(view.results_table())
     summary = summarize(journal, run_id)
     out.table(view.summary_table(summary))
-    if summary.remaining:  # stopped or crashed: say how to finish it
+    if summary.remaining or run.options.get("unlisted"):  # stopped, crashed, never listed
         out.message("Not finished. Resume with:")
         out.command_line("  " + resume_command(g, run_id, yes=False, live=False))
 
@@ -1251,12 +1249,15 @@ def run(argv: list[str] | None = None) -> int:
     from paycancel_cli import tonight
 
     night = tonight.begin()
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    except ValueError:  # not the main thread (an embedding caller): its signals, not ours
+        previous = None
     try:
         code = _invoke(command, args, redactor, stop, json_mode, ended)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         tonight.end()
     if not night.written:
         print(redactor(json.dumps(night.line(code, **ended))), flush=True)

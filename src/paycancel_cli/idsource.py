@@ -68,7 +68,8 @@ def from_command(command: str) -> list[str]:
     argv = shlex.split(command)
     if not argv:
         raise InputError("--subscriptions-command is empty. Nothing was sent.")
-    label = f"The id source `{command}`"
+    # Named by its program only: the rest of a command line may hold what a log must not.
+    label = f"The id source {argv[0]}"
     after = "No run was started; nothing was sent."
     try:
         done = subprocess.run(  # noqa: S603 - the operator's own command, no shell
@@ -96,4 +97,4 @@ def from_command(command: str) -> list[str]:
             f"{label} failed with exit status {done.returncode} (its own messages, if any, "
             f"are on stderr above). {after}"
         )
-    return parse(done.stdout, f"The output of `{command}`")
+    return parse(done.stdout, f"The output of {argv[0]}")
