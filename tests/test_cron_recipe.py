@@ -240,11 +240,11 @@ def test_the_readme_crontab_night_after_night(tmp_path: Path) -> None:
 
     # Two runs overlapping (a slow provider): one does the work, the other gets the lock
     # error (exit 4); neither line hides the other.
-    sandbox = Sandbox("--latency-ms", "1500")
+    sandbox = Sandbox("--latency-ms", "3000")
     machine.configure(sandbox)
     machine.tonight("rent_demo_01\n")
     first = machine.start()
-    time.sleep(1.5)
+    time.sleep(2.0)
     second = machine.start()
     first.wait(180)
     second.wait(180)
@@ -255,6 +255,7 @@ def test_the_readme_crontab_night_after_night(tmp_path: Path) -> None:
     by_code = {ln["exit_code"]: ln for ln in tonights}
     assert sorted(by_code) == [0, 4], tonights
     expect(by_code[4], 4, "not_started", "locked")
+    assert by_code[4]["run_id"] is None
     expect(by_code[0], 0, "completed")
     assert by_code[0]["outcomes"] == {"cancelled": 2}
 

@@ -217,3 +217,21 @@ def test_prune_removes_old_finished_runs_and_keeps_unfinished_ones(
     left = {r[0] for r in db.execute("SELECT run_id FROM runs")}
     assert left == {ids["rent_new"], ids["rent_stuck"]}
     assert not list(db.execute("SELECT 1 FROM payments WHERE run_id = ?", (ids["rent_old"],)))
+
+
+def test_resume_unfinished_leaves_a_run_started_at_a_terminal(
+    cli: Any, sandbox: Sandbox, config_file: Path
+) -> None:
+    sandbox.seed_subscription("rent_by_hand", {"pending": 1})
+    sandbox.faults = Faults(fail_rate=1.0)
+    res = cli("--config", str(config_file), *BULK, "--subscription", "rent_by_hand",
+              "--json-summary", stdin="")  # fmt: skip  (a terminal)
+    run_id = outcome(res)["run_id"]
+    sandbox.faults = Faults()
+    listed = cli("--config", str(config_file), "runs", "--unfinished", "--json")
+    assert [r["run_id"] for r in listed.json_lines()] == [run_id]
+    res = cli("--config", str(config_file), "bulk-cancel", "--resume-unfinished", "--yes",
+              "--json-summary")  # fmt: skip
+    assert outcome(res)["status"] == "nothing_to_do"
+    assert f"Not resumed: {run_id}, started at a terminal" in res.stderr
+    assert not sandbox.cancel_commits

@@ -732,6 +732,7 @@ def run_bulk(
                         "live": any(plan.live.values()),
                         "sandbox": config.sandbox,
                         "read_first": request.read_first,
+                        "interactive": request.interactive,  # see unfinished.resume_each
                         **({"subscriptions": plan.subscriptions} if subscriptions else {}),
                     },
                 )
@@ -812,6 +813,7 @@ def keep_unlisted(
             "live": any(config.account(a).is_live for a in accounts),
             "sandbox": config.sandbox,
             "read_first": request.read_first,
+            "interactive": request.interactive,
             "max_payments": request.max_payments,
             "unlisted": [list(item) for item in subscriptions],
         },

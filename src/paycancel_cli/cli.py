@@ -945,6 +945,14 @@ def _resume_unfinished(
                   "message": "No unfinished run to resume."})), flush=True)  # fmt: skip
     if not codes:
         view.out.message("No unfinished run to resume.")
+    from paycancel_cli.unfinished import started_by_automation, unfinished_runs
+
+    by_hand = [r.run_id for r in unfinished_runs(config) if not started_by_automation(r)]
+    if by_hand:
+        view.out.message(
+            f"Not resumed: {', '.join(by_hand)}, started at a terminal; whoever stopped "
+            "it decides (paycancel bulk-cancel --resume RUN_ID)."
+        )
     raise typer.Exit(combined(codes))
 
 

@@ -34,16 +34,23 @@ def unfinished_runs(config: Config) -> list[RunRow]:
         journal.close()
 
 
+def started_by_automation(run: RunRow) -> bool:
+    """A run started with no terminal (cron, a script).  A person who stopped their own
+    run at a terminal decides whether it goes on: automation never resumes it."""
+    return run.options.get("interactive") is False
+
+
 def resume_each(
     config: Config,
     request: BulkRequest,
     resume: Callable[[BulkRequest], BulkOutcome],
 ) -> Iterator[tuple[str, BulkOutcome | PaycancelError]]:
-    """Each unfinished run resumed in turn, oldest first, with ``request``'s flags: its
-    outcome, or the error that stopped it (the next run is still tried)."""
+    """Each unfinished run started by automation resumed in turn, oldest first, with
+    ``request``'s flags: its outcome, or the error that stopped it (the next run is
+    still tried)."""
     from dataclasses import replace
 
-    for run in unfinished_runs(config):
+    for run in filter(started_by_automation, unfinished_runs(config)):
         try:
             yield run.run_id, resume(replace(request, resume=run.run_id))
         except PaycancelError as exc:
