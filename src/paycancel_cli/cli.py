@@ -814,7 +814,24 @@ def bulk_cancel(
     )
     assert g.redactor is not None
     if resume_unfinished:
-        _resume_unfinished(g, config, request, view, night)
+        import json
+
+        from paycancel_cli.unfinished import resume_unfinished as resume_all
+
+        def emit(line: dict[str, Any]) -> None:
+            print(g.redact(json.dumps(line)), flush=True)
+
+        raise typer.Exit(
+            resume_all(
+                config,
+                request,
+                view,
+                redactor=g.redactor,
+                say=view.out.message,
+                emit=None if night is None else emit,
+                night=night,
+            )
+        )
     watched = view if night is None else tonight.Watched(view, night)
     if night is not None and resume:
         night.run_id = resume
@@ -886,74 +903,6 @@ def bulk_cancel(
     else:
         out.message(f"Run id: {outcome.run_id}")
     raise typer.Exit(outcome.exit_code())
-
-
-def _resume_unfinished(
-    g: Globals, config: "Config", request: Any, view: Any, night: Any
-) -> NoReturn:
-    """``--resume-unfinished``: each unfinished run resumed in turn; under
-    ``--json-summary`` one outcome line per run (one ``nothing_to_do`` line when there
-    is none), and the exit code the most severe of theirs."""
-    import json
-
-    from paycancel_cli import tonight
-    from paycancel_cli.bulk import run_bulk
-    from paycancel_cli.errors import PaycancelError
-    from paycancel_cli.unfinished import combined, resume_each
-
-    shaping = [request.csv, request.subscriptions, request.resume, request.reason]
-    if any(shaping) or request.dry_run or request.validate_only or request.account:
-        raise UsageError(
-            "--resume-unfinished takes only --yes, --live, --concurrency, --wait and "
-            "--json-summary: each run keeps its own input, accounts and reason. Nothing was sent."
-        )
-    assert g.redactor is not None
-    codes: list[int] = []
-    for run_id, outcome in resume_each(
-        config,
-        request,
-        lambda r: run_bulk(
-            config,
-            r,
-            view if night is None else tonight.Watched(view, night),
-            redactor=g.redactor,  # type: ignore[arg-type]
-        ),
-    ):
-        each = tonight.Tonight(started_at=night.started_at) if night else None
-        if isinstance(outcome, PaycancelError):
-            code = outcome.exit_code
-            view.out.error(f"Run {run_id}: {outcome.message}")
-            line = each.line(code, code=outcome.kind, message=outcome.message) if each else None
-            if each and line:
-                line.update(run_id=run_id, status="not_started")
-        else:
-            code = 0 if outcome.finished else outcome.exit_code()
-            if outcome.summary is not None and each is not None:
-                each.finished(outcome.summary.to_json(), exit_code=code,
-                              interrupted=outcome.interrupted)  # fmt: skip
-            line = each.line(code) if each else None
-            view.out.message(f"Run {run_id}: exit {code}.")
-        codes.append(code)
-        if line is not None:
-            print(g.redact(json.dumps(line)), flush=True)
-        if code == 130:
-            break
-    if night is not None:
-        night.written = True  # the lines are written; the boundary writes no other
-        if not codes:
-            print(g.redact(json.dumps({**night.line(0), "status": "nothing_to_do",
-                  "message": "No unfinished run to resume."})), flush=True)  # fmt: skip
-    if not codes:
-        view.out.message("No unfinished run to resume.")
-    from paycancel_cli.unfinished import started_by_automation, unfinished_runs
-
-    by_hand = [r.run_id for r in unfinished_runs(config) if not started_by_automation(r)]
-    if by_hand:
-        view.out.message(
-            f"Not resumed: {', '.join(by_hand)}, started at a terminal; whoever stopped "
-            "it decides (paycancel bulk-cancel --resume RUN_ID)."
-        )
-    raise typer.Exit(combined(codes))
 
 
 from paycancel_cli.configcmd import config_app  # noqa: E402 (registered after the commands)

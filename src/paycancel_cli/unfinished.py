@@ -10,14 +10,16 @@ live process holds is not: it is being worked on.  Runs of the other journal's k
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from paycancel_cli.errors import PaycancelError
+from paycancel_cli.errors import PaycancelError, UsageError
 from paycancel_cli.journal import Journal, Lock, RunRow
 
 if TYPE_CHECKING:
-    from paycancel_cli.bulk import BulkOutcome, BulkRequest
+    from paycancel_cli.bulk import BulkOutcome, BulkRequest, BulkUI
     from paycancel_cli.config import Config
+    from paycancel_cli.redact import Redactor
+    from paycancel_cli.tonight import Tonight
 
 
 def unfinished_runs(config: Config) -> list[RunRow]:
@@ -63,3 +65,65 @@ PRECEDENCE = (130, 2, 3, 4, 1, 5)
 def combined(codes: list[int]) -> int:
     """The exit code of several resumes: the first of ``PRECEDENCE`` that any had."""
     return next((c for c in PRECEDENCE if c in codes), 0)
+
+
+def resume_unfinished(
+    config: Config,
+    request: BulkRequest,
+    ui: BulkUI,
+    *,
+    redactor: Redactor,
+    say: Callable[[str], None],
+    emit: Callable[[dict[str, Any]], None] | None = None,
+    night: Tonight | None = None,
+) -> int:
+    """``bulk-cancel --resume-unfinished``: each run of ``resume_each`` resumed; with
+    ``emit`` (``--json-summary``) one outcome line per run, or one ``nothing_to_do``
+    line when there is none.  Returns the exit code, the most severe of theirs."""
+    from paycancel_cli import tonight
+    from paycancel_cli.bulk import run_bulk
+
+    shaping = [request.csv, request.subscriptions, request.resume, request.reason]
+    if any(shaping) or request.dry_run or request.validate_only or request.account:
+        raise UsageError(
+            "--resume-unfinished takes only --yes, --live, --concurrency, --wait and "
+            "--json-summary: each run keeps its own input, accounts and reason. Nothing was sent."
+        )
+    started = night.started_at if night is not None else tonight.now()
+    codes: list[int] = []
+    for run_id, outcome in resume_each(
+        config, request, lambda r: run_bulk(config, r, ui, redactor=redactor)
+    ):
+        each = tonight.Tonight(started_at=started, run_id=run_id)
+        if isinstance(outcome, PaycancelError):
+            code = outcome.exit_code
+            say(f"Run {run_id}: {outcome.message}")
+            line = each.line(code, code=outcome.kind, message=outcome.message)
+        else:
+            code = 0 if outcome.finished else outcome.exit_code()
+            if outcome.summary is not None:
+                each.finished(
+                    outcome.summary.to_json(), exit_code=code, interrupted=outcome.interrupted
+                )
+            line = each.line(code)
+            say(f"Run {run_id}: exit {code}.")
+        codes.append(code)
+        if emit is not None:
+            emit(line)
+        if code == 130:
+            break
+    if not codes:
+        said = "No unfinished run to resume."
+        say(said)
+        if emit is not None:
+            emit({**tonight.Tonight(started_at=started).line(0), "status": "nothing_to_do",
+                  "message": said})  # fmt: skip
+    by_hand = [r.run_id for r in unfinished_runs(config) if not started_by_automation(r)]
+    if by_hand:
+        say(
+            f"Not resumed: {', '.join(by_hand)}, started at a terminal; whoever stopped it "
+            "decides (paycancel bulk-cancel --resume RUN_ID)."
+        )
+    if night is not None:
+        night.written = True  # the lines are out; the error boundary writes no other
+    return combined(codes)
