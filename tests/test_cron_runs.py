@@ -169,7 +169,17 @@ def test_sigterm_mid_run_leaves_the_interrupted_line(sandbox: Sandbox, config_fi
     env = {**os.environ, "PAYCANCEL_DEFAULTS__JOURNAL": str(tmp_path / "j.sqlite3")}
     proc = spawn(["--config", str(config_file), *BULK, "--subscription", "rent_slow",
                   "--concurrency", "1", "--json-summary"], env)  # fmt: skip
-    time.sleep(2.5)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until the run has finished a payment
+        time.sleep(0.2)
+        try:
+            db = sqlite3.connect(tmp_path / "j.sqlite3")
+            done = db.execute("SELECT count(*) FROM payments WHERE state = 'done'").fetchone()[0]
+            db.close()
+        except sqlite3.Error:
+            continue
+        if done:
+            break
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
