@@ -19,6 +19,9 @@ compare the ratios of one run):
    payments, approvals by real ssh-keygen signatures): requests of the checks before it
    (none), requests per planned payment (at most one read and one cancel), share of the
    rate limit.
+6. a dead provider: a run against an account whose every answer is a 503 (the circuit
+   breaker: exit 5, its duration and the requests the account got), then ``--resume``
+   once the provider is back (every payment cancelled exactly once).
 
 Usage: ``python bench/bench_bulk.py [--smoke] [--payments N] [--rpm N] [--latency-ms N]``
 (the JSON report on stdout; the throughput and per-kind tables, as in the README, on
@@ -90,10 +93,17 @@ Spec = tuple[str, dict[str, Any], int]  # provider, add_payment fields, how many
 
 
 def serve(
-    conn: Any, specs: list[Spec], subscription: int, rpm: int | None, window: float, latency_ms: int
+    conn: Any,
+    specs: list[Spec],
+    subscription: int,
+    rpm: int | None,
+    window: float,
+    latency_ms: int,
+    dead: bool = False,
 ) -> None:
     """Child process: a sandbox holding ``specs``' payments (and, when ``subscription``,
-    a FlexPortal rental with that many pending payments)."""
+    a FlexPortal rental with that many pending payments); ``dead``: every answer about
+    them is a 503 until the parent sends "recover"."""
     from paycancel_cli.sandbox import Faults, Sandbox
 
     sb = Sandbox(
@@ -106,9 +116,16 @@ def serve(
     ids = [[sb.add_payment(p, **fields) for _ in range(n)] for p, fields, n in specs]
     if subscription:
         sb.seed_subscription("rent_bench", {"pending": subscription})
+    if dead:
+        for (provider, _, _), batch in zip(specs, ids, strict=True):
+            for payment_id in batch:
+                sb.add_fault(provider, payment_id, "html_502", op="any", status=503)
     sb.start()
     conn.send({"accounts": sb.account_config(), "ids": ids})
-    while conn.recv() == "counts?":
+    while (asked := conn.recv()) in ("counts?", "recover"):
+        if asked == "recover":
+            sb.faults = Faults(latency_ms=latency_ms)
+            sb.reset_counters()
         conn.send(
             {
                 "counts": {f"{p}:{o}": n for (p, o), n in sb.counts.items()},
@@ -127,12 +144,13 @@ class Served:
         latency_ms: int,
         *,
         subscription: int = 0,
+        dead: bool = False,
     ) -> None:
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(
             target=serve,
-            args=(child, specs, subscription, rpm, window, latency_ms),
+            args=(child, specs, subscription, rpm, window, latency_ms, dead),
             daemon=True,
         )
         self.proc.start()
@@ -143,6 +161,11 @@ class Served:
     def counts(self) -> dict[str, Any]:
         self.conn.send("counts?")
         return self.conn.recv()  # type: ignore[no-any-return]
+
+    def recover(self) -> None:
+        """The provider is back: no more 503s, counters from zero."""
+        self.conn.send("recover")
+        self.conn.recv()
 
     def stop(self) -> None:
         self.conn.send("stop")
@@ -378,6 +401,49 @@ def plan_table(row: dict[str, Any]) -> str:
             f"| {row['cancels_as_share_of_limit']:.1%} | {row['failed']} |",
         ]
     )
+
+
+def dead_provider(payments: int, concurrency: int, tmp: Path) -> dict[str, Any]:
+    """``payments`` HedgePayments payments whose every answer is a 503, with the
+    production retry policy: the circuit breaker ends the run (exit 5); then the
+    provider recovers and ``--resume`` cancels them, each once."""
+    from paycancel_cli.bulk import BulkRequest, run_bulk
+    from paycancel_cli.config import load_config
+    from paycancel_cli.redact import Redactor
+
+    provider = "hedgepayments"
+    served = Served([(provider, OPEN[provider][0], payments)], None, 60.0, 0, dead=True)
+    try:
+        write_config(tmp / "dead.toml", {"acct": served.accounts[provider]})
+        csv_path = tmp / "dead.csv"
+        csv_path.write_text("payment_id\n" + "\n".join(served.ids[0]) + "\n")
+        os.environ["PAYCANCEL_DEFAULTS__JOURNAL"] = str(tmp / "dead.sqlite3")
+        config = load_config(tmp / "dead.toml")
+        request = BulkRequest(csv=str(csv_path), reason="bench", yes=True, concurrency=concurrency)
+        t0 = time.perf_counter()
+        down = run_bulk(config, request, Quiet(), redactor=Redactor())
+        wall = time.perf_counter() - t0
+        sent = provider_requests(served.counts()["counts"])
+        served.recover()
+        again = run_bulk(
+            config, BulkRequest(resume=down.run_id, yes=True), Quiet(), redactor=Redactor()
+        )
+        back = served.counts()
+    finally:
+        served.stop()
+    assert again.summary is not None
+    cancelled = again.summary.outcomes.get("cancelled", 0)
+    return {
+        "payments": payments,
+        "concurrency": concurrency,
+        "exit_code": down.exit_code(),
+        "wall_s": round(wall, 2),
+        "requests_to_dead_account": sent,
+        "resume_exit_code": again.exit_code(),
+        "resume_cancelled": cancelled,
+        "resume_commits": back["commits"],
+        "failed": payments - cancelled + (back["commits"] != payments) + (down.exit_code() != 5),
+    }
 
 
 def requests_by_kind(per_kind: int, tmp: Path) -> dict[str, Any]:
@@ -628,8 +694,8 @@ def main() -> None:
     parser.add_argument("--csv-rows", type=int, default=1_000_000)
     parser.add_argument(
         "--only",
-        choices=("throughput", "kinds"),
-        help="run only the throughput runs or only the per-kind request counts",
+        choices=("throughput", "kinds", "dead"),
+        help="run only the throughput runs, the per-kind request counts or the dead provider",
     )
     args = parser.parse_args()
     if args.smoke:
@@ -647,18 +713,25 @@ def main() -> None:
             {"provider": "hedgepayments", "expected": True},
             {"mode": "subscription"},
         ]
+        if args.only == "dead":
+            variants = []
         for n, variant in enumerate(variants if args.only != "kinds" else []):
             (tmp / f"t{n}").mkdir()
             runs.append(throughput(*shape, tmp / f"t{n}", **variant))
         report["throughput"] = runs
-        if args.only != "kinds":
+        if args.only not in ("kinds", "dead"):
             (tmp / "plan").mkdir()
             report["plan_apply"] = plan_apply(*shape, tmp / "plan")
         (tmp / "k").mkdir()
         kinds: dict[str, Any] = {"wrong_outcomes": 0, "providers": {}}
-        if args.only != "throughput":
+        if args.only not in ("throughput", "dead"):
             kinds = requests_by_kind(5 if args.smoke else 40, tmp / "k")
         report["requests_by_kind"] = kinds
+        if args.only == "dead":
+            (tmp / "dead").mkdir()
+            report["dead_provider"] = dead_provider(
+                50 if args.smoke else args.payments, args.concurrency, tmp / "dead"
+            )
         if args.only:
             finish(report, runs)
             return
@@ -672,6 +745,10 @@ def main() -> None:
         }
         report["startup"] = startup(3 if args.smoke else 15)
         report["validation"] = validation(args.csv_rows, tmp)
+        (tmp / "dead").mkdir()
+        report["dead_provider"] = dead_provider(
+            50 if args.smoke else 500, args.concurrency, tmp / "dead"
+        )
     finish(report, runs)
 
 
@@ -690,6 +767,16 @@ def finish(report: dict[str, Any], runs: list[dict[str, Any]]) -> None:
         if row["requests_of_the_checks"] or row["requests_per_planned_payment"] > 2:
             print("bench: a plan apply cost more than one read and one cancel", file=sys.stderr)
             failed += 1
+    if "dead_provider" in report:
+        dead = report["dead_provider"]
+        print(
+            f"dead provider: {dead['payments']} payments, every answer 503: exit "
+            f"{dead['exit_code']} after {dead['wall_s']} s and {dead['requests_to_dead_account']} "
+            f"requests; --resume after recovery: exit {dead['resume_exit_code']}, "
+            f"{dead['resume_cancelled']} cancelled, {dead['resume_commits']} cancels applied",
+            file=sys.stderr,
+        )
+        failed += dead["failed"]
     if failed:
         print(f"bench: {failed} payment(s) without their expected outcome", file=sys.stderr)
         sys.exit(1)

@@ -735,9 +735,9 @@ def test_readme_documents_configuration_and_the_preflight() -> None:
     ):
         assert shown in config, shown
     cron = readme[readme.index("## Running from cron") : readme.index("## Safety")]
-    crontab = cron[cron.index("```cron") :]
-    assert "paycancel config check --account flexportal_eu --json" in crontab
-    assert crontab.index("config check") < crontab.index("bulk-cancel")
+    # the pre-flight by hand before the first night; the nightly line needs no gate
+    assert "/opt/paycancel/bin/paycancel --config /etc/paycancel/config.toml config check" in cron
+    assert "config check" not in cron[cron.index("```cron") :].split("```")[1]
     for provider, sent in PROBES.items():
         assert sent.split(" (")[0].split(" ", 1)[1] in readme, provider
 

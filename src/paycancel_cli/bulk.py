@@ -18,6 +18,9 @@ Invariants:
   any other unexpected exception fails its one payment and the run goes on.
 - After an account's credentials are rejected, its remaining payments fail without a
   request.
+- Each account has a circuit breaker (``breaker``): once it opens, the account's
+  payments not yet started end without a request as transient failures
+  (``circuit_open``), so a dead provider ends the run promptly with exit 5.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from paycancel_cli.breaker import CIRCUIT_OPEN, Breaker
 from paycancel_cli.csvinput import Row, Validation
 from paycancel_cli.engine import (
     Canceller,
@@ -46,9 +50,12 @@ from paycancel_cli.engine import (
     unexpected_error,
 )
 from paycancel_cli.errors import (
+    AuthError,
     ConfigError,
     InputError,
     JournalError,
+    PaycancelError,
+    ProviderError,
     ProviderUnavailable,
     RateLimited,
     UsageError,
@@ -208,6 +215,7 @@ async def execute(
                 before_send=in_flight,
                 cancel_first=not read_first,  # where the adapter declares it can
                 on_new_key=new_key,
+                breaker=Breaker(),
             )
         return cancellers[account]
 
@@ -230,6 +238,18 @@ async def execute(
                     AUTH_FAILED,
                     f"account {row.account!r}: credentials rejected earlier in this run; not tried",
                 ),
+            )
+        breaker = canceller(row.account).breaker
+        if breaker is not None and breaker.open:
+            # Not sent; a cancel left in flight by an earlier invocation counts as sent,
+            # so that the resume reads it back before anything is re-sent.
+            return replace(
+                _failed(
+                    run_id,
+                    row,
+                    ErrorInfo(CIRCUIT_OPEN, breaker.message(row.account), transient=True),
+                ),
+                attempts=1 if row.state == "in_flight" else 0,
             )
         # A resumed run does not trust a list page (its state may be stale): the payment
         # is read again, or cancelled first where the adapter's answer classifies.
@@ -696,14 +716,14 @@ def run_bulk(
                 selected: list[tuple[str, str, Payment]] = []
                 found: dict[tuple[str, str], int] = {}
                 if subscriptions:
-                    selected, found = runner.run(select_open_payments(session, subscriptions))
-                    for (account_name, sub), count in found.items():
-                        if not count:
-                            ui.warn(
-                                f"subscription {sub} ({account_name}) has no open "
-                                "payments; check the id if you expected some."
-                            )
-                    _check_max(len(selected), request.max_payments)
+                    try:
+                        selected, found = runner.run(select_open_payments(session, subscriptions))
+                    except (ProviderError, AuthError) as exc:
+                        if request.dry_run or not (exc.retryable or isinstance(exc, AuthError)):
+                            raise
+                        keep_unlisted(journal, run_id, request, config, subscriptions, exc)
+                        raise
+                    _check_selected(selected, found, request.max_payments, ui)
                     per_account = Counter(a for a, _, _ in selected)
                 else:
                     assert validation is not None
@@ -734,6 +754,7 @@ def run_bulk(
                         "live": any(plan.live.values()),
                         "sandbox": config.sandbox,
                         "read_first": request.read_first,
+                        "interactive": request.interactive,  # see unfinished.resume_each
                         **({"subscriptions": plan.subscriptions} if subscriptions else {}),
                     },
                 )
@@ -781,6 +802,99 @@ def run_bulk(
     finally:
         if source is not None:
             source.close()
+
+
+def keep_unlisted(
+    journal: Journal,
+    run_id: str,
+    request: BulkRequest,
+    config: Config,
+    subscriptions: list[tuple[str, str, str]],
+    exc: PaycancelError,
+) -> None:
+    """The subscriptions' open payments could not be listed (the provider is down, the
+    key was rejected): journal the run with its subscriptions still to list, so that
+    tonight's input is not lost with tonight's run; ``--resume`` lists them again.
+    ``exc`` then names the run and how to resume it."""
+    from paycancel_cli.core import host, os_user
+
+    accounts = sorted({a for a, _, _ in subscriptions})
+    journal.start_run(
+        run_id,
+        user=os_user(),
+        host=host(),
+        command=request.command,
+        input="subscriptions " + " ".join(s for _, s, _ in subscriptions),
+        input_hash=None,
+        reason=subscriptions[0][2] or None,
+        options={
+            "kind": "bulk",
+            "dry_run": False,
+            "concurrency": request.concurrency or config.defaults.concurrency,
+            "accounts": accounts,
+            "live": any(config.account(a).is_live for a in accounts),
+            "sandbox": config.sandbox,
+            "read_first": request.read_first,
+            "interactive": request.interactive,
+            "max_payments": request.max_payments,
+            "unlisted": [list(item) for item in subscriptions],
+        },
+    )
+    journal.set_run_status(run_id, "interrupted")
+    exc.message = (
+        f"{exc.message} Run {run_id} keeps the subscriptions to list: "
+        f"`paycancel bulk-cancel --resume {run_id} --yes` tries again (`paycancel runs "
+        "--unfinished` lists such runs). Nothing was cancelled."
+    )
+    exc.run_id = run_id  # type: ignore[attr-defined]
+
+
+def list_unlisted(
+    config: Config,
+    journal: Journal,
+    run_id: str,
+    options: dict[str, Any],
+    ui: BulkUI,
+    *,
+    redactor: Redactor,
+    transport: Any,
+) -> None:
+    """A resumed run whose subscriptions were never listed: list them now and plan
+    their open payments (see ``keep_unlisted``)."""
+    from paycancel_cli.session import Session
+
+    subscriptions = [(str(a), str(s), str(r)) for a, s, r in options["unlisted"]]
+
+    async def go() -> tuple[list[tuple[str, str, Payment]], dict[tuple[str, str], int]]:
+        async with Session(config, redactor=redactor, transport=transport) as session:
+            return await select_open_payments(session, subscriptions)
+
+    try:
+        selected, found = asyncio.run(go())
+    except PaycancelError as exc:
+        exc.run_id = run_id  # type: ignore[attr-defined]
+        raise
+    _check_selected(selected, found, options.get("max_payments"), ui)
+    journal.plan(run_id, subscription_plan_rows(run_id, selected))
+    rest = {k: v for k, v in options.items() if k != "unlisted"}
+    journal.set_run_options(run_id, {**rest, "subscriptions": subscription_counts(found)})
+
+
+def _check_selected(
+    selected: list[tuple[str, str, Payment]],
+    found: dict[tuple[str, str], int],
+    max_payments: int | None,
+    ui: BulkUI,
+) -> None:
+    """After listing: a subscription with no open payments gets a warning (a mistyped
+    id must not look like a clean night); more than ``max_payments`` is refused."""
+    for (account_name, sub), count in found.items():
+        if not count:
+            ui.warn(
+                f"subscription {sub} ({account_name}) has no open payments; check the id if "
+                "you expected some."
+            )
+    _check_max(len(selected), max_payments)
 
 
 def _max_unchecked(validation: Validation, max_payments: int | None) -> None:
@@ -920,6 +1034,10 @@ def _resume(
     )
     try:
         input_lock.take(f"run-{run_id}", f"Run {run_id}")
+        if run.options.get("unlisted") and not dry_run:
+            list_unlisted(
+                config, journal, run_id, run.options, ui, redactor=redactor, transport=transport
+            )
         retry = Counter() if dry_run else journal.transient_per_account(run_id)
         per_account = journal.pending_per_account(run_id) + retry
         if not per_account:

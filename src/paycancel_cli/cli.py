@@ -634,6 +634,23 @@ def bulk_cancel(
             help="Cancel this subscription's open payments (repeatable).",
         ),
     ] = None,
+    subscriptions_from: Annotated[
+        str | None,
+        typer.Option(
+            "--subscriptions-from",
+            metavar="PATH",
+            help="Subscription ids from a file, one per line (- for standard input).",
+        ),
+    ] = None,
+    subscriptions_command: Annotated[
+        str | None,
+        typer.Option(
+            "--subscriptions-command",
+            metavar="COMMAND",
+            help="Subscription ids printed by COMMAND, one per line (run without a shell; "
+            "if it fails, no run is started).",
+        ),
+    ] = None,
     account: AccountOpt = None,
     reason: Annotated[
         str | None,
@@ -690,6 +707,14 @@ def bulk_cancel(
             autocompletion=run_ids,
         ),
     ] = None,
+    resume_unfinished: Annotated[
+        bool,
+        typer.Option(
+            "--resume-unfinished",
+            help="Resume every unfinished run of the journal (`paycancel runs "
+            "--unfinished`), oldest first.",
+        ),
+    ] = False,
     wait: Annotated[
         str | None,
         typer.Option(
@@ -742,10 +767,19 @@ def bulk_cancel(
         ),
     ] = None,
     json_: JsonOpt = False,
+    json_summary: Annotated[
+        bool,
+        typer.Option(
+            "--json-summary",
+            help="Only one JSON line on stdout, whatever ends the run: its run id, status, "
+            "exit code, times and totals (for cron logs).",
+        ),
+    ] = False,
 ) -> None:
     """Cancel many payments from a CSV or from subscriptions' open payments.  The input is
     validated first, a plan is shown and confirmed, and every payment is journaled, so a
     stopped run can be resumed."""
+    from paycancel_cli import tonight
     from paycancel_cli.bulk import BulkRequest, report_rows, run_bulk, write_report
     from paycancel_cli.journal import Journal
     from paycancel_cli.render import BulkView
@@ -763,6 +797,12 @@ def bulk_cancel(
         check_plan_flags(
             plan=plan, plan_out=plan_out, expires=expires, key=key, given=shaping, reason=reason
         )
+    night = tonight.current if json_summary else None
+    if json_ and json_summary:
+        raise UsageError(
+            "Give --json (a line per payment, then the summary) or --json-summary (the one "
+            "outcome line), not both. Nothing was sent."
+        )
     if report is not None and not (report.parent.is_dir() and os.access(report.parent, os.W_OK)):
         raise UsageError(
             f"--report {report}: the directory does not exist or cannot be written. "
@@ -770,6 +810,31 @@ def bulk_cancel(
         )
     config = g.config()
     out = g.output(json_)
+    if night is not None:  # everything JSON but the one line goes nowhere
+        import io
+
+        from paycancel_cli.render import Output
+
+        json_ = True
+        out = Output(json_mode=True, no_color=g.no_color, redact=g.redact, stdout=io.StringIO())
+    subscriptions = list(subscription or [])
+    if subscriptions_from is not None or subscriptions_command is not None:
+        from paycancel_cli import idsource
+
+        if subscriptions_from is not None:
+            subscriptions += idsource.from_file(subscriptions_from)
+        if subscriptions_command is not None:
+            subscriptions += idsource.from_command(subscriptions_command)
+        if not subscriptions and csv_file is None and resume is None:
+            said = "No subscription ids to work on: nothing to do; no run was started."
+            out.message(said)
+            if night is not None:
+                night.status, night.message = "nothing_to_do", said
+            elif json_:
+                from paycancel_cli.bulk import Summary
+
+                out.json_line({**Summary("").to_json(), "run_id": None, "subscriptions": {}})
+            raise typer.Exit(0)
     interactive = sys.stdin.isatty()
     author = None
     if plan_out is not None:  # a dry run written down; the author's key is checked first
@@ -781,7 +846,7 @@ def bulk_cancel(
         dry_run = True
     request = BulkRequest(
         csv=csv_file,
-        subscriptions=list(subscription or []),
+        subscriptions=subscriptions,
         account=account,
         reason=reason,
         dry_run=dry_run,
@@ -801,15 +866,47 @@ def bulk_cancel(
         out, yes=yes, live=live, interactive=interactive, progress=True, dry_run=dry_run
     )
     assert g.redactor is not None
+    if resume_unfinished:
+        import json
+
+        from paycancel_cli.unfinished import resume_unfinished as resume_all
+
+        def emit(line: dict[str, Any]) -> None:
+            print(g.redact(json.dumps(line)), flush=True)
+
+        raise typer.Exit(
+            resume_all(
+                config,
+                request,
+                view,
+                redactor=g.redactor,
+                say=view.out.message,
+                emit=None if night is None else emit,
+                night=night,
+            )
+        )
+    watched = view if night is None else tonight.Watched(view, night)
+    if night is not None and resume:
+        night.run_id = resume
     if plan is not None:
         from paycancel_cli.plans import apply_plan
 
-        outcome = apply_plan(config, plan, request, view, redactor=g.redactor, announce=out.message)
+        outcome = apply_plan(
+            config, plan, request, watched, redactor=g.redactor, announce=out.message
+        )
     else:
-        outcome = run_bulk(config, request, view, redactor=g.redactor)
+        outcome = run_bulk(config, request, watched, redactor=g.redactor)
+    if night is not None and outcome.summary is not None:
+        night.finished(
+            outcome.summary.to_json(),
+            exit_code=outcome.exit_code(),
+            interrupted=outcome.interrupted,
+        )
     if outcome.summary is None:
         v = outcome.validation
         assert v is not None
+        if night is not None:
+            night.status, night.summary = "validated", v.to_json()
         if json_:
             out.json_line(v.to_json())
         else:
@@ -910,7 +1007,9 @@ app.add_typer(
     epilog=examples(
         "paycancel runs",
         "paycancel runs --limit 5 --json",
+        "paycancel runs --unfinished",
         "paycancel runs show RUN_ID",
+        "paycancel runs prune --older-than 400",
     ),
 )
 
@@ -922,6 +1021,14 @@ def runs(
         int,
         typer.Option("--limit", "-n", min=1, metavar="N", help="Show the newest N runs."),
     ] = 20,
+    unfinished: Annotated[
+        bool,
+        typer.Option(
+            "--unfinished",
+            help="Only the runs a resume would still do something for (interrupted, "
+            "crashed, exit 5, subscriptions never listed), oldest first.",
+        ),
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """List runs, newest first: when, who, which input, reason, counts per outcome."""
@@ -933,7 +1040,22 @@ def runs(
     config = g.config()
     out = g.output(json_)
     journal = Journal(config.journal_path)
-    rows = journal.runs(limit)
+    if unfinished:
+        from paycancel_cli.unfinished import unfinished_runs
+
+        rows = unfinished_runs(config)
+        if not rows:
+            out.message("No unfinished runs.")
+            return
+        if not json_:
+            out.table(out.runs_table([run_json(journal, run) for run in rows]))
+            out.message("Resume one with the first line, or every one with the second:")
+            out.command_line("  " + resume_command(g, "RUN_ID", yes=True, live=False))
+            every = resume_command(g, "RUN_ID", yes=True, live=False)
+            out.command_line("  " + every.replace("--resume RUN_ID", "--resume-unfinished"))
+            return
+    else:
+        rows = journal.runs(limit)
     if json_:
         for run in rows:
             out.json_line(run_json(journal, run))
@@ -990,9 +1112,51 @@ def runs_show(
     out.table(view.results_table())
     summary = summarize(journal, run_id)
     out.table(view.summary_table(summary))
-    if summary.remaining:  # stopped or crashed: say how to finish it
+    if summary.remaining or run.options.get("unlisted"):  # stopped, crashed, never listed
         out.message("Not finished. Resume with:")
         out.command_line("  " + resume_command(g, run_id, yes=False, live=False))
+
+
+@runs_app.command(
+    "prune",
+    short_help="Remove finished runs older than a number of days from the journal.",
+    epilog=examples(
+        "paycancel runs prune --older-than 400", "paycancel runs prune --older-than 90 --json"
+    ),
+)
+def runs_prune(
+    ctx: typer.Context,
+    older_than: Annotated[
+        int,
+        typer.Option(
+            "--older-than",
+            min=1,
+            metavar="DAYS",
+            help="Remove runs started more than DAYS days ago (unfinished runs are kept).",
+        ),
+    ],
+    json_: JsonOpt = False,
+) -> None:
+    """Remove runs started more than DAYS days ago, with their payments, from the
+    journal; a run a resume would still do something for is kept, whatever its age."""
+    from datetime import UTC, datetime, timedelta
+
+    from paycancel_cli.journal import Journal
+
+    g = _globals(ctx)
+    config = g.config()
+    out = g.output(json_)
+    before = (datetime.now(UTC) - timedelta(days=older_than)).isoformat(timespec="milliseconds")
+    runs_removed, payments_removed = Journal(config.journal_path).prune_runs(before)
+    if json_:
+        out.json_line(
+            {"type": "pruned", "before": before, "runs": runs_removed, "payments": payments_removed}
+        )
+    else:
+        out.message(
+            f"Removed {runs_removed} run(s) and {payments_removed} payment row(s) started "
+            f"before {before} from {config.journal_path}."
+        )
 
 
 def run_json(journal: Any, run: Any) -> dict[str, Any]:
@@ -1109,6 +1273,7 @@ def run(argv: list[str] | None = None) -> int:
     json_mode = "--json" in options
     redactor = Redactor()
     command = plain_arguments(typer.main.get_command(app))
+    ended: dict[str, str] = {}  # the code and message of an invocation that stopped early
 
     def stop(code: int, kind: str, message: str, label: str = "Error: ") -> int:
         if debug and code != 130:
@@ -1116,6 +1281,7 @@ def run(argv: list[str] | None = None) -> int:
 
             print(redactor(traceback.format_exc()), file=sys.stderr)
         print(redactor(f"{label}{message}"), file=sys.stderr)
+        ended.update(code=kind, message=message)
         if json_mode:
             import json
 
@@ -1123,38 +1289,83 @@ def run(argv: list[str] | None = None) -> int:
             print(redactor(json.dumps(record)), flush=True)
         return code
 
+    if "--json-summary" not in options:
+        return _invoke(command, args, redactor, stop, json_mode, ended)
+    # One line, whatever stops the invocation (a SIGTERM too: stopped like Ctrl-C).
+    import json
+    import signal
+
+    from paycancel_cli import tonight
+
+    night = tonight.begin()
+    try:
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    except ValueError:  # not the main thread (an embedding caller): its signals, not ours
+        previous = None
+    try:
+        code = _invoke(command, args, redactor, stop, json_mode, ended)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        tonight.end()
+    if not night.written:
+        print(redactor(json.dumps(night.line(code, **ended))), flush=True)
+    return code
+
+
+def _invoke(
+    command: Any,
+    args: list[str],
+    redactor: "Redactor",
+    stop: Any,
+    json_mode: bool,
+    ended: dict[str, str],
+) -> int:
+    """The command, with every way it can end turned into an exit code (see ``run``)."""
     try:
         code = command.main(args=args, prog_name="paycancel", standalone_mode=False, obj=redactor)
         return code if isinstance(code, int) else 0
     except Declined as exc:
-        return stop(exc.exit_code, exc.kind, exc.message, label="")
+        return int(stop(exc.exit_code, exc.kind, exc.message, label=""))
     except PaycancelError as exc:
-        return stop(exc.exit_code, exc.kind, exc.message)
+        run_id = getattr(exc, "run_id", None)
+        if run_id is not None:
+            from paycancel_cli import tonight
+
+            if tonight.current is not None:
+                tonight.current.run_id, tonight.current.started_run = run_id, True
+        return int(stop(exc.exit_code, exc.kind, exc.message))
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:
         # click's prompt turns Ctrl-C and end of input into Abort; prompts come before
         # anything is journaled or sent.
-        return stop(130, "interrupted", "Stopped at the prompt; nothing was sent.", label="")
+        return int(
+            stop(130, "interrupted", "Stopped at the prompt; nothing was sent.", label="")
+        )
     except (KeyboardInterrupt, _CtrlC):
-        return stop(130, "interrupted", "Interrupted; nothing more was sent.", label="")
+        return int(stop(130, "interrupted", "Interrupted; nothing more was sent.", label=""))
     except Exception as exc:
         show = getattr(exc, "show", None)
         if callable(show) and isinstance(getattr(exc, "exit_code", None), int):
             show()  # the argument parser's usage error: exit 2
             code = int(getattr(exc, "exit_code", 2))
+            fmt = getattr(exc, "format_message", None)
+            message = fmt() if callable(fmt) else str(exc)
+            if code:
+                ended.update(code="usage_error", message=message)
             if json_mode and code:
                 import json
 
-                fmt = getattr(exc, "format_message", None)
-                message = fmt() if callable(fmt) else str(exc)
                 record = {"type": "error", "exit_code": code, "code": "usage_error"}
                 print(json.dumps({**record, "message": message}), flush=True)
             return code
-        return stop(
-            1,
-            "internal_error",
-            f"internal error: {type(exc).__name__}: {exc}. Rerun with --debug for details.",
+        return int(
+            stop(
+                1,
+                "internal_error",
+                f"internal error: {type(exc).__name__}: {exc}. Rerun with --debug for details.",
+            )
         )
 
 

@@ -37,6 +37,9 @@ Invariants:
 - Any unexpected exception while reading or cancelling one payment fails that payment
   (``failed``, naming the provider, the payment and what went wrong); only a
   ``JournalError`` leaves ``process``, because the run must stop when it cannot record.
+- With a ``Breaker`` (bulk runs), every request's fate is told to it, and once it is
+  open no retry is made: the payment ends with the failure it last had (see
+  ``breaker``).
 - This module never looks at a provider's field names and imports neither typer nor
   rich.
 """
@@ -54,6 +57,7 @@ from typing import TYPE_CHECKING
 
 import stamina
 
+from paycancel_cli.breaker import Breaker
 from paycancel_cli.errors import (
     AuthError,
     Busy,
@@ -230,8 +234,10 @@ class Canceller:
         before_send: BeforeSend | None = None,
         on_new_key: OnNewKey | None = None,
         cancel_first: bool = False,
+        breaker: Breaker | None = None,
     ) -> None:
         self.provider = provider
+        self.breaker = breaker
         self.run_id = run_id
         self.policy = policy or RetryPolicy()
         self.dry_run = dry_run
@@ -241,10 +247,38 @@ class Canceller:
 
     async def read(self, payment_id: str) -> Payment:
         """Read one payment, retrying transient failures."""
-        async for attempt in self._retrying(self._read_backoff):
+        seen: list[Exception] = []
+        async for attempt in self._retrying(self._read_backoff, seen):
             with attempt:
-                return await self.provider.get(payment_id)
+                self._stop_if_tripped(seen)
+                return await self._watched(payment_id, self.provider.get(payment_id))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _watched(self, payment_id: str, call: Awaitable[Payment]) -> Payment:
+        """``call``'s answer, its fate told to the breaker: a transient failure counts
+        against the account, any answer from the provider clears the count."""
+        try:
+            answer = await call
+        except ProviderUnavailable:
+            if self.breaker is not None:
+                self.breaker.failure(payment_id)
+            raise
+        except (RateLimited, Busy):
+            raise  # the provider pacing us: neither dead nor a clean answer
+        except Exception:
+            if self.breaker is not None:
+                self.breaker.answered()
+            raise
+        if self.breaker is not None:
+            self.breaker.answered()
+        return answer
+
+    def _stop_if_tripped(self, seen: list[Exception]) -> None:
+        """At the start of a retry: with the breaker opened meanwhile (by this payment or
+        another of the account), end with the failure that asked for the retry instead
+        of sending one more request."""
+        if seen and self.breaker is not None and self.breaker.open:
+            raise seen[0]
 
     def reads_first(self, target: Target) -> bool:
         """Whether ``target`` is read before its cancel (when no list page gave it)."""
@@ -367,9 +401,11 @@ class Canceller:
         attempts = 0
         uncertain = ever_uncertain = renew = accepted = False
         base = replace(base, idempotency_key=key)
+        seen: list[Exception] = []
         try:
-            async for attempt in self._retrying(self._cancel_backoff):
+            async for attempt in self._retrying(self._cancel_backoff, seen):
                 with attempt:
+                    self._stop_if_tripped(seen)
                     if renew:
                         key, renew = fresh_key(key), False
                         if self.on_new_key is not None:
@@ -413,8 +449,11 @@ class Canceller:
                         uncertain = accepted = False
                     attempts += 1
                     try:
-                        after = await self.provider.cancel(
-                            target.payment_id, reason=target.reason, idempotency_key=key
+                        after = await self._watched(
+                            target.payment_id,
+                            self.provider.cancel(
+                                target.payment_id, reason=target.reason, idempotency_key=key
+                            ),
                         )
                     except ProviderUnavailable as exc:
                         uncertain = exc.ambiguous
@@ -548,11 +587,20 @@ class Canceller:
         return replace(done, outcome=Outcome.NOT_CANCELLABLE, error=error, before=seen, after=after)
 
     def _retrying(
-        self, hook: Callable[[Exception], bool | float]
+        self, hook: Callable[[Exception], bool | float], seen: list[Exception]
     ) -> stamina._core._RetryContextIterator:
+        """Retries by ``hook``; ``seen`` keeps the failure that asked for each retry, and
+        an open breaker asks for none."""
+
+        def on(exc: Exception) -> bool | float:
+            seen[:] = [exc]
+            if self.breaker is not None and self.breaker.open:
+                return False
+            return hook(exc)
+
         p = self.policy
         return stamina.retry_context(
-            on=hook,
+            on=on,
             attempts=p.attempts,
             timeout=p.timeout,
             wait_initial=p.wait_initial,

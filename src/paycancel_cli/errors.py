@@ -8,6 +8,7 @@
      │                                  sentence, not an error)
      ├── ConfigError                    exit 2: bad config file or account
      ├── InputError                     exit 2: bad payment id or CSV, nothing sent
+     │    └── IdSourceError             exit 2: the subscription id command failed
      ├── AuthError                      exit 3: the provider rejected the credentials
      ├── LockError                      exit 4: another process holds the lock
      ├── Interrupted                    exit 130: stopped by a signal, resumable
@@ -60,6 +61,12 @@ class ConfigError(PaycancelError):
 class InputError(PaycancelError):
     exit_code = 2
     kind = "input_error"
+
+
+class IdSourceError(InputError):
+    """``--subscriptions-command`` could not be run or failed: no run was started."""
+
+    kind = "id_source_failed"
 
 
 class AuthError(PaycancelError):

@@ -14,6 +14,7 @@ holder dies, so a SIGKILLed run never leaves a stale lock.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import math
@@ -258,6 +259,12 @@ class Journal:
                 (status, finished, run_id),
             )
 
+    def set_run_options(self, run_id: str, options: dict[str, Any]) -> None:
+        with self._write("the run's options") as db:
+            db.execute(
+                "UPDATE runs SET options = ? WHERE run_id = ?", (json.dumps(options), run_id)
+            )
+
     def run(self, run_id: str) -> RunRow | None:
         row = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else _run(row)
@@ -267,6 +274,43 @@ class Journal:
             "SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", (limit,)
         ).fetchall()
         return [_run(r) for r in rows]
+
+    def unfinished_runs(self) -> list[RunRow]:
+        """Runs that sent or meant to send cancels and have something left that a resume
+        would do: payments planned or in flight, payments failed for a transient cause,
+        or subscriptions never listed; oldest first.  Runs a live process is working on
+        are among them: the caller asks the run's lock (``Lock.held``)."""
+        rows = self.db.execute(
+            "SELECT * FROM runs r WHERE coalesce(json_extract(r.options, '$.dry_run'), 0) = 0"
+            " AND (json_extract(r.options, '$.unlisted') IS NOT NULL"
+            " OR EXISTS (SELECT 1 FROM payments p WHERE p.run_id = r.run_id"
+            " AND (p.state IN (?, ?) OR (p.state = ? AND p.outcome = ?"
+            " AND json_extract(p.error, '$.transient') = 1))))"
+            " ORDER BY r.started_at",
+            (PLANNED, IN_FLIGHT, DONE, Outcome.FAILED.value),
+        ).fetchall()
+        return [_run(r) for r in rows]
+
+    def prune_runs(self, before: str) -> tuple[int, int]:
+        """Remove the runs started before ``before`` (ISO 8601, UTC) and their payments,
+        in one transaction, keeping every unfinished run (see ``unfinished_runs``).
+        Returns (runs, payment rows) removed.
+
+        Kept apart from everything else on purpose: once the journal carries the
+        hash-chained audit trail, pruning must keep what that trail needs (its events
+        are not removed here, and a chain must still verify after a prune)."""
+        keep = {run.run_id for run in self.unfinished_runs()}
+        with self._write("the pruning of old runs") as db:
+            old = [
+                str(r[0])
+                for r in db.execute("SELECT run_id FROM runs WHERE started_at < ?", (before,))
+                if str(r[0]) not in keep
+            ]
+            payments = 0
+            for run_id in old:
+                payments += db.execute("DELETE FROM payments WHERE run_id = ?", (run_id,)).rowcount
+                db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+        return len(old), payments
 
     def outcome_counts(self, run_id: str) -> dict[str, int]:
         rows = self.db.execute(
@@ -588,6 +632,18 @@ class Lock:
         self.path = directory / f"{key}.lock"
         self._file: IO[str] | None = None
 
+    def held(self) -> bool:
+        """Whether another process holds the lock now (asked without taking it)."""
+        try:
+            handle = open(self.path)  # noqa: SIM115
+        except FileNotFoundError:
+            return False
+        with handle:
+            if not _try_lock(handle):
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+
     def acquire(
         self,
         *,
@@ -597,7 +653,32 @@ class Lock:
         limit: float | None = None,
     ) -> None:
         """``limit``: the whole wait the operator asked for, when ``wait`` is what is
-        left of it (several locks share one ``--wait SECONDS``)."""
+        left of it (several locks share one ``--wait SECONDS``).
+
+        The holder removes the lock file when it releases it; a lock taken on a file
+        that was removed meanwhile is no lock, so it is taken again on the new file."""
+        began = time.monotonic()
+        while True:
+            left = None if wait is None else max(0.0, wait - (time.monotonic() - began))
+            handle = self._acquire(what=what, wait=left, on_wait=on_wait, limit=limit)
+            if _same_file(handle, self.path):
+                break
+            handle.close()
+            on_wait = None  # said once
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}")
+        handle.flush()
+        self._file = handle
+
+    def _acquire(
+        self,
+        *,
+        what: str,
+        wait: float | None,
+        on_wait: Waiter | None,
+        limit: float | None,
+    ) -> IO[str]:
         handle = open(self.path, "a+")  # noqa: SIM115 - held for the lock's lifetime
         try:
             if not _try_lock(handle):
@@ -627,14 +708,15 @@ class Lock:
         except BaseException:
             handle.close()
             raise
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()}")
-        handle.flush()
-        self._file = handle
+        return handle
 
     def release(self) -> None:
+        """Remove the lock file, then unlock: the lock directory does not grow with every
+        run and subscription (see ``acquire`` for a waiter that got the removed file)."""
         if self._file is not None:
+            if _same_file(self._file, self.path):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path)
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
             self._file = None
@@ -646,6 +728,15 @@ def _try_lock(handle: IO[str]) -> bool:
     except BlockingIOError:
         return False
     return True
+
+
+def _same_file(handle: IO[str], path: Path) -> bool:
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(handle.fileno())
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _holder(handle: IO[str]) -> str:

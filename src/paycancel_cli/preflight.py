@@ -5,6 +5,9 @@ Invariants:
   a read of a payment id that cannot exist (a 404 proves the credentials were taken,
   401/403 that they were not).
 - Each account's check ends within the account's ``timeout_s``.
+- A transient failure (5xx, 429, a refused or dropped connection) is tried again, at
+  most ``ATTEMPTS`` requests in all, within that same bound, before the account is
+  called unreachable: one 502 from a proxy must not skip a night.
 - An account's secrets are read (command, keyring) only for the accounts checked.
 """
 
@@ -50,6 +53,10 @@ PROBES = {
 # Exit codes by status, and the order in which they win (SPEC "Exit codes").
 EXIT = {"ok": 0, "misconfigured": 2, "rejected": 3, "error": 1, "unreachable": 5}
 PRECEDENCE = (2, 3, 4, 1, 5)
+# Requests per account before a transient failure makes it unreachable, and the waits
+# between them (seconds, exponential with jitter).
+ATTEMPTS = 3
+WAIT_INITIAL_S, WAIT_MAX_S = 0.25, 1.0
 
 
 @runtime_checkable
@@ -142,7 +149,9 @@ async def _check(config: Config, session: Any, account: Account | CheckResult) -
     except AuthError as exc:
         return result("rejected", exc.message, _rejected_fix(config, account))
     except (ProviderUnavailable, RateLimited) as exc:
-        return result("unreachable", exc.message, _unreachable_fix(account))
+        return result(
+            "unreachable", f"{exc.message} ({ATTEMPTS} attempts)", _unreachable_fix(account)
+        )
     except TimeoutError:
         return result(
             "unreachable",
@@ -159,6 +168,21 @@ async def _check(config: Config, session: Any, account: Account | CheckResult) -
 
 
 async def _probe(session: Any, account: Account) -> None:
+    """The check's request, tried again on a transient failure (see ``ATTEMPTS``)."""
+    import stamina
+
+    async for attempt in stamina.retry_context(
+        on=(ProviderUnavailable, RateLimited),
+        attempts=ATTEMPTS,
+        wait_initial=WAIT_INITIAL_S,
+        wait_max=WAIT_MAX_S,
+        wait_jitter=WAIT_INITIAL_S,
+    ):
+        with attempt:
+            await _probe_once(session, account)
+
+
+async def _probe_once(session: Any, account: Account) -> None:
     provider = session.provider(account.name)
     if isinstance(provider, _Verifies):
         await provider.verify_credentials()
