@@ -91,6 +91,16 @@ def openapi(file: str) -> OpenAPI:
     return OpenAPI.from_file_path(str(SPECS / file), config=config)
 
 
+def every(node: Any, key: str) -> list[str]:
+    """Every string value of ``key`` anywhere in a document (its ``$ref``s, patterns...)."""
+    if isinstance(node, dict):
+        own = [node[key]] if isinstance(node.get(key), str) else []
+        return own + [found for value in node.values() for found in every(value, key)]
+    if isinstance(node, list):
+        return [found for value in node for found in every(value, key)]
+    return []
+
+
 def pointer(document: dict[str, Any], where: str) -> Any:
     node: Any = document
     for part in where.lstrip("/").split("/"):

@@ -14,7 +14,7 @@ statuses it means to cover were seen, so a session that stopped early cannot pas
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +30,6 @@ from .oas import Exchange, Report
 from .recording import recording_cli, with_adapter
 
 PROVIDERS = ("vipps", "flexportal")
-
-
-@pytest.fixture
-def make_sandbox() -> Iterator[Callable[..., Sandbox]]:
-    started: list[Sandbox] = []
-
-    def make(**kwargs: Any) -> Sandbox:
-        sandbox = Sandbox(**kwargs).start()
-        started.append(sandbox)
-        return sandbox
-
-    yield make
-    for sandbox in started:
-        sandbox.stop()
-        assert sandbox.handler_errors == []
 
 
 def validated(log: list[Exchange]) -> Report:

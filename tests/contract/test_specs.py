@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any
 
 import pytest
 
-from .oas import SPECS, openapi, raw
+from .oas import SPECS, every, openapi, raw
 
 FILES = sorted(path.name for path in SPECS.glob("*.yml"))
 
@@ -29,18 +28,9 @@ def test_document_is_valid_openapi(file: str) -> None:
     assert openapi(file).spec is not None
 
 
-def _refs(node: Any) -> list[str]:
-    if isinstance(node, dict):
-        own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
-        return own + [r for value in node.values() for r in _refs(value)]
-    if isinstance(node, list):
-        return [r for value in node for r in _refs(value)]
-    return []
-
-
 @pytest.mark.parametrize("file", FILES)
 def test_document_refers_only_to_itself_or_its_neighbours(file: str) -> None:
-    for ref in _refs(raw(file)):
+    for ref in every(raw(file), "$ref"):
         target = ref.partition("#")[0]
         assert target in ("", *FILES), f"{file}: {ref} leaves the repository"
 
