@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,23 @@ def no_retry_sleep() -> Iterator[None]:
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox() as sb:
         yield sb
+
+
+@pytest.fixture
+def make_sandbox() -> Iterator[Callable[..., Sandbox]]:
+    """``make_sandbox(**kw)`` starts a ``Sandbox`` that is stopped after the test, which
+    then asserts that no simulator handler failed."""
+    started: list[Sandbox] = []
+
+    def make(**kwargs: Any) -> Sandbox:
+        sandbox = Sandbox(**kwargs).start()
+        started.append(sandbox)
+        return sandbox
+
+    yield make
+    for sandbox in started:
+        sandbox.stop()
+        assert sandbox.handler_errors == []
 
 
 def write_config(path: Path, accounts: dict[str, dict[str, Any]], mode: int = 0o600) -> Path:

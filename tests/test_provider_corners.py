@@ -6,7 +6,6 @@ FlexPortal's total and amount, and base URLs copied from the docs."""
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -25,8 +24,7 @@ from paycancel_cli.sandbox import Faults, Sandbox
 from paycancel_cli.sandbox.vipps import REFERENCE_RE
 
 from .conftest import CliResult, write_config
-
-SPEC_SCHEMAS = Path(__file__).parent / "sandbox" / "vipps_schemas.json"
+from .contract.oas import VIPPS_EPAYMENT, every, raw
 
 
 def cancel(cli: Any, config: Path, account: str, payment_id: str, *extra: str) -> CliResult:
@@ -270,8 +268,8 @@ def test_many_401s_at_once_fetch_one_new_token(how: str) -> None:
 
 
 def test_vipps_reference_pattern_follows_the_bundled_spec() -> None:
-    schemas = json.loads(SPEC_SCHEMAS.read_text(encoding="utf-8"))
-    patterns = {p for p in _patterns(schemas) if "a-zA-Z0-9-" in p}
+    document = raw(VIPPS_EPAYMENT.file)  # Vipps' own spec, the copy in tests/contract/specs
+    patterns = {p for p in every(document, "pattern") if "a-zA-Z0-9-" in p}
     assert patterns == {"^[a-zA-Z0-9-]{8,50}$"}
     (spec,) = patterns
     assert REFERENCE_RE.pattern == spec
@@ -279,15 +277,6 @@ def test_vipps_reference_pattern_follows_the_bundled_spec() -> None:
     Vipps.validate_id("a" * 50)
     with pytest.raises(InputError):
         Vipps.validate_id("a" * 51)
-
-
-def _patterns(node: Any) -> list[str]:
-    if isinstance(node, dict):
-        found = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
-        return found + [p for v in node.values() for p in _patterns(v)]
-    if isinstance(node, list):
-        return [p for v in node for p in _patterns(v)]
-    return []
 
 
 # 10: Flex refusals in the documented shape are classified by one read

@@ -1,35 +1,19 @@
 """Fixtures for the sandbox tests: real servers on loopback, real HTTP through httpx.
 
-``make_sandbox(**kw)`` starts a ``Sandbox`` that is stopped after the test; ``sb`` is a
-default one. ``api`` wraps an ``httpx.Client`` with each provider's valid credentials
-(override or drop a header by passing it in ``headers``, ``None`` to drop).
+``sb`` is a default sandbox (from ``make_sandbox``, in the suite's root conftest).
+``api`` wraps an ``httpx.Client`` with each provider's valid credentials (override or
+drop a header by passing it in ``headers``, ``None`` to drop).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import httpx
 import pytest
 from sandbox_helpers import Api, http_client
 
 from paycancel_cli.sandbox import Sandbox
-
-
-@pytest.fixture
-def make_sandbox() -> Iterator[Callable[..., Sandbox]]:
-    started: list[Sandbox] = []
-
-    def make(**kwargs: Any) -> Sandbox:
-        sandbox = Sandbox(**kwargs).start()
-        started.append(sandbox)
-        return sandbox
-
-    yield make
-    for sandbox in started:
-        sandbox.stop()
-        assert sandbox.handler_errors == []
 
 
 @pytest.fixture

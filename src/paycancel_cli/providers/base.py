@@ -247,13 +247,18 @@ def want_object(value: Any, what: str) -> dict[str, Any]:
 
 
 def want_str(data: dict[str, Any], key: str, *, optional: bool = False) -> str | None:
+    """A string; an optional one may be missing, null or empty (a schema without
+    ``minLength`` allows ``""``: FlexPortal's consolidated payments carry ``rentalId:
+    ""``), all three meaning "not given"."""
     value = data.get(key)
-    if value is None and optional:
+    if optional and (value is None or value == ""):
         return None
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str):
         raise Malformed(
             f"{key} is {describe_json(value) if key in data else 'missing'}, not a string"
         )
+    if not value:
+        raise Malformed(f"{key} is empty")
     return value
 
 

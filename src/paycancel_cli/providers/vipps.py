@@ -4,8 +4,10 @@ Auth is an access token from ``POST /accesstoken/get`` (client id and secret and
 subscription key as headers), cached until shortly before it expires and fetched again
 once on an unexpected 401: when several requests get a 401 for the same token at once,
 one fetches the new token and the others use it.  Every call carries the
-``Vipps-System-*`` headers; every ePayment call the token, the subscription key and
-the merchant serial number; cancels carry ``Idempotency-Key``.
+``Vipps-System-*`` headers and accepts both ``application/json`` and
+``application/problem+json`` (the spec's media type for the cancel answer and errors);
+every ePayment call the token, the subscription key and the merchant serial number;
+cancels carry ``Idempotency-Key`` and no body (``cancelPayment`` has no requestBody).
 
 Transient refusals are ``Busy``: 423 Locked is retried with the same key (the
 knowledge base: "retry, using the Idempotency-Key header"); 6160 "order processing"
@@ -69,6 +71,10 @@ SYSTEM_HEADERS = {
     "Vipps-System-Version": __version__,
     "Vipps-System-Plugin-Name": "paycancel-cli",
     "Vipps-System-Plugin-Version": __version__,
+    # The spec declares the cancel answer (AdjustResponse) and every error as
+    # application/problem+json: a server that negotiates strictly answers 406 to a
+    # request accepting application/json alone.
+    "Accept": "application/json, application/problem+json",
 }
 
 
@@ -122,13 +128,13 @@ class Vipps(IdRules):
         return self._payment(self._ok(response, payment_id), payment_id)
 
     async def cancel(self, payment_id: str, *, reason: str, idempotency_key: str) -> Payment:
-        # ePayment's cancel takes no reason; it stays in the journal.
+        # ePayment's cancel takes no reason (it stays in the journal) and, by the spec,
+        # no body: cancelPayment has no requestBody, so none is sent, nor a Content-Type.
         self.validate_id(payment_id)
         response = await self._call(
             "POST",
             f"/epayment/v1/payments/{segment(payment_id)}/cancel",
             write=True,
-            json={},
             headers={"Idempotency-Key": idempotency_key},
         )
         return self._payment(self._ok(response, payment_id, write=True), payment_id, write=True)

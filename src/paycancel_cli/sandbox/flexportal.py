@@ -10,7 +10,8 @@ Invariants:
 - Only ``pending`` and ``failed`` cancel (to ``cancelled``; the reason is kept in
   ``notes``). ``processing``, ``paid`` and ``cancelled`` answer 400 with
   PAYMENT_PROCESSING, ALREADY_PAID, ALREADY_CANCELLED. A missing or empty ``reason`` is
-  422 INVALID_REQUEST and is checked before the payment is looked up.
+  400 INVALID_REQUEST (the cancel excerpt documents 400 and 404 only, though the
+  overview's generic table has a 422) and is checked before the payment is looked up.
 - Lists are in insertion order (stable, deterministic). The cursor is the last
   ``paymentId`` of a page; the next page holds the matching payments inserted after
   it, so cancelling listed payments between pages never skips any.
@@ -177,7 +178,7 @@ class FlexPortalSim(ProviderSim):
             return error(400, "INVALID_REQUEST", "The request body must be a JSON object.")
         reason = body.get("reason")
         if not isinstance(reason, str) or not reason.strip():
-            return error(422, "INVALID_REQUEST", "reason is required and must not be empty.")
+            return error(400, "INVALID_REQUEST", "reason is required and must not be empty.")
         record = self._find(payment_id, tenant)
         if record is None:
             return self._not_found(payment_id)

@@ -7,11 +7,13 @@ Invariants:
 - The token endpoint needs ``client_id``, ``client_secret`` and
   ``Ocp-Apim-Subscription-Key``; it returns an opaque random token valid for
   ``token_ttl_s`` seconds, with the numeric fields as JSON strings. ``expire_tokens``
-  forgets every token.
+  forgets every token. Its errors (401, and 429 and 5xx from the faults) are the Access
+  Token API's ``{"error", "error_description"}``, not ePayment's problem JSON.
 - ePayment calls need ``Ocp-Apim-Subscription-Key`` and ``Authorization: Bearer
   <live token>`` (else 401) and a ``Merchant-Serial-Number`` matching ``^[0-9]{4,6}$``
   (else 400) that is the configured one (else 403). Errors are RFC 7807 problem JSON
-  (``application/problem+json``); domain errors carry
+  (``application/problem+json``, the media type the spec also gives the cancel's 200
+  answer, ``AdjustResponse``); domain errors carry
   ``extraDetails: [{"name": "ErrorCode", "reason": "<code>"}]``, validation errors
   name the offending field instead.
 - Amounts are integer minor units in ``{"currency", "value"}``. ``state`` never changes
@@ -81,6 +83,11 @@ _GATEWAY_MESSAGES: Final = {
     422: "The request could not be processed by the API gateway.",
     429: "Rate limit is exceeded. Try again in 5 seconds.",
 }
+
+
+def _token_error(status: int, error: str, description: str) -> Response:
+    """The Access Token API's error: an OAuth-style JSON body, never problem JSON."""
+    return Response.json(status, {"error": error, "error_description": description})
 
 
 class VippsSim(ProviderSim):
@@ -209,6 +216,10 @@ class VippsSim(ProviderSim):
         return msn or ""
 
     def too_many_requests(self, request: Request, decision: RateDecision) -> Response:
+        if self._is_token(request):
+            return _token_error(
+                429, "rate_limited", f"At most {decision.limit} requests per minute."
+            )
         return self.problem(
             429,
             "Too Many Requests",
@@ -218,6 +229,8 @@ class VippsSim(ProviderSim):
 
     def server_error(self, request: Request, status: int) -> Response:
         title, code = _SERVER_ERRORS.get(status, _SERVER_ERRORS[500])
+        if self._is_token(request):
+            return _token_error(status, "server_error", f"{title}: no token was issued.")
         return self.problem(
             status, title, "The request could not be processed.", request.path, code=code
         )
@@ -233,13 +246,10 @@ class VippsSim(ProviderSim):
                 )
             ):
                 return None
-            return Response.json(
+            return _token_error(
                 401,
-                {
-                    "error": "unauthorized_client",
-                    "error_description": "The client_id, client_secret or subscription key "
-                    "is missing or invalid.",
-                },
+                "unauthorized_client",
+                "The client_id, client_secret or subscription key is missing or invalid.",
             )
         if not same_secret(request.header("ocp-apim-subscription-key"), creds["subscription_key"]):
             return self.problem(
@@ -277,6 +287,10 @@ class VippsSim(ProviderSim):
                 request.path,
             )
         return None
+
+    @staticmethod
+    def _is_token(request: Request) -> bool:
+        return request.segments == ("accesstoken", "get")
 
     def handle(self, request: Request, op: str) -> Response:
         if op == "token":
@@ -457,6 +471,7 @@ class VippsSim(ProviderSim):
                 "pspReference": record["pspReference"],
                 "reference": reference,
             },
+            content_type=PROBLEM_JSON,  # the spec's AdjustResponse media type
         )
 
     # -- per-payment faults -------------------------------------------------------------
