@@ -67,7 +67,10 @@ class Invocation:
     def end(self, code: int) -> int:
         """Report the invocation's end to its monitor; returns ``code`` unchanged."""
         if self.monitor is not None:
-            self.monitor.end(code, error=self.error, duration_s=time.monotonic() - self.began)
+            try:
+                self.monitor.end(code, error=self.error, duration_s=time.monotonic() - self.began)
+            except Exception as exc:  # monitoring never turns a run's end into a traceback
+                _warn(f"monitoring failed ({type(exc).__name__}); the run's exit code stands.")
         return code
 
 
