@@ -296,6 +296,8 @@ def test_a_file_of_another_job_or_not_prometheus_text_starts_afresh(
         (["--ping-url", f"ftp://ping.example/{SENTINEL}"], "absolute https:// URL"),
         (["--ping-url", f"http://ping.example/{SENTINEL}"], "only allowed on loopback"),
         (["--ping-url", "https://ping.example/"], "names no check"),
+        (["--ping-url", f"https://ping.example:port/{SENTINEL}"], "absolute https:// URL"),
+        (["--ping-url", f"https://[::1/{SENTINEL}"], "not a URL"),
     ],
 )
 def test_bad_monitoring_options_exit_2_before_anything_is_sent(

@@ -321,7 +321,14 @@ def checked_ping_url(url: str, redactor: Redactor) -> str:
     from paycancel_cli.config import _is_loopback
     from paycancel_cli.errors import UsageError
 
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # an unbalanced [IPv6] host: nothing to show but its shape
+        redactor.add(url)
+        raise UsageError(
+            "--ping-url: not a URL; give the check's absolute https:// URL, such as "
+            "https://hc-ping.com/UUID. Nothing was sent."
+        ) from None
     secret = url.strip().split(parts.netloc, 1)[-1].strip("/") if parts.netloc else url
     redactor.add(secret)
     if len(secret) < 4:  # too short to scrub on its own: scrub the whole URL
@@ -329,7 +336,7 @@ def checked_ping_url(url: str, redactor: Redactor) -> str:
     if parts.password:
         redactor.add(parts.password)
     shown = shown_url(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
+    if parts.scheme not in ("https", "http") or not parts.hostname or not _port_ok(url):
         raise UsageError(
             f"--ping-url {shown}: give the check's absolute https:// URL, such as "
             "https://hc-ping.com/UUID. Nothing was sent."
@@ -351,7 +358,10 @@ def shown_url(url: str) -> str:
     """The form of a ping URL paycancel shows: scheme and host only."""
     from urllib.parse import urlsplit
 
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return "[REDACTED]"
     host = parts.hostname or "?"
     port = f":{parts.port}" if _port(url) else ""
     return f"{parts.scheme or '?'}://{host}{port}/[REDACTED]"
@@ -364,6 +374,17 @@ def _port(url: str) -> int | None:
         return urlsplit(url.strip()).port
     except ValueError:
         return None
+
+
+def _port_ok(url: str) -> bool:
+    """False for a port that is not a number from 0 to 65535."""
+    from urllib.parse import urlsplit
+
+    try:
+        port = urlsplit(url.strip()).port
+    except ValueError:
+        return False
+    return port is None or 0 <= port <= 65535
 
 
 class Ping:
