@@ -22,6 +22,9 @@ compare the ratios of one run):
 6. a dead provider: a run against an account whose every answer is a 503 (the circuit
    breaker: exit 5, its duration and the requests the account got), then ``--resume``
    once the provider is back (every payment cancelled exactly once).
+7. monitoring: the same bulk-cancel (a process each, as cron runs it) with
+   ``--metrics-file`` and ``--ping-url`` (a loopback ping server) against one without,
+   interleaved; wall time per run and per payment.
 
 Usage: ``python bench/bench_bulk.py [--smoke] [--payments N] [--rpm N] [--latency-ms N]``
 (the JSON report on stdout; the throughput and per-kind tables, as in the README, on
@@ -682,6 +685,97 @@ def validation(rows: int, tmp: Path) -> dict[str, Any]:
     }
 
 
+def monitoring_overhead(payments: int, rounds: int, tmp: Path) -> dict[str, Any]:
+    """bulk-cancel with --metrics-file and --ping-url against the same run without them:
+    each run a fresh batch of ``payments`` open payments (30 ms latency, no rate limit),
+    as a process of its own, the two kinds interleaved ``rounds`` times."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    pings: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            pings.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    batches = 2 * rounds
+    served = Served(
+        [("hedgepayments", OPEN["hedgepayments"][0], payments) for _ in range(batches)],
+        None,
+        60.0,
+        30,
+    )
+    times: dict[str, list[float]] = {"without": [], "with": []}
+    try:
+        write_config(tmp / "mon.toml", {"acct": served.accounts["hedgepayments"]})
+        env = {**os.environ, "PAYCANCEL_DEFAULTS__JOURNAL": str(tmp / "mon.sqlite3")}
+        prom = tmp / "paycancel.prom"
+        options = [
+            "--metrics-file", str(prom),
+            "--ping-url", f"http://127.0.0.1:{server.server_address[1]}/bench-check",
+        ]  # fmt: skip
+        for n, ids in enumerate(served.ids):
+            # without, with, with, without, ...: a drift in the machine's load over the
+            # runs weighs on both kinds alike
+            kind = ("without", "with", "with", "without")[n % 4]
+            csv_path = tmp / f"mon-{n}.csv"
+            csv_path.write_text("payment_id\n" + "\n".join(ids) + "\n")
+            cmd = [sys.executable, "-m", "paycancel_cli", "--config", str(tmp / "mon.toml")]
+            cmd += ["bulk-cancel", str(csv_path), "--reason", "bench", "--yes", "--json"]
+            t0 = time.perf_counter()
+            subprocess.run(
+                cmd + (options if kind == "with" else []), env=env, check=True, capture_output=True
+            )
+            times[kind].append(time.perf_counter() - t0)
+        # The monitoring work alone, in this process: the file (prometheus_client's
+        # first import included) and one ping to the loopback server, start to answer.
+        from paycancel_cli import monitoring
+        from paycancel_cli.redact import Redactor
+
+        t0 = time.perf_counter()
+        monitoring.write_metrics(
+            tmp / "alone.prom", "bench", code=0, now=time.time(), duration_s=1.0, summary=None
+        )
+        write_ms = (time.perf_counter() - t0) * 1000
+        ping = monitoring.Ping(options[-1], Redactor())
+        ping.send("0", "warm-up")  # httpx and the engine are imported by then in a run
+        ping.wait()
+        t0 = time.perf_counter()
+        ping.send("0", "bench")
+        ping.wait()
+        ping_ms = (time.perf_counter() - t0) * 1000
+    finally:
+        served.stop()
+        server.shutdown()
+    without, with_ = (statistics.median(times[k]) for k in ("without", "with"))
+    return {
+        "payments_per_run": payments,
+        "runs_each": rounds,
+        "latency_ms": 30,
+        "without_s": [round(t, 3) for t in times["without"]],
+        "with_s": [round(t, 3) for t in times["with"]],
+        "median_without_s": round(without, 3),
+        "median_with_s": round(with_, 3),
+        "added_s": round(with_ - without, 3),
+        "added_ms_per_payment": round((with_ - without) * 1000 / payments, 3),
+        "metrics_write_ms": round(write_ms, 1),
+        "end_ping_ms": round(ping_ms, 1),
+        "pings_received": len(pings),
+        "metrics_file_written": prom.exists(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -748,6 +842,10 @@ def main() -> None:
         (tmp / "dead").mkdir()
         report["dead_provider"] = dead_provider(
             50 if args.smoke else 500, args.concurrency, tmp / "dead"
+        )
+        (tmp / "mon").mkdir()
+        report["monitoring"] = monitoring_overhead(
+            20 if args.smoke else args.payments, 1 if args.smoke else 4, tmp / "mon"
         )
     finish(report, runs)
 

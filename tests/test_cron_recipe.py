@@ -31,6 +31,39 @@ CONFIG = "/etc/paycancel/config.toml"
 LOGS = "/var/log/paycancel"
 JOURNAL = "/var/lib/paycancel/journal.sqlite3"
 ID_SOURCE = "/usr/local/bin/returned-rentals"
+METRICS = "/var/lib/prometheus/node-exporter/paycancel.prom"
+PING_URL = "https://hc-ping.com/YOUR-CHECK-UUID"
+
+
+class PingServer:
+    """A dead-man's switch on loopback that records what it is sent: (path, body)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        seen: list[tuple[str, str]] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                seen.append((self.path, self.rfile.read(length).decode()))
+                self.send_response(200)
+                self.end_headers()
+
+            do_GET = do_POST
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.seen = seen
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/ping/{SENTINEL}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def crontab_line() -> tuple[list[str], str]:
@@ -88,6 +121,9 @@ class Machine:
         self.home = tmp_path / "home"
         self.home.mkdir()
         self.seen = 0
+        self.metrics = tmp_path / "node-exporter" / "paycancel.prom"
+        self.metrics.parent.mkdir()
+        self.pings = PingServer()
         schedule, line = crontab_line()
         assert schedule[1] not in ("2", "02"), "02:xx local is the daylight-saving hour"
         for named, here in [
@@ -95,6 +131,8 @@ class Machine:
             (CONFIG, self.config),
             (LOGS, self.logs),
             (ID_SOURCE, self.script),
+            (METRICS, self.metrics),
+            (PING_URL, self.pings.url),
         ]:
             assert named in line, named
             line = line.replace(named, str(here))
@@ -126,6 +164,20 @@ class Machine:
     def night(self) -> list[dict[str, Any]]:
         self.start().wait(180)
         return self.lines()
+
+    def monitored(self, tonight: dict[str, Any]) -> None:
+        """Tonight's invocation reached the metrics file and the dead-man's switch with
+        its own exit code, and the ping URL's secret part reached no log."""
+        exit_code = tonight["exit_code"]
+        assert f'paycancel_last_run_exit_code{{job_name="paycancel"}} {exit_code}.0' in (
+            self.metrics.read_text()
+        )
+        path, body = self.pings.seen[-1]
+        assert path.endswith(f"/{exit_code}"), self.pings.seen
+        if tonight["run_id"]:
+            assert tonight["run_id"] in body
+        for log in self.logs.iterdir():
+            assert SENTINEL not in log.read_text(), log
 
     def lines(self) -> list[dict[str, Any]]:
         """The lines this night added to nightly.jsonl."""
@@ -179,6 +231,7 @@ def test_the_readme_crontab_night_after_night(tmp_path: Path) -> None:
     resumed, revoked = machine.night()
     expect(resumed, 0, "nothing_to_do")
     expect(revoked, 3, "failed", "auth_failed")
+    machine.monitored(revoked)
     assert machine.run(revoked["run_id"]) == ("interrupted", {})
     assert SENTINEL not in (machine.logs / "errors.log").read_text()
 
@@ -190,6 +243,7 @@ def test_the_readme_crontab_night_after_night(tmp_path: Path) -> None:
     assert resumed["run_id"] == revoked["run_id"] and resumed["outcomes"] == {"cancelled": 2}
     expect(tonight, 0, "nothing_to_do")
     assert tonight["run_id"] is None
+    machine.monitored(tonight)
     sandbox.stop()
 
     # A normal night (a fresh sandbox: rent_demo_01 open again); CRLF and a blank line.
@@ -199,21 +253,22 @@ def test_the_readme_crontab_night_after_night(tmp_path: Path) -> None:
     resumed, normal = machine.night()
     expect(resumed, 0, "nothing_to_do")
     expect(normal, 0, "completed")
-    assert normal["outcomes"] == {"cancelled": 2} and normal["subscriptions"] == {
-        "rent_demo_01": 2
-    }
+    machine.monitored(normal)
+    assert normal["outcomes"] == {"cancelled": 2} and normal["subscriptions"] == {"rent_demo_01": 2}
     assert machine.run(normal["run_id"]) == ("completed", {"cancelled": 2})
 
     # A malformed id: nothing is started (exit 2).
     machine.tonight("rent_demo_01\nrent demo 02\n")
     _, malformed = machine.night()
     expect(malformed, 2, "not_started", "input_error")
+    machine.monitored(malformed)
     assert "line 2" in malformed["message"] and malformed["run_id"] is None
 
     # The id source fails: no run, and the night says so (exit 2), never a quiet night.
     (tmp_path / "source-fails").touch()
     _, failing = machine.night()
     expect(failing, 2, "not_started", "id_source_failed")
+    machine.monitored(failing)
     assert "exit status 1" in failing["message"]
     assert "rentals db down" in (machine.logs / "errors.log").read_text()
     (tmp_path / "source-fails").unlink()
@@ -224,6 +279,7 @@ def test_the_readme_crontab_night_after_night(tmp_path: Path) -> None:
     resumed, down = machine.night()
     expect(resumed, 0, "nothing_to_do")
     expect(down, 5, "failed", "unavailable")
+    machine.monitored(down)
     assert down["run_id"] and f"--resume {down['run_id']}" in down["message"]
 
     # The night after, the provider back (fresh: rent_demo_01 open) and no returns: the
@@ -272,3 +328,8 @@ def test_the_readme_crontab_night_after_night(tmp_path: Path) -> None:
         check=True,
     )
     assert listed.stdout == ""
+    preflight = [
+        json.loads(ln) for ln in (machine.logs / "preflight.jsonl").read_text().splitlines()
+    ]
+    assert preflight, "config check runs first every night"
+    machine.pings.stop()

@@ -25,6 +25,7 @@ from paycancel_cli.errors import Declined, InputError, Interrupted, PaycancelErr
 if TYPE_CHECKING:
     from paycancel_cli.config import Account, Config
     from paycancel_cli.models import Payment, Result
+    from paycancel_cli.monitoring import Invocation
     from paycancel_cli.redact import Redactor
     from paycancel_cli.render import Output
 
@@ -766,6 +767,32 @@ def bulk_cancel(
             help="With --plan-out: sign the plan as its author with this SSH key.",
         ),
     ] = None,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-file",
+            metavar="PATH",
+            help="When the command ends, whatever its exit code, replace this *.prom file "
+            "(atomically) with Prometheus metrics for node_exporter's textfile collector.",
+        ),
+    ] = None,
+    job_name: Annotated[
+        str | None,
+        typer.Option(
+            "--job-name",
+            metavar="NAME",
+            help="The job_name label of --metrics-file's metrics (default: paycancel).",
+        ),
+    ] = None,
+    ping_url: Annotated[
+        str | None,
+        typer.Option(
+            "--ping-url",
+            metavar="URL",
+            help="Dead-man's switch (Healthchecks and compatible): ping URL/start when the "
+            "run starts and URL/<exit code> when it ends. A credential: never shown in full.",
+        ),
+    ] = None,
     json_: JsonOpt = False,
     json_summary: Annotated[
         bool,
@@ -785,6 +812,14 @@ def bulk_cancel(
     from paycancel_cli.render import BulkView
 
     g = _globals(ctx)
+    assert g.redactor is not None
+    monitor = None
+    if metrics_file is not None or job_name is not None or ping_url is not None:
+        from paycancel_cli.monitoring import watch
+
+        monitor = watch(
+            metrics_file=metrics_file, job_name=job_name, ping_url=ping_url, redactor=g.redactor
+        )
     if plan is not None or plan_out is not None or expires is not None or key is not None:
         from paycancel_cli.plancmd import check_plan_flags
 
@@ -865,7 +900,7 @@ def bulk_cancel(
     view = BulkView(
         out, yes=yes, live=live, interactive=interactive, progress=True, dry_run=dry_run
     )
-    assert g.redactor is not None
+    ui = view if monitor is None else monitor.ui(view)
     if resume_unfinished:
         import json
 
@@ -878,14 +913,14 @@ def bulk_cancel(
             resume_all(
                 config,
                 request,
-                view,
+                ui,
                 redactor=g.redactor,
                 say=view.out.message,
                 emit=None if night is None else emit,
                 night=night,
             )
         )
-    watched = view if night is None else tonight.Watched(view, night)
+    watched = ui if night is None else tonight.Watched(ui, night)
     if night is not None and resume:
         night.run_id = resume
     if plan is not None:
@@ -902,6 +937,8 @@ def bulk_cancel(
             exit_code=outcome.exit_code(),
             interrupted=outcome.interrupted,
         )
+    if monitor is not None:
+        monitor.finish(outcome)
     if outcome.summary is None:
         v = outcome.validation
         assert v is not None
@@ -1259,8 +1296,16 @@ def run(argv: list[str] | None = None) -> int:
     under ``--json`` the last stdout line is then the error record
     ``{"type": "error", "exit_code", "code", "message"}`` (the message as on stderr,
     without the "Error: " label), so a monitor reading the last line never sees an
-    older run's summary.
+    older run's summary.  Whatever the exit code, the invocation's end then goes to the
+    monitor a command attached (``--metrics-file``, ``--ping-url``).
     """
+    from paycancel_cli.monitoring import invocation
+
+    with invocation() as this:
+        return this.end(_run(argv, this))
+
+
+def _run(argv: list[str] | None, this: "Invocation") -> int:
     from paycancel_cli.redact import Redactor
 
     if "_PAYCANCEL_COMPLETE" in os.environ:
@@ -1282,6 +1327,7 @@ def run(argv: list[str] | None = None) -> int:
             print(redactor(traceback.format_exc()), file=sys.stderr)
         print(redactor(f"{label}{message}"), file=sys.stderr)
         ended.update(code=kind, message=message)
+        this.error = redactor(message)
         if json_mode:
             import json
 
