@@ -580,7 +580,7 @@ class Journal:
                     row.provider,
                     row.payment_id,
                     row.line,
-                    row.reason,
+                    self.redact(row.reason),  # an operator may paste anything
                     None
                     if row.expected is None
                     else json.dumps(
