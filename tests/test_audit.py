@@ -612,3 +612,15 @@ def test_no_secret_reaches_an_event(cli: Any, tmp_path: Path) -> None:
 def test_help_lists_audit(cli: Any) -> None:
     res = cli("audit", "--help")
     assert res.code == 0 and "verify" in res.stdout and "export" in res.stdout
+
+
+def test_export_to_a_reader_that_stops_early_ends_quietly(tmp_path: Path) -> None:
+    """`audit export | head -1`: no traceback, the exit code `cat` would give (141)."""
+    path = tmp_path / "j.sqlite3"
+    Journal(path).append_events(NewEvent("payment_sent", "r", {"n": n}) for n in range(50_000))
+    proc = spawn(["audit", "export"], child_env(path, tmp_path))
+    assert proc.stdout is not None and proc.stderr is not None
+    assert json.loads(proc.stdout.readline())["seq"] == 1
+    proc.stdout.close()
+    assert proc.wait(60) == 141
+    assert proc.stderr.read() == ""

@@ -124,7 +124,12 @@ def export(
     journal = _open(g)
     events = journal.events(since=start, until=end, run_id=run_id)
     if output is None:
-        write_export(events, sys.stdout, fmt)
+        try:
+            write_export(events, sys.stdout, fmt)
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader stopped (`| head`): end as `cat` would
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(141) from None
         return
     partial = output.with_name(output.name + ".partial")
     try:
