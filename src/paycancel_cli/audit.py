@@ -195,20 +195,18 @@ def parse_time(text: str, option: str) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
+_BLANK: dict[str, Any] = dict.fromkeys(EXPORT_FIELDS)
+_OWN = frozenset(("seq", "time", "type", "run_id", "prev", "sha256"))  # the event's columns
+
+
 def export_row(event: Event) -> dict[str, Any]:
-    fields = event.fields()
-    row: dict[str, Any] = {
-        name: fields.get(name) for name in EXPORT_FIELDS if name not in ("seq", "time", "type")
-    }
-    row.update(
-        seq=event.seq,
-        time=event.at,
-        type=event.type,
-        run_id=event.run_id,
-        prev=event.prev,
-        sha256=event.sha256,
-    )
-    return {name: row[name] for name in EXPORT_FIELDS}
+    row = _BLANK.copy()  # every column, in order, null unless the event has it
+    for name, value in event.fields().items():
+        if name in row and name not in _OWN:
+            row[name] = value
+    row["seq"], row["time"], row["type"] = event.seq, event.at, event.type
+    row["run_id"], row["prev"], row["sha256"] = event.run_id, event.prev, event.sha256
+    return row
 
 
 def write_export(events: Iterable[Event], handle: IO[str], fmt: str) -> int:
