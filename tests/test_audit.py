@@ -624,3 +624,18 @@ def test_export_to_a_reader_that_stops_early_ends_quietly(tmp_path: Path) -> Non
     proc.stdout.close()
     assert proc.wait(60) == 141
     assert proc.stderr.read() == ""
+
+
+def test_a_secret_in_any_field_is_scrubbed_and_the_event_stays_json(tmp_path: Path) -> None:
+    from paycancel_cli.redact import Redactor
+
+    redactor = Redactor()
+    redactor.add(SENTINEL)
+    redactor.add('","user":"')  # a secret that is JSON punctuation: scrubbed per value
+    journal = Journal(tmp_path / "j.sqlite3", redact=redactor)
+    fields = {"reason": f"why {SENTINEL}", "note": 'a","user":"b', "list": [SENTINEL]}
+    journal.append_events([NewEvent("payment_sent", "r", fields)])
+    (stored,) = journal.events()
+    assert SENTINEL not in stored.data and '","user":"' not in json.loads(stored.data)["note"]
+    assert stored.fields()["reason"] == "why [REDACTED]" and stored.fields()["user"] == journal.user
+    assert verify(journal.events()).intact

@@ -168,6 +168,16 @@ class NewEvent:
     at: str | None = None  # now, unless reconstructed from an earlier journal
 
 
+def _scrubbed(value: Any, redact: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, redact) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v, redact) for v in value]
+    return value
+
+
 def _money(money: Money | None) -> tuple[str | None, str | None]:
     return (None, None) if money is None else (str(money.quantized()), money.currency)
 
@@ -365,7 +375,9 @@ class Journal:
             for event in events:
                 seq += 1
                 fields = {"user": self.user, "host": self.host} | event.fields
-                data = self.redact(canonical(fields))
+                data = canonical(fields)
+                if self.redact(data) != data:  # a secret in a value: scrub each value, so
+                    data = canonical(_scrubbed(fields, self.redact))  # the JSON stays JSON
                 at = event.at or stamp
                 digest = event_hash(seq, at, event.type, event.run_id, data, prev)
                 yield (seq, at, event.type, event.run_id, data, prev, digest)
