@@ -639,3 +639,30 @@ def test_a_secret_in_any_field_is_scrubbed_and_the_event_stays_json(tmp_path: Pa
     assert SENTINEL not in stored.data and '","user":"' not in json.loads(stored.data)["note"]
     assert stored.fields()["reason"] == "why [REDACTED]" and stored.fields()["user"] == journal.user
     assert verify(journal.events()).intact
+
+
+def test_a_reviewed_plans_fields_reach_the_trail(cli: Any, tmp_path: Path) -> None:
+    """A run applying a plan names it in its run_started event (options ``plan``), and
+    its plan_applied event carries the digest, author and approvers to the export."""
+    from paycancel_cli.journal import plan_event
+
+    journal = Journal(tmp_path / "journal.sqlite3")
+    journal.start_run(
+        "r-plan", user="u", host="h", command="paycancel bulk-cancel --plan p.json",
+        input="plan p.json", input_hash="d", reason="r",
+        options={"kind": "bulk", "plan": "plan-123"},
+    )  # fmt: skip
+    approvers = ["carol@example.com", "bob@example.com"]
+    digest = "sha256:" + "ab" * 32
+    journal.append_events([plan_event("r-plan", "plan-123", digest, "alice", approvers)])
+    rows = [json.loads(line) for line in cli("audit", "export").stdout.splitlines()]
+    assert rows[0]["plan_id"] == "plan-123" and rows[0]["plan_approvers"] is None
+    assert rows[1]["type"] == "plan_applied"
+    assert (rows[1]["plan_id"], rows[1]["plan_digest"], rows[1]["plan_author"]) == (
+        "plan-123",
+        digest,
+        "alice",
+    )
+    assert rows[1]["plan_approvers"] == sorted(approvers)
+    table = list(csv.DictReader(io.StringIO(cli("audit", "export", "--format", "csv").stdout)))
+    assert table[1]["plan_approvers"] == "bob@example.com;carol@example.com"

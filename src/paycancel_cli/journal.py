@@ -105,8 +105,10 @@ RUN_RESUMED = "run_resumed"
 RUN_FINISHED = "run_finished"
 RUN_INTERRUPTED = "run_interrupted"
 JOURNAL_UPGRADED = "journal_upgraded"
+PLAN_APPLIED = "plan_applied"  # a run applies a reviewed plan: see ``plan_event``
 STATUS_EVENTS = {"running": RUN_RESUMED, "completed": RUN_FINISHED, "interrupted": RUN_INTERRUPTED}
-# The plan a run applies (reviewed plans): recorded in its run_started event when given.
+# The plan a run applies (reviewed plans): in its run_started event when its options
+# name them (``plan`` is taken as ``plan_id``), and in its plan_applied event.
 PLAN_FIELDS = ("plan_id", "plan_digest", "plan_author", "plan_approvers")
 
 # A ping URL works as a credential: never journaled, whatever the caller's redactor knows.
@@ -166,6 +168,15 @@ class NewEvent:
     run_id: str | None
     fields: dict[str, Any]
     at: str | None = None  # now, unless reconstructed from an earlier journal
+
+
+def plan_event(
+    run_id: str, plan_id: str, digest: str, author: str, approvers: list[str]
+) -> NewEvent:
+    """The event recording which reviewed plan a run applies, who made it and who
+    approved it; appended (``Journal._append``) in the transaction that records it."""
+    fields = dict(zip(PLAN_FIELDS, (plan_id, digest, author, sorted(approvers)), strict=True))
+    return NewEvent(PLAN_APPLIED, run_id, fields)
 
 
 def _scrubbed(value: Any, redact: Callable[[str], str]) -> Any:
@@ -432,6 +443,7 @@ class Journal:
 
     def _run_fields(self, run: RunRow) -> dict[str, Any]:
         plan = {name: run.options.get(name) for name in PLAN_FIELDS}
+        plan["plan_id"] = plan["plan_id"] or run.options.get("plan")
         return {
             "user": run.user,
             "host": run.host,
