@@ -666,3 +666,22 @@ def test_a_reviewed_plans_fields_reach_the_trail(cli: Any, tmp_path: Path) -> No
     assert rows[1]["plan_approvers"] == sorted(approvers)
     table = list(csv.DictReader(io.StringIO(cli("audit", "export", "--format", "csv").stdout)))
     assert table[1]["plan_approvers"] == "bob@example.com;carol@example.com"
+
+
+def test_invalid_rows_kept_by_skip_invalid_are_events_too(
+    cli: Any, tmp_path: Path, config_file: Path
+) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text("account,payment_id\nhedgepayments,pay_demopending01\nhedgepayments,bad/id\n")
+    args = ["--config", str(config_file), "bulk-cancel", str(path), "--reason", "r"]
+    res = cli(*args, "--yes", "--skip-invalid", "--json")
+    assert res.code == 1, res.stderr
+    events = list(Journal(tmp_path / "journal.sqlite3").events())
+    planned = next(e for e in events if e.type == "payments_planned").fields()
+    assert planned["payments"] == 2 and planned["settled"] == 1
+    finished = [e.fields() for e in events if e.type == "payment_finished"]
+    assert sorted((f["payment_id"], f["outcome"]) for f in finished) == [
+        ("bad/id", "invalid"),
+        ("pay_demopending01", "cancelled"),
+    ]
+    assert verify(events).intact

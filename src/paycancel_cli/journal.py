@@ -627,18 +627,18 @@ class Journal:
                 values(),
             )
             inserted = db.total_changes - before
-            invalid = db.execute(
+            settled = db.execute(
                 "SELECT count(*) FROM payments WHERE run_id = ? AND seq >= ? AND state = ?",
                 (run_id, start, DONE),
             ).fetchone()[0]
             planned = {
                 "payments": inserted,
                 "duplicates": seen - inserted,
-                "invalid": invalid,
+                "settled": settled,  # recorded as done at once
                 "digest": digest.hexdigest(),
             }
             self._append(db, [NewEvent(PAYMENTS_PLANNED, run_id, planned)])
-            if invalid:  # rows recorded as done (--skip-invalid): each one's outcome
+            if settled:  # done at once (an invalid row kept by --skip-invalid): its outcome
                 cursor = db.execute(
                     "SELECT * FROM payments WHERE run_id = ? AND seq >= ? AND state = ?"
                     " ORDER BY seq",
