@@ -25,6 +25,10 @@ compare the ratios of one run):
 7. monitoring: the same bulk-cancel (a process each, as cron runs it) with
    ``--metrics-file`` and ``--ping-url`` (a loopback ping server) against one without,
    interleaved; wall time per run and per payment.
+8. audit trail: ``audit export`` (JSON Lines and CSV) and ``audit verify`` of a journal
+   of a million events (time, peak memory), and what the events cost per payment in a
+   bulk run: client CPU per payment with the events and without them (the journal as
+   it was before the trail), interleaved runs of the same work.
 
 Usage: ``python bench/bench_bulk.py [--smoke] [--payments N] [--rpm N] [--latency-ms N]``
 (the JSON report on stdout; the throughput and per-kind tables, as in the README, on
@@ -776,6 +780,125 @@ def monitoring_overhead(payments: int, rounds: int, tmp: Path) -> dict[str, Any]
     }
 
 
+def audit_journal(events: int, path: Path) -> float:
+    """A journal of ``events`` events shaped like a bulk run's (a start, then a sent and
+    a finished event per payment), appended through the journal's own bulk helper."""
+    from paycancel_cli.journal import Journal, NewEvent
+
+    journal = Journal(path)
+    t0 = time.perf_counter()
+
+    def shaped(start: int, count: int) -> Any:
+        for n in range(start, start + count):
+            run = f"20261201-020000-{n // 100_000:06x}"
+            pid = f"pay_{n // 2:012d}"
+            common = {"account": "hedge", "provider": "hedgepayments", "payment_id": pid}
+            key = f"pc-{n // 2:032x}"
+            if n % 100_000 == 0:
+                yield NewEvent("run_started", run, {"command": "paycancel bulk-cancel in.csv"})
+            elif n % 2:
+                fields = common | {"idempotency_key": key, "reason": "early return"}
+                yield NewEvent("payment_sent", run, fields)
+            else:
+                fields = common | {
+                    "idempotency_key": key,
+                    "outcome": "cancelled",
+                    "error_code": None,
+                    "amount": "10.00",
+                    "currency": "USD",
+                    "released": "10.00",
+                    "released_currency": "USD",
+                    "attempts": 1,
+                }
+                yield NewEvent("payment_finished", run, fields)
+
+    batch = 50_000
+    for start in range(0, events, batch):
+        journal.append_events(shaped(start, min(batch, events - start)))
+    journal.close()
+    return time.perf_counter() - t0
+
+
+def child_peak(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall time and peak RSS (MB) of one child process."""
+    wrapper = (
+        "import resource,subprocess,sys,time;t=time.perf_counter();"
+        "r=subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.PIPE);"
+        "ru=resource.getrusage(resource.RUSAGE_CHILDREN);"
+        "print(time.perf_counter()-t, ru.ru_maxrss, r.returncode)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, check=True, env=env
+    )
+    seconds, rss_kb, code = done.stdout.split()
+    assert code in ("0", "1"), code  # verify: 0 intact
+    return float(seconds), int(rss_kb) / 1024
+
+
+def audit_export(events: int, tmp: Path) -> dict[str, Any]:
+    path = tmp / "audit.sqlite3"
+    build_s = audit_journal(events, path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYCANCEL_")}
+    env |= {
+        "PAYCANCEL_DEFAULTS__JOURNAL": str(path),
+        "HOME": str(tmp),
+        "XDG_CONFIG_HOME": str(tmp / "config"),
+        "XDG_DATA_HOME": str(tmp / "data"),
+    }
+    cli = [sys.executable, "-m", "paycancel_cli", "audit"]
+    out: dict[str, Any] = {"events": events, "build_s": round(build_s, 1)}
+    for fmt in ("jsonl", "csv"):
+        target = tmp / f"audit.{fmt}"
+        seconds, mb = child_peak([*cli, "export", "--format", fmt, "--output", str(target)], env)
+        with open(target, "rb") as handle:
+            lines = sum(1 for _ in handle)
+        assert lines == events + (fmt == "csv"), (fmt, lines)
+        out[f"export_{fmt}_s"] = round(seconds, 2)
+        out[f"export_{fmt}_peak_rss_mb"] = round(mb, 1)
+        out[f"export_{fmt}_mb"] = round(target.stat().st_size / 2**20, 1)
+        target.unlink()
+    seconds, mb = child_peak([*cli, "verify"], env)
+    out["verify_s"], out["verify_peak_rss_mb"] = round(seconds, 2), round(mb, 1)
+    out["peak_rss_limit_mb"] = 150
+    return out
+
+
+def audit_cost(payments: int, tmp: Path, rounds: int) -> dict[str, Any]:
+    """Client CPU per payment of one bulk run (``--read-first``, concurrency 1, no rate
+    limit or latency), with the audit events and without them, interleaved so both see
+    the same machine load; the median of each."""
+    from paycancel_cli.journal import Journal
+
+    appended = Journal._append
+    with_events: list[float] = []
+    without: list[float] = []
+    (tmp / "warm").mkdir()
+    throughput(payments // 4, 10**7, 0, 1, tmp / "warm", read_first=True)  # imports, caches
+    for n in range(rounds):
+        order = (("on", with_events), ("off", without))
+        for label, runs in order if n % 2 == 0 else order[::-1]:
+            sub = tmp / f"{label}{n}"
+            sub.mkdir()
+            if label == "off":  # the journal as before the trail: no event appended
+                Journal._append = lambda self, db, events: None  # type: ignore[method-assign]
+            try:
+                result = throughput(payments, 10**7, 0, 1, sub, read_first=True)
+            finally:
+                Journal._append = appended  # type: ignore[method-assign]
+            runs.append(result["client_cpu_ms_per_payment"])
+    on, off = statistics.median(with_events), statistics.median(without)
+    return {
+        "payments": payments,
+        "rounds": rounds,
+        "client_cpu_ms_per_payment_with_events": round(on, 3),
+        "client_cpu_ms_per_payment_without_events": round(off, 3),
+        "events_cpu_ms_per_payment": round(on - off, 3),
+        "events_share_of_client_cpu": round((on - off) / on, 3),
+        "runs_with_events": with_events,
+        "runs_without_events": without,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -786,17 +909,23 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=30)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--csv-rows", type=int, default=1_000_000)
+    parser.add_argument("--audit-events", type=int, default=1_000_000)
     parser.add_argument(
         "--only",
-        choices=("throughput", "kinds", "dead"),
-        help="run only the throughput runs, the per-kind request counts or the dead provider",
+        choices=("throughput", "kinds", "dead", "audit"),
+        help="run only the throughput runs, the per-kind request counts, the dead provider "
+        "or the audit trail",
     )
     args = parser.parse_args()
     if args.smoke:
-        args.payments, args.rpm, args.csv_rows = 60, 3000, 20_000
+        args.payments, args.rpm, args.csv_rows, args.audit_events = 60, 3000, 20_000, 20_000
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         report: dict[str, Any] = {"mode": "smoke" if args.smoke else "full"}
+        if args.only == "audit":
+            report["audit"] = audit_report(args, tmp)
+            print(json.dumps(report, indent=2))
+            return
         shape = (args.payments, args.rpm, args.latency_ms, args.concurrency)
         runs: list[dict[str, Any]] = []
         variants: list[dict[str, Any]] = [
@@ -847,7 +976,17 @@ def main() -> None:
         report["monitoring"] = monitoring_overhead(
             20 if args.smoke else args.payments, 1 if args.smoke else 4, tmp / "mon"
         )
+        report["audit"] = audit_report(args, tmp)
     finish(report, runs)
+
+
+def audit_report(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    (tmp / "audit").mkdir()
+    (tmp / "cost").mkdir()
+    return {
+        "export": audit_export(args.audit_events, tmp / "audit"),
+        "cost": audit_cost(100 if args.smoke else 1000, tmp / "cost", 1 if args.smoke else 3),
+    }
 
 
 def finish(report: dict[str, Any], runs: list[dict[str, Any]]) -> None:

@@ -7,12 +7,14 @@ import json
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from paycancel_cli.audit import verify
 from paycancel_cli.engine import idempotency_key
 from paycancel_cli.journal import Journal
 from paycancel_cli.sandbox import Faults, Sandbox
@@ -26,6 +28,33 @@ PAYMENTS = {
     "vipps": [{"state": "AUTHORIZED", "amount": 500, "authorized": 500}] * 6,
     "compago": [{"status": "PENDING", "amount": "5.00"}] * 6,
 }
+
+
+def assert_chain_matches(journal_path: Path, run_id: str, *, resumes: int) -> None:
+    """The audit chain is intact and holds one event per committed change: the run's
+    start and plan, a payment_sent per in-flight mark (at most one before the crash and
+    one on resume), one payment_finished per payment agreeing with its row, and the
+    status changes; nothing else."""
+    journal = Journal(journal_path)
+    checked = verify(journal.events())
+    assert checked.intact, checked.problem
+    events = [e for e in journal.events() if e.run_id == run_id]
+    assert checked.events == len(events)  # no event of another run, none without a run
+    types = [e.type for e in events]
+    assert types[:2] == ["run_started", "payments_planned"]
+    assert types.count("run_resumed") == resumes and types[-1] == "run_finished"
+    finished = [e.fields() for e in events if e.type == "payment_finished"]
+    sent = Counter(e.fields()["payment_id"] for e in events if e.type == "payment_sent")
+    rows = list(journal.payments(run_id))
+    assert sorted(f["payment_id"] for f in finished) == sorted(r.payment_id for r in rows)
+    by_id = {r.payment_id: r for r in rows}
+    for fields in finished:
+        row = by_id[fields["payment_id"]]
+        assert fields["outcome"] == row.outcome.value  # type: ignore[union-attr]
+        assert fields["idempotency_key"] == row.idempotency_key
+    assert all(1 <= n <= 2 for n in sent.values()), sent
+    interrupted = types.count("run_interrupted")
+    assert len(types) == 2 + sum(sent.values()) + len(finished) + resumes + interrupted + 1
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -134,6 +163,8 @@ def test_sigkill_then_resume_cancels_each_payment_exactly_once(tmp_path: Path, p
         if point == "between commit and response":
             assert committed_at_kill >= 5
         assert Journal(journal_path).run(run.run_id).status == "completed"  # type: ignore[union-attr]
+        assert_chain_matches(journal_path, run.run_id, resumes=1)
+        assert summary["audit_head"] == Journal(journal_path).head()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -188,6 +219,7 @@ def test_a_signal_stops_cleanly_and_prints_the_resume_command(
         resumed.communicate(timeout=60)
         assert resumed.returncode == 0
         assert all(sb.cancel_commits[("hedgepayments", i)] == 1 for i in ids)
+        assert_chain_matches(tmp_path / "j.sqlite3", run.run_id, resumes=1)
 
 
 def test_second_process_on_the_same_input_gets_exit_4(tmp_path: Path) -> None:

@@ -327,6 +327,7 @@ class Summary:
     duration_s: float = 0.0
     subscriptions: dict[str, int] | None = None  # open payments found, subscription runs only
     dry_run: bool = False
+    audit_head: dict[str, Any] | None = None  # the journal's newest event when summarized
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -341,6 +342,7 @@ class Summary:
             "remaining": self.remaining,
             "requests": self.requests,
             "duration_s": round(self.duration_s, 3),
+            "audit_head": self.audit_head,
             **({} if self.subscriptions is None else {"subscriptions": self.subscriptions}),
         }
 
@@ -360,6 +362,7 @@ def summarize(journal: Journal, run_id: str) -> Summary:
     if run is not None and "subscriptions" in run.options:
         summary.subscriptions = dict(run.options["subscriptions"])
     summary.dry_run = run is not None and bool(run.options.get("dry_run"))
+    summary.audit_head = journal.head()
     for row in journal.payments(run_id):
         summary.total += 1
         if row.outcome is None:
@@ -794,6 +797,7 @@ def run_bulk(
                     status = "interrupted" if interrupted else "completed"
                 finally:
                     journal.set_run_status(run_id, status)
+            summary.audit_head = journal.head()  # after the run's last event
             return BulkOutcome(run_id, summary, validation, interrupted)
         finally:
             if run_lock is not None:
@@ -1081,6 +1085,7 @@ def _resume(
             status = "interrupted" if interrupted else "completed"
         finally:
             journal.set_run_status(run_id, status)
+        summary.audit_head = journal.head()  # after the run's last event
         return BulkOutcome(run_id, summary, None, interrupted)
     finally:
         input_lock.release()

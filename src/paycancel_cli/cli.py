@@ -537,6 +537,7 @@ def cancel(
                 "remaining": 0,
                 "requests": requests,
                 "duration_s": round(time.monotonic() - began, 3),
+                "audit_head": None if journal is None else journal.head(),
             }
         )
     else:
@@ -1034,6 +1035,19 @@ app.add_typer(
     ),
 )
 
+from paycancel_cli.auditcmd import audit_app  # noqa: E402 (registered after the commands)
+
+app.add_typer(
+    audit_app,
+    name="audit",
+    short_help="Verify the journal's hash chain; export its events.",
+    epilog=examples(
+        "paycancel audit verify",
+        "paycancel audit verify --head SEQ:SHA256 --json",
+        "paycancel audit export --since 2026-12-01 --format csv -o audit.csv",
+    ),
+)
+
 runs_app = typer.Typer(
     help="The journal as history.", no_args_is_help=False, invoke_without_command=True
 )
@@ -1127,7 +1141,7 @@ def runs_show(
     run = journal.run(run_id)
     if run is None:
         raise no_such_run(config, run_id)
-    info = run_json(journal, run)
+    info = run_json(journal, run) | {"audit_head": journal.run_head(run_id)}
     rows = list(journal.payments(run_id))
     if json_:
         out.json_line(info)
@@ -1149,6 +1163,8 @@ def runs_show(
     out.table(view.results_table())
     summary = summarize(journal, run_id)
     out.table(view.summary_table(summary))
+    if info["audit_head"] is not None:  # to keep elsewhere: `audit verify --head` checks it
+        out.message(f"Audit head: {info['audit_head']['seq']}:{info['audit_head']['sha256']}")
     if summary.remaining or run.options.get("unlisted"):  # stopped, crashed, never listed
         out.message("Not finished. Resume with:")
         out.command_line("  " + resume_command(g, run_id, yes=False, live=False))

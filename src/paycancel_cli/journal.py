@@ -8,6 +8,17 @@ untouched (planned), finished (done), or uncertain (in_flight: read it back befo
 sending anything).  An in-flight row's ``before`` is NULL when its cancel was sent
 without a read first.  Every failure to write raises ``JournalError``: callers fail closed.
 
+The audit trail: every change above also appends events to ``events`` in the same
+transaction (so an event exists exactly for each committed change).  An event has a
+sequence number (1, 2, ...), its time (UTC), a type, its run, its fields as canonical
+JSON (sorted keys, no spaces, ASCII) and ``prev``, the sha256 of the event before
+(``GENESIS`` for the first); its own ``sha256`` is taken over the JSON array
+``[seq, at, type, run_id, fields, prev]`` (see ``event_hash``).  The head is read
+after ``BEGIN IMMEDIATE``, under SQLite's write lock, so two processes writing one
+journal still make one chain.  Events are never updated or deleted.  A journal made
+before the trail existed gets its chain when first opened: a ``journal_upgraded``
+event, then its runs' facts as reconstructed events (marked ``reconstructed``).
+
 Locks are ``fcntl`` locks on files beside the journal; the kernel drops them when the
 holder dies, so a SIGKILLed run never leaves a stale lock.
 """
@@ -16,9 +27,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import getpass
+import hashlib
 import json
 import math
 import os
+import re
+import socket
 import sqlite3
 import time
 from collections import Counter
@@ -68,12 +83,115 @@ CREATE TABLE IF NOT EXISTS payments (
 );
 CREATE INDEX IF NOT EXISTS payments_state ON payments (run_id, state, seq);
 """
+EVENTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq     INTEGER PRIMARY KEY,
+    at      TEXT NOT NULL,
+    type    TEXT NOT NULL,
+    run_id  TEXT,
+    data    TEXT NOT NULL,
+    prev    TEXT NOT NULL,
+    sha256  TEXT NOT NULL
+)
+"""
+GENESIS = "0" * 64  # the ``prev`` of event 1
+
+# Event types.
+RUN_STARTED = "run_started"
+PAYMENTS_PLANNED = "payments_planned"
+PAYMENT_SENT = "payment_sent"
+PAYMENT_FINISHED = "payment_finished"
+PAYMENTS_REQUEUED = "payments_requeued"
+RUN_RESUMED = "run_resumed"
+RUN_FINISHED = "run_finished"
+RUN_INTERRUPTED = "run_interrupted"
+JOURNAL_UPGRADED = "journal_upgraded"
+PLAN_APPLIED = "plan_applied"  # a run applies a reviewed plan: see ``plan_event``
+STATUS_EVENTS = {"running": RUN_RESUMED, "completed": RUN_FINISHED, "interrupted": RUN_INTERRUPTED}
+# The plan a run applies (reviewed plans): in its run_started event when its options
+# name them (``plan`` is taken as ``plan_id``), and in its plan_applied event.
+PLAN_FIELDS = ("plan_id", "plan_digest", "plan_author", "plan_approvers")
+
+# A ping URL works as a credential: never journaled, whatever the caller's redactor knows.
+_PING_URL = re.compile(r"(--ping-url)(=|\s+)(\S+)")
 
 PLANNED, IN_FLIGHT, DONE = "planned", "in_flight", "done"
 
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def canonical(fields: dict[str, Any]) -> str:
+    """The one serialization of an event's fields that its hash covers."""
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"))
+
+
+def event_hash(seq: int, at: str, type_: str, run_id: str | None, data: str, prev: str) -> str:
+    line = json.dumps([seq, at, type_, run_id, data, prev], separators=(",", ":"))
+    return hashlib.sha256(line.encode()).hexdigest()
+
+
+def redact_command(command: str) -> str:
+    return _PING_URL.sub(r"\1\2[REDACTED]", command)
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    seq: int
+    at: str
+    type: str
+    run_id: str | None
+    data: str  # canonical JSON of the fields (see ``canonical``)
+    prev: str
+    sha256: str
+
+    def fields(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.data)
+        return value
+
+    def recomputed(self) -> str:
+        return event_hash(self.seq, self.at, self.type, self.run_id, self.data, self.prev)
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append: the journal numbers and chains it."""
+
+    type: str
+    run_id: str | None
+    fields: dict[str, Any]
+    at: str | None = None  # now, unless reconstructed from an earlier journal
+
+
+def plan_event(
+    run_id: str, plan_id: str, digest: str, author: str, approvers: list[str]
+) -> NewEvent:
+    """The event recording which reviewed plan a run applies, who made it and who
+    approved it; appended (``Journal._append``) in the transaction that records it."""
+    fields = dict(zip(PLAN_FIELDS, (plan_id, digest, author, sorted(approvers)), strict=True))
+    return NewEvent(PLAN_APPLIED, run_id, fields)
+
+
+def _scrubbed(value: Any, redact: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, redact) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v, redact) for v in value]
+    return value
+
+
+def _money(money: Money | None) -> tuple[str | None, str | None]:
+    return (None, None) if money is None else (str(money.quantized()), money.currency)
 
 
 @dataclass(frozen=True)
@@ -171,6 +289,7 @@ class Journal:
     def __init__(self, path: Path, *, redact: Callable[[str], str] = str) -> None:
         self.path = path
         self.redact = redact  # error texts from providers may echo what they were sent
+        self.user, self.host = _os_user(), socket.gethostname()  # who writes each event
         problem = _unusable(path)
         if problem is not None:
             raise JournalUnusable(
@@ -188,6 +307,7 @@ class Journal:
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.executescript(SCHEMA)
             _migrate_plans(self.db)
+            self._ensure_events()
             for extra in ("-wal", "-shm"):
                 side = path.with_name(path.name + extra)
                 if side.exists():
@@ -200,6 +320,174 @@ class Journal:
 
     def close(self) -> None:
         self.db.close()
+
+    # the audit trail
+
+    def _ensure_events(self) -> None:
+        """Create the events table; a journal that has runs but had no table (made by
+        an earlier version) gets its chain now, under the write lock so that two
+        processes upgrading at once do it once."""
+        exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+        if self.db.execute(exists).fetchone() is not None:
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if self.db.execute(exists).fetchone() is None:
+                self.db.execute(EVENTS_SCHEMA)
+                if self.db.execute("SELECT 1 FROM runs LIMIT 1").fetchone() is not None:
+                    self._append(self.db, self._reconstructed())
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def _reconstructed(self) -> Iterator[NewEvent]:
+        """The runs and payments of a journal made before the trail existed, as events
+        (each marked ``reconstructed``), after one ``journal_upgraded`` event."""
+        runs, payments = self.db.execute(
+            "SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM payments)"
+        ).fetchone()
+        yield NewEvent(
+            JOURNAL_UPGRADED,
+            None,
+            {"runs": runs, "payments": payments, "reconstructed_until": now()},
+        )
+        cursor = self.db.execute("SELECT * FROM runs ORDER BY started_at, run_id")
+        for run in [_run(r) for r in cursor.fetchall()]:
+            old = {"reconstructed": True}
+            yield NewEvent(RUN_STARTED, run.run_id, self._run_fields(run) | old, run.started_at)
+            for row in self.payments(run.run_id):
+                stamp = self.db.execute(
+                    "SELECT updated_at FROM payments WHERE run_id = ? AND account = ?"
+                    " AND payment_id = ?",
+                    (run.run_id, row.account, row.payment_id),
+                ).fetchone()[0]
+                if row.state == IN_FLIGHT or row.attempts:
+                    yield NewEvent(PAYMENT_SENT, run.run_id, self._sent_fields(row) | old, stamp)
+                if row.state == DONE:
+                    yield NewEvent(
+                        PAYMENT_FINISHED,
+                        run.run_id,
+                        self._finished_fields(row.result(run.run_id), row.reason) | old,
+                        stamp,
+                    )
+            if run.status in STATUS_EVENTS and run.status != "running":
+                yield NewEvent(
+                    STATUS_EVENTS[run.status],
+                    run.run_id,
+                    {"status": run.status} | old,
+                    run.finished_at or run.started_at,
+                )
+
+    def _append(self, db: sqlite3.Connection, events: Iterable[NewEvent]) -> None:
+        """Append events to the chain; only inside a write transaction (the head read
+        here is the head while the write lock is held)."""
+        head = db.execute("SELECT seq, sha256 FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (0, GENESIS) if head is None else (int(head[0]), str(head[1]))
+
+        def rows() -> Iterator[tuple[Any, ...]]:
+            nonlocal seq, prev
+            stamp = now()
+            for event in events:
+                seq += 1
+                fields = {"user": self.user, "host": self.host} | event.fields
+                data = canonical(fields)
+                if self.redact(data) != data:  # a secret in a value: scrub each value, so
+                    data = canonical(_scrubbed(fields, self.redact))  # the JSON stays JSON
+                at = event.at or stamp
+                digest = event_hash(seq, at, event.type, event.run_id, data, prev)
+                yield (seq, at, event.type, event.run_id, data, prev, digest)
+                prev = digest
+
+        db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?)", rows())
+
+    def append_events(self, events: Iterable[NewEvent]) -> None:
+        """Append events in one transaction (a bulk helper for tests and benchmarks:
+        the journal's own changes append theirs as they are made)."""
+        with self._write("audit events") as db:
+            self._append(db, events)
+
+    def head(self) -> dict[str, Any]:
+        """The newest event's ``{"seq", "sha256"}`` (seq 0 and ``GENESIS`` when empty)."""
+        row = self.db.execute("SELECT seq, sha256 FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        return {"seq": 0, "sha256": GENESIS} if row is None else {"seq": row[0], "sha256": row[1]}
+
+    def run_head(self, run_id: str) -> dict[str, Any] | None:
+        """The run's newest event: the head of the chain when the run last wrote."""
+        row = self.db.execute(
+            "SELECT seq, sha256 FROM events WHERE run_id = ? ORDER BY seq DESC LIMIT 1",
+            (run_id,),
+        ).fetchone()
+        return None if row is None else {"seq": row[0], "sha256": row[1]}
+
+    def events(
+        self,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        run_id: str | None = None,
+        chunk: int = 5000,
+    ) -> Iterator[Event]:
+        """Events in chain order, read in chunks by sequence number (bounded memory, and
+        no read transaction held open across a whole export).  ``since`` (inclusive)
+        and ``until`` (exclusive) compare with the events' UTC ISO times."""
+        sql = (
+            "SELECT * FROM events WHERE seq > :last AND (:since IS NULL OR at >= :since)"
+            " AND (:until IS NULL OR at < :until) AND (:run IS NULL OR run_id = :run)"
+            " ORDER BY seq LIMIT :chunk"
+        )
+        args: dict[str, Any] = {"since": since, "until": until, "run": run_id, "chunk": chunk}
+        last = 0
+        while True:
+            rows = self.db.execute(sql, args | {"last": last}).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield Event(*row)
+            last = rows[-1][0]
+
+    def _run_fields(self, run: RunRow) -> dict[str, Any]:
+        plan = {name: run.options.get(name) for name in PLAN_FIELDS}
+        plan["plan_id"] = plan["plan_id"] or run.options.get("plan")
+        return {
+            "user": run.user,
+            "host": run.host,
+            "command": redact_command(run.command),
+            "input": run.input,
+            "input_hash": run.input_hash,
+            "reason": run.reason,
+            "kind": run.options.get("kind"),
+            "dry_run": bool(run.options.get("dry_run")),
+            "accounts": run.options.get("accounts"),
+            **plan,
+        }
+
+    @staticmethod
+    def _sent_fields(row: PaymentRow) -> dict[str, Any]:
+        return _sent(row.account, row.provider, row.payment_id, row.idempotency_key, row.reason)
+
+    @staticmethod
+    def _finished_fields(result: Result, reason: str | None = None) -> dict[str, Any]:
+        payment = result.after or result.before
+        amount, currency = _money(payment.amount if payment is not None else None)
+        released, released_currency = _money(result.released())
+        fields: dict[str, Any] = {
+            "account": result.account,
+            "provider": result.provider,
+            "payment_id": result.payment_id,
+            "idempotency_key": result.idempotency_key or None,
+            "outcome": result.outcome.value,
+            "error_code": result.error.code if result.error else None,
+            "http_status": result.error.http_status if result.error else None,
+            "amount": amount,
+            "currency": currency,
+            "released": released,
+            "released_currency": released_currency,
+            "attempts": result.attempts,
+        }
+        if reason is not None:
+            fields["reason"] = reason
+        return fields
 
     @contextmanager
     def _write(self, what: str) -> Iterator[sqlite3.Connection]:
@@ -233,37 +521,57 @@ class Journal:
         reason: str | None,
         options: dict[str, Any],
     ) -> None:
+        """Plan fields (``plan_id``, ``plan_digest``, ``plan_author``,
+        ``plan_approvers``) given in ``options`` go into the run_started event."""
+        row = RunRow(
+            run_id,
+            now(),
+            None,
+            "running",
+            user,
+            host,
+            redact_command(command),
+            input,
+            input_hash,
+            reason,
+            options,
+        )
         with self._write("the run") as db:
             db.execute(
                 "INSERT INTO runs (run_id, started_at, status, user, host, command, input,"
                 " input_hash, reason, options) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
-                    run_id,
-                    now(),
-                    "running",
-                    user,
-                    host,
-                    command,
-                    input,
-                    input_hash,
-                    reason,
+                    row.run_id,
+                    row.started_at,
+                    row.status,
+                    row.user,
+                    row.host,
+                    row.command,
+                    row.input,
+                    row.input_hash,
+                    row.reason,
                     json.dumps(options),
                 ),
             )
+            self._append(db, [NewEvent(RUN_STARTED, run_id, self._run_fields(row))])
 
     def set_run_status(self, run_id: str, status: str) -> None:
         finished = None if status == "running" else now()
         with self._write("the run's status") as db:
-            db.execute(
+            changed = db.execute(
                 "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
                 (status, finished, run_id),
-            )
+            ).rowcount
+            if changed:
+                event = STATUS_EVENTS.get(status, "run_status")
+                self._append(db, [NewEvent(event, run_id, {"status": status})])
 
     def set_run_options(self, run_id: str, options: dict[str, Any]) -> None:
         with self._write("the run's options") as db:
             db.execute(
                 "UPDATE runs SET options = ? WHERE run_id = ?", (json.dumps(options), run_id)
             )
+            self._append(db, [NewEvent("run_options", run_id, {"options": options})])
 
     def run(self, run_id: str) -> RunRow | None:
         row = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
@@ -296,9 +604,9 @@ class Journal:
         in one transaction, keeping every unfinished run (see ``unfinished_runs``).
         Returns (runs, payment rows) removed.
 
-        Kept apart from everything else on purpose: once the journal carries the
-        hash-chained audit trail, pruning must keep what that trail needs (its events
-        are not removed here, and a chain must still verify after a prune)."""
+        The audit trail's events are never removed: the chain still verifies after a
+        prune, which is itself an event (``runs_pruned``, naming the runs), and a pruned
+        plan's digest stays recorded, so the plan can never be applied again."""
         keep = {run.run_id for run in self.unfinished_runs()}
         with self._write("the pruning of old runs") as db:
             old = [
@@ -310,6 +618,9 @@ class Journal:
             for run_id in old:
                 payments += db.execute("DELETE FROM payments WHERE run_id = ?", (run_id,)).rowcount
                 db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+            if old:  # the rows go; the events stay, and the prune is one of them
+                fields = {"before": before, "runs": old, "payments": payments}
+                self._append(db, [NewEvent("runs_pruned", None, fields)])
         return len(old), payments
 
     def outcome_counts(self, run_id: str) -> dict[str, int]:
@@ -328,6 +639,7 @@ class Journal:
         (inserted, skipped duplicates)."""
         stamp = now()
         seen = 0
+        digest = hashlib.sha256()  # of the rows given, in order: the plan's fingerprint
         start = self.db.execute(
             "SELECT coalesce(max(seq), -1) + 1 FROM payments WHERE run_id = ?", (run_id,)
         ).fetchone()[0]
@@ -336,6 +648,7 @@ class Journal:
             nonlocal seen
             for seq, row in enumerate(rows, start):
                 seen += 1
+                digest.update(f"{row.account}\t{row.payment_id}\t{row.key}\n".encode())
                 yield (
                     run_id,
                     seq,
@@ -343,7 +656,7 @@ class Journal:
                     row.provider,
                     row.payment_id,
                     row.line,
-                    row.reason,
+                    self.redact(row.reason),  # an operator may paste anything
                     None
                     if row.expected is None
                     else json.dumps(
@@ -366,6 +679,33 @@ class Journal:
                 values(),
             )
             inserted = db.total_changes - before
+            settled = db.execute(
+                "SELECT count(*) FROM payments WHERE run_id = ? AND seq >= ? AND state = ?",
+                (run_id, start, DONE),
+            ).fetchone()[0]
+            planned = {
+                "payments": inserted,
+                "duplicates": seen - inserted,
+                "settled": settled,  # recorded as done at once
+                "digest": digest.hexdigest(),
+            }
+            self._append(db, [NewEvent(PAYMENTS_PLANNED, run_id, planned)])
+            if settled:  # done at once (an invalid row kept by --skip-invalid): its outcome
+                cursor = db.execute(
+                    "SELECT * FROM payments WHERE run_id = ? AND seq >= ? AND state = ?"
+                    " ORDER BY seq",
+                    (run_id, start, DONE),
+                )
+                cursor.row_factory = sqlite3.Row
+                finished = (
+                    NewEvent(
+                        PAYMENT_FINISHED,
+                        run_id,
+                        self._finished_fields(p.result(run_id), p.reason),
+                    )
+                    for p in map(_payment_row, cursor)
+                )
+                self._append(db, finished)  # another table: read while appending
         return inserted, seen - inserted
 
     def count_payments(self, run_id: str) -> int:
@@ -411,21 +751,29 @@ class Journal:
         None when the cancel is sent without a read (cancel first): a resume then reads
         the payment and works out whose cancel it was (see the engine)."""
         with self._write(f"payment {payment_id} as in flight") as db:
-            db.execute(
+            changed = db.execute(
                 "UPDATE payments SET state = ?, before = ?, updated_at = ?"
-                " WHERE run_id = ? AND account = ? AND payment_id = ?",
+                " WHERE run_id = ? AND account = ? AND payment_id = ?"
+                " RETURNING provider, idempotency_key, reason",
                 (IN_FLIGHT, _dump(before), now(), run_id, account, payment_id),
-            )
+            ).fetchall()
+            for provider, key, reason in changed:
+                sent = _sent(account, provider, payment_id, key, reason)
+                self._append(db, [NewEvent(PAYMENT_SENT, run_id, sent)])
 
     def set_key(self, run_id: str, account: str, payment_id: str, key: str) -> None:
         """Record the idempotency key about to be sent, when a retry needs a fresh one
         (committed before the request, like the in-flight mark)."""
         with self._write(f"the idempotency key of payment {payment_id}") as db:
-            db.execute(
+            changed = db.execute(
                 "UPDATE payments SET idempotency_key = ?, updated_at = ?"
-                " WHERE run_id = ? AND account = ? AND payment_id = ?",
+                " WHERE run_id = ? AND account = ? AND payment_id = ?"
+                " RETURNING provider, reason",
                 (key, now(), run_id, account, payment_id),
-            )
+            ).fetchall()
+            for provider, reason in changed:
+                sent = _sent(account, provider, payment_id, key, reason) | {"key_renewed": True}
+                self._append(db, [NewEvent(PAYMENT_SENT, run_id, sent)])
 
     def transient_per_account(self, run_id: str) -> Counter[str]:
         """Payments that failed for a transient cause (provider unreachable, 5xx, 429
@@ -449,6 +797,9 @@ class Journal:
                 " AND json_extract(error, '$.transient') = 1",
                 (IN_FLIGHT, PLANNED, now(), run_id, DONE, Outcome.FAILED.value),
             )
+            if cursor.rowcount:
+                count = {"payments": cursor.rowcount}
+                self._append(db, [NewEvent(PAYMENTS_REQUEUED, run_id, count)])
             return int(cursor.rowcount)
 
     def mark_done(self, result: Result) -> None:
@@ -458,10 +809,11 @@ class Journal:
             info["message"] = self.redact(info["message"])
             error = json.dumps(info)
         with self._write(f"the result of payment {result.payment_id}") as db:
-            db.execute(
+            changed = db.execute(
                 "UPDATE payments SET state = ?, outcome = ?, before = ?, after = ?, error = ?,"
                 " attempts = attempts + ?, updated_at = ?"
-                " WHERE run_id = ? AND account = ? AND payment_id = ?",
+                " WHERE run_id = ? AND account = ? AND payment_id = ?"
+                " RETURNING reason",
                 (
                     DONE,
                     result.outcome.value,
@@ -474,7 +826,10 @@ class Journal:
                     result.account,
                     result.payment_id,
                 ),
-            )
+            ).fetchall()
+            for (reason,) in changed:
+                finished = self._finished_fields(result, reason)
+                self._append(db, [NewEvent(PAYMENT_FINISHED, result.run_id, finished)])
 
     def payments(
         self, run_id: str, *, states: tuple[str, ...] | None = None
@@ -544,6 +899,9 @@ def record_plan(journal: Journal, run_id: str, plan: AppliedPlan) -> bool:
                 " VALUES (?,?,?,?,?,?)",
                 (run_id, plan.plan_id, plan.digest, plan.author, json.dumps(plan.approvers), now()),
             )
+            journal._append(
+                db, [plan_event(run_id, plan.plan_id, plan.digest, plan.author, plan.approvers)]
+            )
     except JournalError:
         if applied_plan(journal, digest=plan.digest) is not None:
             return False
@@ -561,6 +919,16 @@ def applied_plan(
         (digest, run_id),
     ).fetchone()
     return _applied(row)
+
+
+def _sent(account: str, provider: str, payment_id: str, key: str, reason: str) -> dict[str, Any]:
+    return {
+        "account": account,
+        "provider": provider,
+        "payment_id": payment_id,
+        "idempotency_key": key,
+        "reason": reason,
+    }
 
 
 def _run(row: tuple[Any, ...]) -> RunRow:
