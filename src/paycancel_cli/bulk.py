@@ -13,7 +13,8 @@ Invariants:
   ``Capability.CANCEL_FIRST`` and nothing needs the before state (the engine decides
   per payment); ``--read-first`` reads every payment first.  The run's options keep the
   mode, so a resume follows it.
-- On ``stop`` no new payment starts; those in flight finish and are recorded.
+- On ``stop`` (Ctrl-C, SIGTERM, a closed standard output: see ``pipes``) no new payment
+  starts; those in flight finish and are recorded.
 - A journal failure stops the run (fail closed) and is raised after in-flight work ends;
   any other unexpected exception fails its one payment and the run goes on.
 - After an account's credentials are rejected, its remaining payments fail without a
@@ -35,6 +36,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from paycancel_cli import pipes
 from paycancel_cli.csvinput import Row, Validation
 from paycancel_cli.engine import (
     Canceller,
@@ -215,9 +217,13 @@ async def execute(
                 if stop.is_set():
                     break
                 await queue.put(row)
-        finally:
-            for _ in range(concurrency):
-                await queue.put(None)
+        except BaseException:
+            # No await here: a cancelled producer must not wait on a full queue whose
+            # workers are being cancelled too (that wait never ends).
+            stop.set()
+            raise
+        for _ in range(concurrency):
+            await queue.put(None)
 
     async def process(row: PaymentRow) -> Result:
         if row.account in state.dead_accounts:
@@ -259,7 +265,11 @@ async def execute(
                 fatal.append(exc)
                 stop.set()
                 continue
-            on_result(result)
+            try:
+                on_result(result)
+            except Exception as exc:  # the result is journaled; showing it failed
+                fatal.append(exc)
+                stop.set()
 
     await asyncio.gather(producer(), *(worker() for _ in range(concurrency)))
     state.interrupted = stop.is_set()
@@ -491,8 +501,7 @@ def no_such_run(config: Config, run_id: str, command: str = "runs show") -> Usag
     sandbox's, or the real one) holds it, the hint says which flag finds it, in the
     ``command`` the operator was typing."""
     message = (
-        f"No run {run_id!r} in the journal {config.journal_path}; `paycancel runs` lists "
-        "the runs."
+        f"No run {run_id!r} in the journal {config.journal_path}; `paycancel runs` lists the runs."
     )
     if not config.defaults.journal:  # the sandbox keeps its own journal beside the real one
         other = config.journal_path.with_name(
@@ -810,18 +819,19 @@ async def _execute_and_summarize(
         except (NotImplementedError, RuntimeError, ValueError):
             pass
     try:
-        state = await execute(
-            session,
-            journal,
-            run_id,
-            concurrency=request.concurrency or config.defaults.concurrency,
-            dry_run=dry_run,
-            stop=stop,
-            on_result=ui.result,
-            policy=policy,
-            resumed=resumed,
-            read_first=read_first,
-        )
+        with pipes.watch(loop, stop.set):  # a closed stdout stops the run as Ctrl-C does
+            state = await execute(
+                session,
+                journal,
+                run_id,
+                concurrency=request.concurrency or config.defaults.concurrency,
+                dry_run=dry_run,
+                stop=stop,
+                on_result=ui.result,
+                policy=policy,
+                resumed=resumed,
+                read_first=read_first,
+            )
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)

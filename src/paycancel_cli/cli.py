@@ -462,7 +462,7 @@ def cancel(
 ) -> None:
     """Cancel one payment: read it, show what will happen, ask to confirm, cancel, and
     show the status and amounts before and after."""
-    from paycancel_cli import core
+    from paycancel_cli import core, pipes
     from paycancel_cli.engine import cancelled_totals
     from paycancel_cli.journal import Journal
     from paycancel_cli.models import Money, Outcome
@@ -498,6 +498,8 @@ def cancel(
             # Asked outside the event loop: Ctrl-C or end of input here ends the
             # command at once (exit 130), before anything is journaled or sent.
             ask_confirmation(out, acc, result.before, reason=reason, yes=yes, live=live)
+            if pipes.closed():
+                raise Interrupted(f"Stopped: {pipes.MESSAGE} before the cancel; nothing was sent.")
             try:
                 result = runner.run(
                     core.cancel_confirmed(
@@ -713,6 +715,7 @@ def bulk_cancel(
     """Cancel many payments from a CSV or from subscriptions' open payments.  The input is
     validated first, a plan is shown and confirmed, and every payment is journaled, so a
     stopped run can be resumed."""
+    from paycancel_cli import pipes
     from paycancel_cli.bulk import BulkRequest, report_rows, run_bulk, write_report
     from paycancel_cli.journal import Journal
     from paycancel_cli.render import BulkView
@@ -798,15 +801,16 @@ def bulk_cancel(
                 f"The report {report} could not be written ({exc.strerror}); the journal "
                 f"has every result: paycancel runs show {outcome.run_id}"
             )
-    if outcome.interrupted:
+    if outcome.interrupted or pipes.closed():
         assert outcome.run_id is not None
+        why = f"Stopped: {pipes.MESSAGE}" if pipes.closed() else "Interrupted"
         out.message(
-            "Interrupted: in-flight cancels finished and were recorded. Resume with:",
+            f"{why}: in-flight cancels finished and were recorded. Resume with:",
             style="yellow",
         )
         out.command_line("  " + resume_command(g, outcome.run_id, yes=yes, live=live))
-    else:
-        out.message(f"Run id: {outcome.run_id}")
+        raise typer.Exit(130)
+    out.message(f"Run id: {outcome.run_id}")
     raise typer.Exit(outcome.exit_code())
 
 
@@ -1033,15 +1037,27 @@ def run(argv: list[str] | None = None) -> int:
             print(redactor(json.dumps(record)), flush=True)
         return code
 
+    from paycancel_cli import pipes
+
+    def closed_output(code: int) -> int:
+        """A closed stdout ends a command as an interruption (see ``pipes``); a usage,
+        config, credential or lock error keeps its own code."""
+        if code in (2, 3, 4, 130) or not pipes.closed():
+            return code
+        return stop(130, "output_closed", f"Stopped: {pipes.MESSAGE}.", label="")
+
     try:
         code = command.main(args=args, prog_name="paycancel", standalone_mode=False, obj=redactor)
-        return code if isinstance(code, int) else 0
+        return closed_output(code if isinstance(code, int) else 0)
+    except BrokenPipeError:
+        pipes.mark_closed()
+        return closed_output(0)
     except Declined as exc:
         return stop(exc.exit_code, exc.kind, exc.message, label="")
     except PaycancelError as exc:
         return stop(exc.exit_code, exc.kind, exc.message)
     except typer.Exit as exc:
-        return int(exc.exit_code)
+        return closed_output(int(exc.exit_code))
     except typer.Abort:
         # click's prompt turns Ctrl-C and end of input into Abort; prompts come before
         # anything is journaled or sent.

@@ -19,6 +19,7 @@ Tables are ``Sheet``s, laid out here and nowhere else.  Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -32,6 +33,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 from rich.console import Console, ConsoleOptions
 from rich.text import Text
 
+from paycancel_cli import pipes
 from paycancel_cli.errors import Declined
 from paycancel_cli.models import AGGREGATES, Money, Outcome, Payment, Result
 
@@ -328,8 +330,7 @@ class Output:
         self.err.print(Text(self.redact(command)), soft_wrap=True)
 
     def json_line(self, obj: dict[str, Any]) -> None:
-        self._stdout.write(self.redact(json.dumps(obj, default=str)) + "\n")
-        self._stdout.flush()
+        pipes.write(self._stdout, self.redact(json.dumps(obj, default=str)) + "\n")
 
     def table(self, sheet: Sheet, console: Console | None = None) -> None:
         """A sheet on stdout (or ``console``), after a blank line if another came
@@ -482,8 +483,21 @@ def show(console: Console, sheet: Sheet) -> None:
         console.print(line, soft_wrap=True)
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """Its reader is gone: go quiet, never raise or block (rich would exit 1)."""
+        self.quiet = True
+        if self.file is sys.stdout:
+            pipes.mark_closed()
+        else:  # stderr: messages go nowhere now, the run's outcome is unchanged
+            with contextlib.suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.file.fileno())
+                os.close(devnull)
+
+
 def _console(stream: IO[str], no_color: bool) -> Console:
-    console = Console(file=stream, no_color=True if no_color else None, highlight=False)
+    console = _Console(file=stream, no_color=True if no_color else None, highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 160  # a pipe or file: do not squeeze messages into 80 columns
     return console
