@@ -27,6 +27,7 @@ import asyncio
 import csv
 import hashlib
 import json
+import os
 import signal
 import time
 from collections import Counter
@@ -61,6 +62,7 @@ from paycancel_cli.models import (
     Money,
     Outcome,
     Payment,
+    PaymentStatus,
     Result,
     combine,
     verdict,
@@ -303,6 +305,7 @@ class Summary:
     per_account: dict[str, Counter[str]] = field(default_factory=dict)
     cancelled_amounts: dict[str, Decimal] = field(default_factory=dict)
     unknown_amounts: int = 0
+    unknown_ids: list[str] = field(default_factory=list)  # the first few, to name them
     would_release: dict[str, Decimal] = field(default_factory=dict)  # dry run, per currency
     would_unknown: int = 0  # dry run: would_cancel payments with no amount
     remaining: int = 0
@@ -319,7 +322,10 @@ class Summary:
             "type": "summary",
             "run_id": self.run_id,
             "total": self.total,
-            "outcomes": dict(sorted(self.outcomes.items())),
+            # In the order of the human summary's columns (Outcome's order).
+            "outcomes": {
+                o.value: self.outcomes[o.value] for o in Outcome if self.outcomes[o.value]
+            },
             "cancelled_amounts": [
                 Money(v, c).to_json() for c, v in sorted(self.cancelled_amounts.items())
             ],
@@ -359,6 +365,8 @@ def summarize(journal: Journal, run_id: str) -> Summary:
             money = result.released()
             if money is None:
                 summary.unknown_amounts += 1
+                if len(summary.unknown_ids) < 3:
+                    summary.unknown_ids.append(row.payment_id)
             else:
                 _add(summary.cancelled_amounts, money)
         if row.outcome is Outcome.WOULD_CANCEL:
@@ -376,10 +384,25 @@ def summarize(journal: Journal, run_id: str) -> Summary:
 
 
 REPORT_FIELDS = (
-    "run_id", "line", "account", "provider", "payment_id", "outcome", "status_before",
-    "status_after", "amount", "currency", "released", "released_currency", "error_code",
-    "error_message", "http_status", "attempts", "idempotency_key",
+    "run_id", "line", "account", "provider", "payment_id", "outcome", "reason",
+    "status_before", "status_after", "amount", "currency", "released", "released_currency",
+    "error_code", "provider_code", "error_message", "http_status", "attempts",
+    "idempotency_key",
 )  # fmt: skip
+
+
+def status_before(result: Result) -> str | None:
+    """The status before, as read, or as the provider's refusal named it; never one
+    implied by a cancel answer (nobody read it: it stays empty)."""
+    before = result.before
+    if before is not None:
+        return before.status.value if before.was_read else None
+    if result.outcome is Outcome.ALREADY_CANCELLED and result.after is None:
+        return "cancelled"  # the provider's answer said so
+    code = result.error.code if result.error is not None else None
+    if result.outcome is Outcome.NOT_CANCELLABLE and code in {s.value for s in PaymentStatus}:
+        return code  # the refusal named the state (ALREADY_PAID: succeeded)
+    return None
 
 
 def report_rows(journal: Journal, run_id: str) -> Iterator[dict[str, Any]]:
@@ -395,13 +418,15 @@ def report_rows(journal: Journal, run_id: str) -> Iterator[dict[str, Any]]:
             "provider": row.provider,
             "payment_id": row.payment_id,
             "outcome": row.outcome.value if row.outcome else "not_processed",
-            "status_before": row.before.status.value if row.before else None,
+            "reason": row.reason or None,
+            "status_before": status_before(result),
             "status_after": row.after.status.value if row.after else None,
             "amount": str(money.quantized()) if money else None,
             "currency": money.currency if money else None,
             "released": str(released.quantized()) if released else None,
             "released_currency": released.currency if released else None,
             "error_code": row.error.code if row.error else None,
+            "provider_code": row.error.provider_code if row.error else None,
             "error_message": row.error.message if row.error else None,
             "http_status": row.error.http_status if row.error else None,
             "attempts": row.attempts,
@@ -409,7 +434,24 @@ def report_rows(journal: Journal, run_id: str) -> Iterator[dict[str, Any]]:
         }
 
 
+def check_report_path(path: Path, *, force: bool) -> None:
+    """Refuse, before anything is sent, a report path that cannot be written or that
+    would silently replace an earlier report."""
+    if not (path.parent.is_dir() and os.access(path.parent, os.W_OK)):
+        raise UsageError(
+            f"--report {path}: the directory does not exist or cannot be written. Nothing was sent."
+        )
+    if path.exists() and not force:
+        raise UsageError(
+            f"--report {path}: the file exists; a report is a record, so it is not "
+            "replaced silently. Choose another path, or pass --force to replace it. "
+            "Nothing was sent."
+        )
+
+
 def write_report(path: Path, rows: Iterable[dict[str, Any]], redact: Callable[[str], str]) -> int:
+    """Write the report beside ``path`` and rename it into place: a report is never
+    left half-written where a finished one is expected."""
     count = 0
     tmp = path.with_name(path.name + ".partial")
     with open(tmp, "w", newline="", encoding="utf-8") as handle:

@@ -683,6 +683,9 @@ def bulk_cancel(
             help="Write one row per payment (CSV, or JSON Lines for .jsonl).",
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing --report file.")
+    ] = False,
     resume: Annotated[
         str | None,
         typer.Option(
@@ -716,16 +719,19 @@ def bulk_cancel(
     validated first, a plan is shown and confirmed, and every payment is journaled, so a
     stopped run can be resumed."""
     from paycancel_cli import pipes
-    from paycancel_cli.bulk import BulkRequest, report_rows, run_bulk, write_report
+    from paycancel_cli.bulk import (
+        BulkRequest,
+        check_report_path,
+        report_rows,
+        run_bulk,
+        write_report,
+    )
     from paycancel_cli.journal import Journal
     from paycancel_cli.render import BulkView
 
     g = _globals(ctx)
-    if report is not None and not (report.parent.is_dir() and os.access(report.parent, os.W_OK)):
-        raise UsageError(
-            f"--report {report}: the directory does not exist or cannot be written. "
-            "Nothing was sent."
-        )
+    if report is not None:
+        check_report_path(report, force=force)
     config = g.config()
     out = g.output(json_)
     interactive = sys.stdin.isatty()
@@ -787,10 +793,10 @@ def bulk_cancel(
                 for row in Journal(config.journal_path).payments(outcome.run_id)
             }
             view.results.sort(key=lambda r: order.get((r.account, r.payment_id), 0))
-            out.table(view.results_table())
-        out.table(view.summary_table(summary))
+            out.table(view.results_table(summary))
         if summary.failures:
             out.table(view.failures_table(summary))
+        out.table(view.summary_table(summary))  # last: the totals stay on screen
     if report is not None and outcome.run_id:
         try:
             journal = Journal(config.journal_path)
@@ -870,7 +876,11 @@ def runs(
 @runs_app.command(
     "show",
     short_help="Show one run and each of its payments' results.",
-    epilog=examples("paycancel runs show RUN_ID", "paycancel runs show RUN_ID --json"),
+    epilog=examples(
+        "paycancel runs show RUN_ID",
+        "paycancel runs show RUN_ID --json",
+        "paycancel runs show RUN_ID --report run.csv",
+    ),
 )
 def runs_show(
     ctx: typer.Context,
@@ -880,20 +890,42 @@ def runs_show(
             metavar="RUN_ID", help="The run id.", show_default=False, autocompletion=run_ids
         ),
     ],
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            metavar="PATH",
+            help="Write the run's report, as bulk-cancel --report does (CSV or .jsonl).",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing --report file.")
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Show one run and the result of each of its payments."""
-    from paycancel_cli.bulk import no_such_run, summarize
+    from paycancel_cli.bulk import (
+        check_report_path,
+        no_such_run,
+        report_rows,
+        summarize,
+        write_report,
+    )
     from paycancel_cli.journal import Journal
     from paycancel_cli.render import BulkView
 
     g = _globals(ctx)
+    if report is not None:
+        check_report_path(report, force=force)
     config = g.config()
     out = g.output(json_)
     journal = Journal(config.journal_path)
     run = journal.run(run_id)
     if run is None:
         raise no_such_run(config, run_id)
+    if report is not None:  # the report of a past run, made later: the journal has it all
+        rows_written = write_report(report, report_rows(journal, run_id), g.redact)
+        out.message(f"Report: {rows_written} row(s) written to {report}.")
     info = run_json(journal, run)
     rows = list(journal.payments(run_id))
     if json_:

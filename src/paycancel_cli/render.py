@@ -374,8 +374,10 @@ class Output:
             label = self.account_label(account, live(account))
             if payment is None:
                 note = Text(f"no: {self.redact(error or 'not found')}", style="yellow")
-                # A read can also fail on an answer that cannot be understood.
-                what = "not found" if error is None or " not found" in error else "failed"
+                # Not a payment status (FlexPortal has a real ``failed``): the lookup
+                # failed (unreachable, an answer that cannot be understood).
+                found = error is None or " not found" in error
+                what = "not found" if found else f"({NOT_READ})"
                 sheet.add_row(label, pid, Text(what, style="yellow"), "", *blank, note)
                 continue
             verdict = (
@@ -455,8 +457,8 @@ class Output:
             "" if b is None else _status(b),
             "" if a is None else _status(a),
             ""
-            if a is None or b is None or a.status == b.status
-            else f"{b.status.value} -> {a.status.value}",
+            if a is None or b is None or (a.status == b.status and b.was_read)
+            else f"{_word(b)} -> {a.status.value}",
         )
         for name in ("amount", *AGGREGATES):
             before = None if b is None else getattr(b, name)
@@ -521,17 +523,26 @@ def _native(payment: Payment) -> str:
     return "" if native.lower() == payment.status.value else native
 
 
+NOT_READ = "not read"  # a before state implied by a cancel answer: nobody read it
+
+
 def _status(payment: Payment) -> str:
+    if not payment.was_read:
+        return NOT_READ
     native = _native(payment)
     return f"{payment.status.value} ({native})" if native else payment.status.value
 
 
+def _word(payment: Payment) -> str:
+    return payment.status.value if payment.was_read else NOT_READ
+
+
 def _status_change(result: Result) -> str:
     b, a = result.before, result.after
-    if b is not None and a is not None and a.status != b.status:
-        return f"{b.status.value} -> {a.status.value}"
+    if b is not None and a is not None and (a.status != b.status or not b.was_read):
+        return f"{_word(b)} -> {a.status.value}"
     shown = b or a
-    return "" if shown is None else shown.status.value
+    return "" if shown is None else _word(shown)
 
 
 def _change(before: Money | None, after: Money | None) -> str:
@@ -722,7 +733,10 @@ class BulkView:
             self._progress.stop()
             self._progress = None
 
-    def results_table(self) -> Sheet:
+    def results_table(self, summary: Summary | None = None) -> Sheet:
+        """One row per payment; a payment listed in ``summary``'s failures table has
+        its message there only (each message once)."""
+        listed = set() if summary is None else {(r.account, r.payment_id) for r in summary.failures}
         dry = any(r.outcome is Outcome.WOULD_CANCEL for r in self.results)
         sheet = Sheet(
             Text("Results"),
@@ -737,7 +751,7 @@ class BulkView:
         )
         for r in self.results:
             status = _status_change(r)
-            note = self._why(r)
+            note = "" if (r.account, r.payment_id) in listed else self._why(r)
             sheet.add_row(
                 r.account,
                 r.payment_id,
@@ -779,8 +793,14 @@ class BulkView:
                 f"{summary.would_unknown} would be cancelled with no amount from the provider"
             )
         if summary.unknown_amounts:
+            named = [kept(pid) for pid in summary.unknown_ids]
+            for item in named[:-1]:
+                item.append(",")
+            more = summary.unknown_amounts - len(named)
             sheet.note(
-                *f"{summary.unknown_amounts} cancelled with no amount from the provider".split()
+                *f"{summary.unknown_amounts} cancelled with no amount from the provider:".split(),
+                *named,
+                *([f"and {more} more"] if more > 0 else []),
             )
         if summary.remaining:
             sheet.note(f"{summary.remaining} not processed yet")
