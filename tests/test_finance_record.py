@@ -178,3 +178,22 @@ def test_report_jsonl_has_the_new_columns(cli: Any, tmp_path: Path) -> None:
     assert res.code == 1
     first = json.loads(io.StringIO(out.read_text()).readline())
     assert first["reason"] == "x" and "provider_code" in first
+
+
+def test_status_at_a_terminal_says_what_is_retried_and_why(
+    cli: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    with Sandbox() as sb:
+        accounts = sb.account_config()
+        accounts["hedgepayments"]["base_url"] = "http://127.0.0.1:9"  # nothing listens
+        config = write_config(tmp_path / "c.toml", accounts)
+        monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+        res = cli("--config", str(config), "status", "pay_demopending01", "-a", "hedgepayments")
+        assert res.code == 5
+        notes = [ln for ln in res.stderr.splitlines() if "Retrying in" in ln]
+        assert notes and "could not connect" in notes[0], res.stderr
+        assert "(retry 1)" in notes[0]
+        # not a terminal (cron, a pipe): quiet as before
+        monkeypatch.setattr("sys.stderr.isatty", lambda: False)
+        res = cli("--config", str(config), "status", "pay_demopending01", "-a", "hedgepayments")
+        assert "Retrying" not in res.stderr

@@ -209,6 +209,31 @@ class Globals:
     def redact(self, text: str) -> str:
         return text if self.redactor is None else self.redactor(text)
 
+    def tell_retries(self, ctx: typer.Context) -> None:
+        """At a terminal, say on stderr what is retried and why after each failed
+        attempt (an unreachable provider is otherwise a silent quarter of a minute)."""
+        if not sys.stderr.isatty() or self.verbose:  # the verbose log has its own lines
+            return
+        import logging
+
+        redact = self.redact
+
+        class Redacted(logging.Formatter):
+            def format(self, record: logging.LogRecord) -> str:
+                return redact(record.getMessage())
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(Redacted())
+        logger = logging.getLogger("paycancel.retrying")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+        def detach() -> None:
+            logger.removeHandler(handler)
+            logger.setLevel(logging.NOTSET)
+
+        ctx.call_on_close(detach)
+
     def config(self) -> "Config":
         from paycancel_cli.config import load_config, sandbox_config, stderr_warn
 
@@ -384,6 +409,7 @@ def status(
     config = g.config()
     acc = config.account(account)
     out = g.output(json_)
+    g.tell_retries(ctx)
 
     async def go() -> list[core.StatusLine]:
         async with Session(config, redactor=g.redactor) as session:
@@ -478,6 +504,7 @@ def cancel(
     config = g.config()
     acc = config.account(account)
     out = g.output(json_)
+    g.tell_retries(ctx)
     interactive = sys.stdin.isatty()
     if not dry_run:
         from paycancel_cli.bulk import check_confirmable

@@ -87,6 +87,13 @@ CANCEL_FIRST = "cancel_first"
 log = logging.getLogger("paycancel.retry")
 
 
+# What a person at a terminal is told while a request is retried (the CLI attaches a
+# handler for ``status`` and ``cancel`` when stderr is a terminal); kept out of the
+# verbose log, which has its own line above.
+notice = logging.getLogger("paycancel.retrying")
+notice.propagate = False
+
+
 def _log_retry(details: stamina.instrumentation.RetryDetails) -> None:
     log.debug(
         "retry %s of %s in %.2fs after %s",
@@ -95,6 +102,9 @@ def _log_retry(details: stamina.instrumentation.RetryDetails) -> None:
         details.wait_for,
         type(details.caused_by).__name__,
     )
+    cause = details.caused_by
+    why = getattr(cause, "message", None) or f"{type(cause).__name__}: {cause}"
+    notice.info("%s Retrying in %.1fs (retry %d)...", why, details.wait_for, details.retry_num)
 
 
 # stamina's default hook logs a WARNING per retry through the root logger; paycancel keeps
