@@ -386,7 +386,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="JSON Lines on stdout, not
 @app.command(
     short_help="Show payments and whether each can be cancelled.",
     epilog=examples(
-        "paycancel status pay_demopending01 --account hedgepayments",
+        "paycancel --sandbox status pay_demopending01 --account hedgepayments",
         "paycancel status ID1 ID2 ID3 --account flexportal --json",
         "paycancel --sandbox status fpi_demo_requires_action_01 -a flex",
     ),
@@ -451,8 +451,8 @@ def status(
 @app.command(
     short_help="Cancel one payment, showing it first and asking to confirm.",
     epilog=examples(
-        "paycancel cancel fpi_demo_requires_action_01 --account flex --reason 'early return'",
-        "paycancel cancel pay_demopending01 -a hedgepayments --dry-run",
+        "paycancel cancel ID --account ACCOUNT --reason 'early return'",
+        "paycancel --sandbox cancel pay_demopending01 -a hedgepayments --dry-run",
         "paycancel cancel ID -a flexportal --reason 'duplicate' --yes --json",
     ),
 )
@@ -641,10 +641,10 @@ def resume_command(g: Globals, run_id: str, *, yes: bool, live: bool) -> str:
     epilog=examples(
         "paycancel bulk-cancel returns.csv --reason 'early return' --dry-run",
         "paycancel bulk-cancel returns.csv --reason 'early return' --report out.csv",
-        "paycancel bulk-cancel --subscription rent_8812 -a flexportal --reason 'returned'",
+        "paycancel bulk-cancel --subscription rent_8812 -a fp_eu --reason returned",
         "paycancel bulk-cancel - --validate-only < ids.csv",
         "paycancel bulk-cancel --resume RUN_ID --yes",
-        "paycancel bulk-cancel night.csv --reason cleanup --yes --live --json --wait 600",
+        "paycancel bulk-cancel night.csv --reason cleanup --yes --live --json",
     ),
 )
 def bulk_cancel(
@@ -744,7 +744,11 @@ def bulk_cancel(
 ) -> None:
     """Cancel many payments from a CSV or from subscriptions' open payments.  The input is
     validated first, a plan is shown and confirmed, and every payment is journaled, so a
-    stopped run can be resumed."""
+    stopped run can be resumed.
+
+    CSV columns (a header row; names match ignoring case, spaces, - and _): payment_id
+    (or id, reference) or subscription_id; optional account, reason, expected_amount
+    and expected_currency."""
     from paycancel_cli import pipes
     from paycancel_cli.bulk import (
         BulkRequest,
@@ -997,7 +1001,7 @@ def run_json(journal: Any, run: Any) -> dict[str, Any]:
 @app.command(
     short_help="Serve the providers' simulators on loopback; print a config.",
     epilog=examples(
-        "paycancel sandbox > sb.toml   (then, in another terminal:)",
+        "paycancel sandbox --output sb.toml   (then, in another terminal:)",
         "paycancel --config sb.toml status pay_demopending01 -a hedgepayments",
         "paycancel sandbox --port 0 --latency-ms 50 --requests-per-minute 600",
     ),
@@ -1027,10 +1031,20 @@ def sandbox(
             help="Rate limit per credential (429 beyond).",
         ),
     ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="PATH",
+            help="Write the config to PATH (mode 0600) instead of printing it.",
+        ),
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Serve the five providers' simulators on loopback and print a config that points at them."""
     from paycancel_cli.sandbox import Faults, Sandbox
+    from paycancel_cli.sandboxconfig import config_text, write_private
 
     if not 0 <= fail_rate <= 1:
         raise UsageError("--fail-rate must be between 0 and 1.")
@@ -1044,18 +1058,25 @@ def sandbox(
             "(0 picks a free one)."
         ) from None
     with server as sb:
-        if json_:
+        if output is not None:
+            try:
+                write_private(output, config_text(sb.base_url, sb.account_config()))
+            except OSError as exc:
+                raise UsageError(
+                    f"--output {output}: cannot be written ({exc.strerror})."
+                ) from None
+            typer.echo(
+                f"paycancel sandbox on {sb.base_url}; config written to {output} (mode 0600). "
+                f"Use it with: paycancel --config {output} ...  Ctrl-C stops the sandbox.",
+                err=True,
+            )
+        elif json_:
             import json
 
             line = {"type": "sandbox", "base_url": sb.base_url, "accounts": sb.account_config()}
             typer.echo(json.dumps(line))
         else:
-            typer.echo(f"# paycancel sandbox on {sb.base_url}; Ctrl-C stops it. Config:\n")
-            for name, fields in sb.account_config().items():
-                typer.echo(f"[accounts.{name}]")
-                for key, value in fields.items():
-                    typer.echo(f'{key} = "{value}"')
-                typer.echo("")
+            typer.echo(config_text(sb.base_url, sb.account_config()), nl=False)
         with contextlib.suppress(KeyboardInterrupt):
             while True:
                 time.sleep(3600)
