@@ -390,7 +390,8 @@ def test_runs_and_runs_show(world: World, width: int | None) -> None:
             assert r["status"] in row and r["user"] in row, row
     if width == 80:
         first = runs[0]
-        row = rf"^{first['run_id']} +{first['started_at'][:10]} [\d:]+ +{first['status']} +"
+        # times carry their zone
+        row = rf"^{first['run_id']} +{first['started_at'][:10]} [\d:]+ UTC +{first['status']} +"
         row += rf"{first['total']}\n"
         assert re.search(row + rf"    by {re.escape(first['user'])}@", text, re.M), text
     run_id = world.runs["demo"][0]

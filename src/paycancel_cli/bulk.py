@@ -55,7 +55,7 @@ from paycancel_cli.errors import (
     RateLimited,
     UsageError,
 )
-from paycancel_cli.journal import Journal, PaymentRow, PlanRow
+from paycancel_cli.journal import Journal, PaymentRow, PlanRow, RunRow
 from paycancel_cli.models import (
     AUTH_FAILED,
     ErrorInfo,
@@ -560,6 +560,23 @@ def no_such_run(config: Config, run_id: str, command: str = "runs show") -> Usag
     return UsageError(message)
 
 
+def find_run(config: Config, journal: Journal, run_id: str, command: str = "runs show") -> RunRow:
+    """The run ``run_id`` names: the whole id, or the start of exactly one run's id."""
+    run = journal.run(run_id)
+    if run is None and run_id:
+        matches = journal.run_ids_starting(run_id)
+        if len(matches) > 1:
+            raise UsageError(
+                f"Run id {run_id!r} is the start of several runs ({', '.join(matches)}"
+                f"{', ...' if len(matches) == 5 else ''}); give more of the id."
+            )
+        if matches:
+            run = journal.run(matches[0])
+    if run is None:
+        raise no_such_run(config, run_id, command)
+    return run
+
+
 def check_confirmable(
     accounts: Iterable[Account], *, yes: bool, live: bool, interactive: bool
 ) -> None:
@@ -914,11 +931,11 @@ def _resume(
             f"{', '.join(given)}: the run keeps its own input, accounts, reason and mode. "
             "Nothing was sent."
         )
-    run_id = request.resume
-    assert run_id is not None
+    assert request.resume is not None
     journal = Journal(config.journal_path, redact=redactor)
-    run = journal.run(run_id)
-    if run is None or run.options.get("kind") not in ("bulk", "cancel"):
+    run = find_run(config, journal, request.resume, "bulk-cancel --resume")
+    run_id = run.run_id
+    if run.options.get("kind") not in ("bulk", "cancel"):
         raise no_such_run(config, run_id, "bulk-cancel --resume")
     if bool(run.options.get("sandbox")) != config.sandbox:
         where = "the built-in sandbox" if run.options.get("sandbox") else "real accounts"

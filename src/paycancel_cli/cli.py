@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -407,7 +408,7 @@ def status(
 
     g = _globals(ctx)
     config = g.config()
-    acc = config.account(account)
+    acc = config.account(account or _by_shape(config, payment_ids))
     out = g.output(json_)
     g.tell_retries(ctx)
 
@@ -502,7 +503,7 @@ def cancel(
             "takes one, and to the journal). A --dry-run needs none. Nothing was sent."
         )
     config = g.config()
-    acc = config.account(account)
+    acc = config.account(account or _by_shape(config, [payment_id]))
     out = g.output(json_)
     g.tell_retries(ctx)
     interactive = sys.stdin.isatty()
@@ -534,7 +535,7 @@ def cancel(
                         result,
                         reason=reason,
                         journal=journal,
-                        command=" ".join(["paycancel", *sys.argv[1:]]),
+                        command=shlex.join(["paycancel", *sys.argv[1:]]),
                         started=started,
                     )
                 )
@@ -569,9 +570,23 @@ def cancel(
         )
     else:
         out.table(out.before_after(result))
+        released = result.released()
+        if released is not None:
+            out.message(f"Released: {released}")
     if result.error is not None or not result.outcome.is_success:
         out.err.print(out.result_line(result))
+    if result.run_id is not None and not json_:
+        out.message(f"Run id: {result.run_id}")
     raise typer.Exit(exit_code([result]))
+
+
+def _by_shape(config: "Config", payment_ids: list[str]) -> str | None:
+    """With several accounts and no --account: the one account the ids' shape fits."""
+    if len(config.providers) < 2:
+        return None
+    from paycancel_cli.idshape import infer_account
+
+    return infer_account(config.providers, payment_ids)
 
 
 def exit_code(results: "list[Result]") -> int:
@@ -592,7 +607,7 @@ def ask_confirmation(
 
     if acc.is_live:
         typed = prompt.ask(f"LIVE account: type the account name ({acc.name}) to cancel: ")
-        if typed.strip() != acc.name:
+        if typed.strip().lower() != acc.name.lower():  # names match in any case
             raise Declined(
                 "Not cancelled: the typed name did not match the account; nothing was sent."
             )
@@ -782,7 +797,7 @@ def bulk_cancel(
         resume=resume,
         wait=wait_limit(wait),
         read_first=read_first,
-        command=" ".join(["paycancel", *sys.argv[1:]]),
+        command=shlex.join(["paycancel", *sys.argv[1:]]),
     )
     view = BulkView(
         out, yes=yes, live=live, interactive=interactive, progress=True, dry_run=dry_run
@@ -937,7 +952,7 @@ def runs_show(
     """Show one run and the result of each of its payments."""
     from paycancel_cli.bulk import (
         check_report_path,
-        no_such_run,
+        find_run,
         report_rows,
         summarize,
         write_report,
@@ -951,9 +966,8 @@ def runs_show(
     config = g.config()
     out = g.output(json_)
     journal = Journal(config.journal_path)
-    run = journal.run(run_id)
-    if run is None:
-        raise no_such_run(config, run_id)
+    run = find_run(config, journal, run_id)  # a unique prefix is enough
+    run_id = run.run_id
     if report is not None:  # the report of a past run, made later: the journal has it all
         rows_written = write_report(report, report_rows(journal, run_id), g.redact)
         out.message(f"Report: {rows_written} row(s) written to {report}.")
@@ -972,6 +986,9 @@ def runs_show(
     view = BulkView(out, yes=True, live=False, interactive=False, progress=False)
     view.results = [row.result(run_id) for row in rows if row.outcome is not None]
     out.table(view.results_table())
+    out.table(
+        out.pending_table([(r.account, r.payment_id, r.state) for r in rows if r.outcome is None])
+    )
     summary = summarize(journal, run_id)
     out.table(view.summary_table(summary))
     if summary.remaining:  # stopped or crashed: say how to finish it
@@ -992,6 +1009,7 @@ def run_json(journal: Any, run: Any) -> dict[str, Any]:
         "command": run.command,
         "input": run.input,
         "reason": run.reason,
+        "dry_run": bool(run.options.get("dry_run")),
         "total": journal.count_payments(run.run_id),
         "outcomes": counts,
         "remaining": journal.count_pending(run.run_id),

@@ -416,14 +416,25 @@ class Output:
         for run in runs:
             sheet.add_row(
                 run["run_id"],
-                run["started_at"][:19].replace("T", " "),
-                run["status"],
+                _when(run["started_at"]),
+                f"{run['status']} (dry run)" if run.get("dry_run") else run["status"],
                 str(run["total"]),
                 f"{run['user']}@{run['host']}",
                 self.redact(str(run["input"] or "")),
                 self.redact(str(run["reason"] or "")),
                 ", ".join(f"{k} {v}" for k, v in sorted(run["outcomes"].items())),
             )
+        return sheet
+
+    def pending_table(self, rows: list[tuple[str, str, str]], shown: int = 20) -> Sheet:
+        """The payments a stopped run has not processed yet: (account, id, state)."""
+        more = f"; first {shown} shown" if len(rows) > shown else ""
+        sheet = Sheet(
+            Text(f"Not processed yet ({len(rows)}{more})"),
+            [Col("account", group=True), Col("payment id", keep=True, head=True), Col("state")],
+        )
+        for account, pid, state in rows[:shown]:
+            sheet.add_row(account, pid, "cancel in flight" if state == "in_flight" else state)
         return sheet
 
     def plan_table(self, payment: Payment, live: bool, reason: str) -> Sheet:
@@ -470,11 +481,15 @@ class Output:
         return sheet
 
     def result_line(self, result: Result) -> Text:
+        """One line: account, payment, outcome, and why, each said once (no code the
+        message starts with, no second naming of the payment)."""
         text = Text(f"{result.account} {result.payment_id}: ")
         text.append(result.outcome.value, style=_OUTCOME_STYLE[result.outcome])
         if result.error is not None:
-            code = f" [{result.error.code}]" if result.error.code else ""
-            text.append(f"{code} {self.redact(result.error.message)}")
+            message = result.error.message.removesuffix(f" (payment {result.payment_id})")
+            code = result.error.code
+            shown = f" [{code}]" if code and not message.startswith(code) else ""
+            text.append(f"{shown} {self.redact(message)}")
         return text
 
 
@@ -505,6 +520,15 @@ def _console(stream: IO[str], no_color: bool) -> Console:
     return console
 
 
+def _when(stamp: str) -> str:
+    """A journal time (ISO 8601 with its offset) with its zone: ``... UTC``, or the
+    offset when it is not UTC."""
+    shown = stamp[:19].replace("T", " ")
+    zone = re.search(r"(Z|[+-]\d\d:?\d\d)$", stamp)
+    offset = zone.group(1) if zone else "Z"  # the journal writes UTC
+    return f"{shown} UTC" if offset in ("Z", "+00:00", "+0000") else f"{shown} {offset}"
+
+
 def money(value: Money | None) -> str:
     return "" if value is None else str(value)
 
@@ -517,10 +541,17 @@ def _amounts(totals: dict[str, Decimal]) -> list[Text]:
     return items
 
 
+def _spelling(word: str) -> str:
+    """A status word without its spelling: case, separators, US ``canceled``."""
+    folded = re.sub(r"[\s_-]+", "", word.lower())
+    return folded.replace("canceled", "cancelled")
+
+
 def _native(payment: Payment) -> str:
-    """The provider's own word for the status, when it says more than ours."""
+    """The provider's own word for the status, when it says more than ours (not when
+    it differs only in spelling: ``canceled``, ``CANCELLED``)."""
     native = payment.native_status
-    return "" if native.lower() == payment.status.value else native
+    return "" if _spelling(native) == _spelling(payment.status.value) else native
 
 
 NOT_READ = "not read"  # a before state implied by a cancel answer: nobody read it
@@ -643,8 +674,14 @@ class BulkView:
     def validated(self, validation: Validation) -> None:
         for note in validation.notes:  # first: a note may say how the lines are counted
             self._line(f"Note: {note}")
+        # Rows invalid in the same way (a config error, a missing column value) are one
+        # message with their lines, not one line each.
+        same: dict[str, list[int]] = {}
         for problem in validation.problems[:50]:
-            self.out.message(f"line {problem.line}: {problem.message}", style="red")
+            same.setdefault(problem.message, []).append(problem.line)
+        for message, numbers in same.items():
+            where = f"line {numbers[0]}" if len(numbers) == 1 else f"lines {_ranges(numbers)}"
+            self.out.message(f"{where}: {message}", style="red")
         if validation.invalid > 50:
             self.out.message(f"... and {validation.invalid - 50} more invalid rows", style="red")
         if validation.duplicates:
@@ -690,7 +727,7 @@ class BulkView:
         if live_accounts and not (self.yes and self.live):
             for account in live_accounts:
                 typed = _prompt(f"LIVE account: type the account name ({account}) to go on")
-                if typed.strip() != account:
+                if typed.strip().lower() != account.lower():  # names match in any case
                     raise Declined("The typed name did not match the account; nothing was sent.")
             return
         if self.yes:
@@ -855,6 +892,17 @@ class BulkView:
                 kept("--report PATH"),
             )
         return sheet
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``2-5, 8, 10-11``: sorted line numbers as runs."""
+    runs: list[list[int]] = []
+    for n in sorted(numbers):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def _prompt(text: str) -> str:
