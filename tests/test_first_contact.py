@@ -117,3 +117,14 @@ def test_bulk_cancel_help_names_the_csv_columns() -> None:
     for column in ("payment_id", "subscription_id", "account", "reason", "expected_amount",
                    "expected_currency"):  # fmt: skip
         assert column in flat, column
+
+
+def test_readme_says_what_status_shows_for_hedgepayments_and_how_to_get_paycancel_back(
+    cli: Any,
+) -> None:
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
+    shown = cli("--sandbox", "status", "pay_demopending01", "-a", "hedgepayments").stdout
+    header = next(line for line in shown.splitlines() if "payment id" in line).split()
+    assert "refunded" in header and "authorized" not in header and "captured" not in header
+    assert "HedgePayments gives one aggregate, its refunded amount" in readme
+    assert "in a new shell, activate it again" in readme
