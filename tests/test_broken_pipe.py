@@ -148,6 +148,26 @@ def test_stdout_closed_during_the_summary(tmp_path: Path) -> None:
         s.resume_finishes_exactly_once(run_id)
 
 
+def closed_from_the_start(args: list[str], tmp_path: Path) -> str:
+    """Run paycancel with its stdout's reader gone from the start; its stderr, once it
+    ended with exit 130 and no traceback."""
+    env = {**os.environ, "PAYCANCEL_DEFAULTS__JOURNAL": str(tmp_path / "j.sqlite3")}
+    proc = subprocess.Popen(
+        [*PAYCANCEL, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(HANG_GUARD_S) == 130, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert "standard output was closed" in err, err
+    return err
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(
     "args",
@@ -160,20 +180,7 @@ def test_stdout_closed_during_the_summary(tmp_path: Path) -> None:
     ids=["status", "status-json", "runs-json", "config-show"],
 )
 def test_read_only_commands_end_on_a_closed_stdout(tmp_path: Path, args: list[str]) -> None:
-    env = {**os.environ, "PAYCANCEL_DEFAULTS__JOURNAL": str(tmp_path / "j.sqlite3")}
-    proc = subprocess.Popen(
-        [*PAYCANCEL, "--sandbox", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    proc.stdout.close()
-    err = proc.stderr.read().decode()
-    assert proc.wait(HANG_GUARD_S) == 130, err
-    assert "Traceback" not in err and "Exception ignored" not in err, err
-    assert "standard output was closed" in err, err
+    closed_from_the_start(["--sandbox", *args], tmp_path)
 
 
 @pytest.mark.timeout(120)
@@ -181,29 +188,7 @@ def test_single_cancel_with_stdout_closed_sends_nothing(tmp_path: Path) -> None:
     with Sandbox(seed_demo=False) as sb:
         pid = sb.add_payment("hedgepayments", status="pending", amount=1000)
         config = write_config(tmp_path / "c.toml", sb.account_config())
-        env = {**os.environ, "PAYCANCEL_DEFAULTS__JOURNAL": str(tmp_path / "j.sqlite3")}
-        proc = subprocess.Popen(
-            [
-                *PAYCANCEL,
-                "--config",
-                str(config),
-                "cancel",
-                pid,
-                "-a",
-                "hedgepayments",
-                "--reason",
-                "r",
-                "--yes",
-                "--json",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
-        assert proc.stdout is not None and proc.stderr is not None
-        proc.stdout.close()
-        err = proc.stderr.read().decode()
-        assert proc.wait(HANG_GUARD_S) == 130, err
-        assert "standard output was closed" in err and "nothing was sent" in err, err
+        args = ["--config", str(config), "cancel", pid, "-a", "hedgepayments", "--reason", "r"]
+        err = closed_from_the_start([*args, "--yes", "--json"], tmp_path)
+        assert "nothing was sent" in err, err
         assert sum(sb.cancel_commits.values()) == 0

@@ -382,6 +382,7 @@ AccountOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON Lines on stdout, nothing else.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing --report file.")]
 
 
 @app.command(
@@ -725,9 +726,7 @@ def bulk_cancel(
             help="Write one row per payment (CSV, or JSON Lines for .jsonl).",
         ),
     ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Replace an existing --report file.")
-    ] = False,
+    force: ForceOpt = False,
     resume: Annotated[
         str | None,
         typer.Option(
@@ -944,9 +943,7 @@ def runs_show(
             help="Write the run's report, as bulk-cancel --report does (CSV or .jsonl).",
         ),
     ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Replace an existing --report file.")
-    ] = False,
+    force: ForceOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Show one run and the result of each of its payments."""
