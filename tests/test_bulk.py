@@ -91,8 +91,11 @@ def test_demo_csv_ends_with_exact_outcomes_summary_and_report(
     # AUTHORIZED after a capture or a refund, so its code is the state it means
     codes = {pid: r["error"]["code"] for pid, r in results.items() if r["error"]}
     assert (codes["demo-captured-0001"], codes["demo-refunded-0001"]) == ("succeeded", "refunded")
-    assert codes["demo-expired-0001"] == "EXPIRED"
-    assert codes["7d3f0b4e-0000-4000-8000-000000000003"] == "CONFIRMED"
+    assert codes["demo-expired-0001"] == "expired"  # one normalized code per refusal
+    assert codes["7d3f0b4e-0000-4000-8000-000000000003"] == "succeeded"
+    provider = {pid: r["error"]["provider_code"] for pid, r in results.items() if r["error"]}
+    assert provider["demo-expired-0001"] == "EXPIRED"  # the provider's own word beside it
+    assert provider["7d3f0b4e-0000-4000-8000-000000000003"] == "cannot_cancel"
     assert {r["payment_id"]: r["error_code"] for r in rows if r["error_code"]} == codes
     vipps = next(r for r in rows if r["payment_id"] == "demo-partcapture-0001")
     assert (vipps["released"], vipps["released_currency"]) == ("7.50", "NOK")

@@ -192,6 +192,7 @@ def test_show_says_where_each_secret_comes_from_never_its_value(
         "sandbox": False,
         "accounts": 3,
         "problems": 1,
+        "journal": str(tmp_path / "journal.sqlite3"),
     }
     hedge, flex, vipps = lines[:3]
     assert hedge == {
@@ -204,7 +205,13 @@ def test_show_says_where_each_secret_comes_from_never_its_value(
         "requests_per_minute": 100,
         "timeout_s": 30.0,
         "secrets": [
-            {"field": "api_key", "source": "command", "variable": None, "detail": sys.executable}
+            {
+                "field": "api_key",
+                "source": "command",
+                "variable": None,
+                "detail": sys.executable,
+                "placeholder": False,
+            }
         ],
         "problem": None,
     }
@@ -215,6 +222,7 @@ def test_show_says_where_each_secret_comes_from_never_its_value(
             "source": "env",
             "variable": "PAYCANCEL_ACCOUNTS__FLEX__API_KEY",
             "detail": None,
+            "placeholder": False,
         }
     ]
     assert flex["timeout_s"] == 12
@@ -252,6 +260,7 @@ def test_show_without_a_config_names_the_paths_searched(cli: Any, tmp_path: Path
             "sandbox": False,
             "accounts": 0,
             "problems": 0,
+            "journal": str(tmp_path / "journal.sqlite3"),
         }
     ]
     res = cli("status", "pay_x1")

@@ -210,11 +210,15 @@ def test_account_flag_makes_rows_of_other_accounts_invalid_with_their_lines(
     res = bulk(cli, config_file, str(DEMO), "--account", "hedgepayments", "--validate-only")
     assert res.code == 2
     others = {n: a for n, a in demo_accounts().items() if a != "hedgepayments"}
-    listed = [line for line in err_lines(res) if line.startswith("line ")]
+    listed = [line for line in err_lines(res) if line.startswith("line")]
+    # rows invalid in the same way are one message, with their lines
+    lines: dict[str, list[int]] = {}
+    for n, a in others.items():
+        lines.setdefault(a, []).append(n)
     assert listed == [
-        f"line {n}: the row names account {a!r}, but --account hedgepayments was given; fix "
-        "the row, or leave out --account to use the file's accounts"
-        for n, a in others.items()
+        f"lines {ns[0]}-{ns[-1]}: the row names account {a!r}, but --account hedgepayments "
+        "was given; fix the row, or leave out --account to use the file's accounts"
+        for a, ns in lines.items()
     ]
     assert err_lines(res)[-1].startswith(f"Error: {len(others)} invalid row(s) in {DEMO}")
     assert sent(sandbox) == 0

@@ -13,7 +13,8 @@ Invariants:
   ``Capability.CANCEL_FIRST`` and nothing needs the before state (the engine decides
   per payment); ``--read-first`` reads every payment first.  The run's options keep the
   mode, so a resume follows it.
-- On ``stop`` no new payment starts; those in flight finish and are recorded.
+- On ``stop`` (Ctrl-C, SIGTERM, a closed standard output: see ``pipes``) no new payment
+  starts; those in flight finish and are recorded.
 - A journal failure stops the run (fail closed) and is raised after in-flight work ends;
   any other unexpected exception fails its one payment and the run goes on.
 - After an account's credentials are rejected, its remaining payments fail without a
@@ -30,6 +31,7 @@ import csv
 import hashlib
 import itertools
 import json
+import os
 import signal
 import time
 from collections import Counter
@@ -39,6 +41,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from paycancel_cli import pipes
 from paycancel_cli.breaker import CIRCUIT_OPEN, Breaker
 from paycancel_cli.csvinput import Row, Validation
 from paycancel_cli.engine import (
@@ -60,13 +63,14 @@ from paycancel_cli.errors import (
     RateLimited,
     UsageError,
 )
-from paycancel_cli.journal import Journal, PaymentRow, PlanRow
+from paycancel_cli.journal import Journal, PaymentRow, PlanRow, RunRow
 from paycancel_cli.models import (
     AUTH_FAILED,
     ErrorInfo,
     Money,
     Outcome,
     Payment,
+    PaymentStatus,
     Result,
     combine,
     verdict,
@@ -225,9 +229,13 @@ async def execute(
                 if stop.is_set():
                     break
                 await queue.put(row)
-        finally:
-            for _ in range(concurrency):
-                await queue.put(None)
+        except BaseException:
+            # No await here: a cancelled producer must not wait on a full queue whose
+            # workers are being cancelled too (that wait never ends).
+            stop.set()
+            raise
+        for _ in range(concurrency):
+            await queue.put(None)
 
     async def process(row: PaymentRow) -> Result:
         if row.account in state.dead_accounts:
@@ -283,7 +291,11 @@ async def execute(
                 fatal.append(exc)
                 stop.set()
                 continue
-            on_result(result)
+            try:
+                on_result(result)
+            except Exception as exc:  # the result is journaled; showing it failed
+                fatal.append(exc)
+                stop.set()
 
     await asyncio.gather(producer(), *(worker() for _ in range(concurrency)))
     state.interrupted = stop.is_set()
@@ -317,6 +329,7 @@ class Summary:
     per_account: dict[str, Counter[str]] = field(default_factory=dict)
     cancelled_amounts: dict[str, Decimal] = field(default_factory=dict)
     unknown_amounts: int = 0
+    unknown_ids: list[str] = field(default_factory=list)  # the first few, to name them
     would_release: dict[str, Decimal] = field(default_factory=dict)  # dry run, per currency
     would_unknown: int = 0  # dry run: would_cancel payments with no amount
     remaining: int = 0
@@ -334,7 +347,10 @@ class Summary:
             "type": "summary",
             "run_id": self.run_id,
             "total": self.total,
-            "outcomes": dict(sorted(self.outcomes.items())),
+            # In the order of the human summary's columns (Outcome's order).
+            "outcomes": {
+                o.value: self.outcomes[o.value] for o in Outcome if self.outcomes[o.value]
+            },
             "cancelled_amounts": [
                 Money(v, c).to_json() for c, v in sorted(self.cancelled_amounts.items())
             ],
@@ -376,6 +392,8 @@ def summarize(journal: Journal, run_id: str) -> Summary:
             money = result.released()
             if money is None:
                 summary.unknown_amounts += 1
+                if len(summary.unknown_ids) < 3:
+                    summary.unknown_ids.append(row.payment_id)
             else:
                 _add(summary.cancelled_amounts, money)
         if row.outcome is Outcome.WOULD_CANCEL:
@@ -393,10 +411,25 @@ def summarize(journal: Journal, run_id: str) -> Summary:
 
 
 REPORT_FIELDS = (
-    "run_id", "line", "account", "provider", "payment_id", "outcome", "status_before",
-    "status_after", "amount", "currency", "released", "released_currency", "error_code",
-    "error_message", "http_status", "attempts", "idempotency_key",
+    "run_id", "line", "account", "provider", "payment_id", "outcome", "reason",
+    "status_before", "status_after", "amount", "currency", "released", "released_currency",
+    "error_code", "provider_code", "error_message", "http_status", "attempts",
+    "idempotency_key",
 )  # fmt: skip
+
+
+def status_before(result: Result) -> str | None:
+    """The status before, as read, or as the provider's refusal named it; never one
+    implied by a cancel answer (nobody read it: it stays empty)."""
+    before = result.before
+    if before is not None:
+        return before.status.value if before.was_read else None
+    if result.outcome is Outcome.ALREADY_CANCELLED and result.after is None:
+        return "cancelled"  # the provider's answer said so
+    code = result.error.code if result.error is not None else None
+    if result.outcome is Outcome.NOT_CANCELLABLE and code in {s.value for s in PaymentStatus}:
+        return code  # the refusal named the state (ALREADY_PAID: succeeded)
+    return None
 
 
 def report_rows(journal: Journal, run_id: str) -> Iterator[dict[str, Any]]:
@@ -415,13 +448,15 @@ def report_rows(journal: Journal, run_id: str) -> Iterator[dict[str, Any]]:
             "provider": row.provider,
             "payment_id": row.payment_id,
             "outcome": row.outcome.value if row.outcome else "not_processed",
-            "status_before": row.before.status.value if row.before else None,
+            "reason": row.reason or None,
+            "status_before": status_before(result),
             "status_after": row.after.status.value if row.after else None,
             "amount": str(money.quantized()) if money else None,
             "currency": money.currency if money else None,
             "released": str(released.quantized()) if released else None,
             "released_currency": released.currency if released else None,
             "error_code": row.error.code if row.error else None,
+            "provider_code": row.error.provider_code if row.error else None,
             "error_message": row.error.message if row.error else None,
             "http_status": row.error.http_status if row.error else None,
             "attempts": row.attempts,
@@ -430,7 +465,24 @@ def report_rows(journal: Journal, run_id: str) -> Iterator[dict[str, Any]]:
         }
 
 
+def check_report_path(path: Path, *, force: bool) -> None:
+    """Refuse, before anything is sent, a report path that cannot be written or that
+    would silently replace an earlier report."""
+    if not (path.parent.is_dir() and os.access(path.parent, os.W_OK)):
+        raise UsageError(
+            f"--report {path}: the directory does not exist or cannot be written. Nothing was sent."
+        )
+    if path.exists() and not force:
+        raise UsageError(
+            f"--report {path}: the file exists; a report is a record, so it is not "
+            "replaced silently. Choose another path, or pass --force to replace it. "
+            "Nothing was sent."
+        )
+
+
 def write_report(path: Path, rows: Iterable[dict[str, Any]], redact: Callable[[str], str]) -> int:
+    """Write the report beside ``path`` and rename it into place: a report is never
+    left half-written where a finished one is expected."""
     count = 0
     tmp = path.with_name(path.name + ".partial")
     with open(tmp, "w", newline="", encoding="utf-8") as handle:
@@ -525,8 +577,7 @@ def no_such_run(config: Config, run_id: str, command: str = "runs show") -> Usag
     sandbox's, or the real one) holds it, the hint says which flag finds it, in the
     ``command`` the operator was typing."""
     message = (
-        f"No run {run_id!r} in the journal {config.journal_path}; `paycancel runs` lists "
-        "the runs."
+        f"No run {run_id!r} in the journal {config.journal_path}; `paycancel runs` lists the runs."
     )
     if not config.defaults.journal:  # the sandbox keeps its own journal beside the real one
         other = config.journal_path.with_name(
@@ -541,6 +592,23 @@ def no_such_run(config: Config, run_id: str, command: str = "runs show") -> Usag
                     f"(paycancel --sandbox {command} {run_id})."
                 )
     return UsageError(message)
+
+
+def find_run(config: Config, journal: Journal, run_id: str, command: str = "runs show") -> RunRow:
+    """The run ``run_id`` names: the whole id, or the start of exactly one run's id."""
+    run = journal.run(run_id)
+    if run is None and run_id:
+        matches = journal.run_ids_starting(run_id)
+        if len(matches) > 1:
+            raise UsageError(
+                f"Run id {run_id!r} is the start of several runs ({', '.join(matches)}"
+                f"{', ...' if len(matches) == 5 else ''}); give more of the id."
+            )
+        if matches:
+            run = journal.run(matches[0])
+    if run is None:
+        raise no_such_run(config, run_id, command)
+    return run
 
 
 def check_confirmable(
@@ -951,19 +1019,20 @@ async def _execute_and_summarize(
         except (NotImplementedError, RuntimeError, ValueError):
             pass
     try:
-        state = await execute(
-            session,
-            journal,
-            run_id,
-            concurrency=request.concurrency or config.defaults.concurrency,
-            dry_run=dry_run,
-            stop=stop,
-            on_result=ui.result,
-            policy=policy,
-            resumed=resumed,
-            read_first=read_first,
-            planned=planned,
-        )
+        with pipes.watch(loop, stop.set):  # a closed stdout stops the run as Ctrl-C does
+            state = await execute(
+                session,
+                journal,
+                run_id,
+                concurrency=request.concurrency or config.defaults.concurrency,
+                dry_run=dry_run,
+                stop=stop,
+                on_result=ui.result,
+                policy=policy,
+                resumed=resumed,
+                read_first=read_first,
+                planned=planned,
+            )
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
@@ -1004,11 +1073,11 @@ def _resume(
             f"{', '.join(given)}: the run keeps its own input, accounts, reason and mode. "
             "Nothing was sent."
         )
-    run_id = request.resume
-    assert run_id is not None
+    assert request.resume is not None
     journal = Journal(config.journal_path, redact=redactor)
-    run = journal.run(run_id)
-    if run is None or run.options.get("kind") not in ("bulk", "cancel"):
+    run = find_run(config, journal, request.resume, "bulk-cancel --resume")
+    run_id = run.run_id
+    if run.options.get("kind") not in ("bulk", "cancel"):
         raise no_such_run(config, run_id, "bulk-cancel --resume")
     if bool(run.options.get("sandbox")) != config.sandbox:
         where = "the built-in sandbox" if run.options.get("sandbox") else "real accounts"

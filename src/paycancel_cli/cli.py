@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -210,6 +211,31 @@ class Globals:
     def redact(self, text: str) -> str:
         return text if self.redactor is None else self.redactor(text)
 
+    def tell_retries(self, ctx: typer.Context) -> None:
+        """At a terminal, say on stderr what is retried and why after each failed
+        attempt (an unreachable provider is otherwise a silent quarter of a minute)."""
+        if not sys.stderr.isatty() or self.verbose:  # the verbose log has its own lines
+            return
+        import logging
+
+        redact = self.redact
+
+        class Redacted(logging.Formatter):
+            def format(self, record: logging.LogRecord) -> str:
+                return redact(record.getMessage())
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(Redacted())
+        logger = logging.getLogger("paycancel.retrying")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+        def detach() -> None:
+            logger.removeHandler(handler)
+            logger.setLevel(logging.NOTSET)
+
+        ctx.call_on_close(detach)
+
     def config(self) -> "Config":
         from paycancel_cli.config import load_config, sandbox_config, stderr_warn
 
@@ -357,12 +383,13 @@ AccountOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON Lines on stdout, nothing else.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing --report file.")]
 
 
 @app.command(
     short_help="Show payments and whether each can be cancelled.",
     epilog=examples(
-        "paycancel status pay_demopending01 --account hedgepayments",
+        "paycancel --sandbox status pay_demopending01 --account hedgepayments",
         "paycancel status ID1 ID2 ID3 --account flexportal --json",
         "paycancel --sandbox status fpi_demo_requires_action_01 -a flex",
     ),
@@ -383,8 +410,9 @@ def status(
 
     g = _globals(ctx)
     config = g.config()
-    acc = config.account(account)
+    acc = config.account(account or _by_shape(config, payment_ids))
     out = g.output(json_)
+    g.tell_retries(ctx)
 
     async def go() -> list[core.StatusLine]:
         async with Session(config, redactor=g.redactor) as session:
@@ -426,8 +454,8 @@ def status(
 @app.command(
     short_help="Cancel one payment, showing it first and asking to confirm.",
     epilog=examples(
-        "paycancel cancel fpi_demo_requires_action_01 --account flex --reason 'early return'",
-        "paycancel cancel pay_demopending01 -a hedgepayments --dry-run",
+        "paycancel cancel ID --account ACCOUNT --reason 'early return'",
+        "paycancel --sandbox cancel pay_demopending01 -a hedgepayments --dry-run",
         "paycancel cancel ID -a flexportal --reason 'duplicate' --yes --json",
     ),
 )
@@ -463,7 +491,7 @@ def cancel(
 ) -> None:
     """Cancel one payment: read it, show what will happen, ask to confirm, cancel, and
     show the status and amounts before and after."""
-    from paycancel_cli import core
+    from paycancel_cli import core, pipes
     from paycancel_cli.engine import cancelled_totals
     from paycancel_cli.journal import Journal
     from paycancel_cli.models import Money, Outcome
@@ -477,8 +505,9 @@ def cancel(
             "takes one, and to the journal). A --dry-run needs none. Nothing was sent."
         )
     config = g.config()
-    acc = config.account(account)
+    acc = config.account(account or _by_shape(config, [payment_id]))
     out = g.output(json_)
+    g.tell_retries(ctx)
     interactive = sys.stdin.isatty()
     if not dry_run:
         from paycancel_cli.bulk import check_confirmable
@@ -499,6 +528,8 @@ def cancel(
             # Asked outside the event loop: Ctrl-C or end of input here ends the
             # command at once (exit 130), before anything is journaled or sent.
             ask_confirmation(out, acc, result.before, reason=reason, yes=yes, live=live)
+            if pipes.closed():
+                raise Interrupted(f"Stopped: {pipes.MESSAGE} before the cancel; nothing was sent.")
             try:
                 result = runner.run(
                     core.cancel_confirmed(
@@ -506,7 +537,7 @@ def cancel(
                         result,
                         reason=reason,
                         journal=journal,
-                        command=" ".join(["paycancel", *sys.argv[1:]]),
+                        command=shlex.join(["paycancel", *sys.argv[1:]]),
                         started=started,
                     )
                 )
@@ -542,9 +573,23 @@ def cancel(
         )
     else:
         out.table(out.before_after(result))
+        released = result.released()
+        if released is not None:
+            out.message(f"Released: {released}")
     if result.error is not None or not result.outcome.is_success:
         out.err.print(out.result_line(result))
+    if result.run_id is not None and not json_:
+        out.message(f"Run id: {result.run_id}")
     raise typer.Exit(exit_code([result]))
+
+
+def _by_shape(config: "Config", payment_ids: list[str]) -> str | None:
+    """With several accounts and no --account: the one account the ids' shape fits."""
+    if len(config.providers) < 2:
+        return None
+    from paycancel_cli.idshape import infer_account
+
+    return infer_account(config.providers, payment_ids)
 
 
 def exit_code(results: "list[Result]") -> int:
@@ -565,7 +610,7 @@ def ask_confirmation(
 
     if acc.is_live:
         typed = prompt.ask(f"LIVE account: type the account name ({acc.name}) to cancel: ")
-        if typed.strip() != acc.name:
+        if typed.strip().lower() != acc.name.lower():  # names match in any case
             raise Declined(
                 "Not cancelled: the typed name did not match the account; nothing was sent."
             )
@@ -614,10 +659,10 @@ def resume_command(g: Globals, run_id: str, *, yes: bool, live: bool) -> str:
     epilog=examples(
         "paycancel bulk-cancel returns.csv --reason 'early return' --dry-run",
         "paycancel bulk-cancel returns.csv --reason 'early return' --report out.csv",
-        "paycancel bulk-cancel --subscription rent_8812 -a flexportal --reason 'returned'",
+        "paycancel bulk-cancel --subscription rent_8812 -a fp_eu --reason returned",
         "paycancel bulk-cancel - --validate-only < ids.csv",
         "paycancel bulk-cancel --resume RUN_ID --yes",
-        "paycancel bulk-cancel night.csv --reason cleanup --yes --live --json --wait 600",
+        "paycancel bulk-cancel night.csv --reason cleanup --yes --live --json",
     ),
 )
 def bulk_cancel(
@@ -700,6 +745,7 @@ def bulk_cancel(
             help="Write one row per payment (CSV, or JSON Lines for .jsonl).",
         ),
     ] = None,
+    force: ForceOpt = False,
     resume: Annotated[
         str | None,
         typer.Option(
@@ -806,9 +852,19 @@ def bulk_cancel(
 ) -> None:
     """Cancel many payments from a CSV or from subscriptions' open payments.  The input is
     validated first, a plan is shown and confirmed, and every payment is journaled, so a
-    stopped run can be resumed."""
-    from paycancel_cli import tonight
-    from paycancel_cli.bulk import BulkRequest, report_rows, run_bulk, write_report
+    stopped run can be resumed.
+
+    CSV columns (a header row; names match ignoring case, spaces, - and _): payment_id
+    (or id, reference) or subscription_id; optional account, reason, expected_amount
+    and expected_currency."""
+    from paycancel_cli import pipes, tonight
+    from paycancel_cli.bulk import (
+        BulkRequest,
+        check_report_path,
+        report_rows,
+        run_bulk,
+        write_report,
+    )
     from paycancel_cli.journal import Journal
     from paycancel_cli.render import BulkView
 
@@ -839,11 +895,8 @@ def bulk_cancel(
             "Give --json (a line per payment, then the summary) or --json-summary (the one "
             "outcome line), not both. Nothing was sent."
         )
-    if report is not None and not (report.parent.is_dir() and os.access(report.parent, os.W_OK)):
-        raise UsageError(
-            f"--report {report}: the directory does not exist or cannot be written. "
-            "Nothing was sent."
-        )
+    if report is not None:
+        check_report_path(report, force=force)
     config = g.config()
     out = g.output(json_)
     if night is not None:  # everything JSON but the one line goes nowhere
@@ -896,7 +949,7 @@ def bulk_cancel(
         resume=resume,
         wait=wait_limit(wait),
         read_first=read_first,
-        command=" ".join(["paycancel", *sys.argv[1:]]),
+        command=shlex.join(["paycancel", *sys.argv[1:]]),
     )
     view = BulkView(
         out, yes=yes, live=live, interactive=interactive, progress=True, dry_run=dry_run
@@ -977,10 +1030,10 @@ def bulk_cancel(
                 for row in Journal(config.journal_path).payments(outcome.run_id)
             }
             view.results.sort(key=lambda r: order.get((r.account, r.payment_id), 0))
-            out.table(view.results_table())
-        out.table(view.summary_table(summary))
+            out.table(view.results_table(summary))
         if summary.failures:
             out.table(view.failures_table(summary))
+        out.table(view.summary_table(summary))  # last: the totals stay on screen
     if report is not None and outcome.run_id:
         try:
             journal = Journal(config.journal_path)
@@ -991,15 +1044,16 @@ def bulk_cancel(
                 f"The report {report} could not be written ({exc.strerror}); the journal "
                 f"has every result: paycancel runs show {outcome.run_id}"
             )
-    if outcome.interrupted:
+    if outcome.interrupted or pipes.closed():
         assert outcome.run_id is not None
+        why = f"Stopped: {pipes.MESSAGE}" if pipes.closed() else "Interrupted"
         out.message(
-            "Interrupted: in-flight cancels finished and were recorded. Resume with:",
+            f"{why}: in-flight cancels finished and were recorded. Resume with:",
             style="yellow",
         )
         out.command_line("  " + resume_command(g, outcome.run_id, yes=yes, live=live))
-    else:
-        out.message(f"Run id: {outcome.run_id}")
+        raise typer.Exit(130)
+    out.message(f"Run id: {outcome.run_id}")
     if plan_out is not None and author is not None:
         from paycancel_cli.plancmd import write_plan_out
 
@@ -1117,7 +1171,11 @@ def runs(
 @runs_app.command(
     "show",
     short_help="Show one run and each of its payments' results.",
-    epilog=examples("paycancel runs show RUN_ID", "paycancel runs show RUN_ID --json"),
+    epilog=examples(
+        "paycancel runs show RUN_ID",
+        "paycancel runs show RUN_ID --json",
+        "paycancel runs show RUN_ID --report run.csv",
+    ),
 )
 def runs_show(
     ctx: typer.Context,
@@ -1127,20 +1185,39 @@ def runs_show(
             metavar="RUN_ID", help="The run id.", show_default=False, autocompletion=run_ids
         ),
     ],
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            metavar="PATH",
+            help="Write the run's report, as bulk-cancel --report does (CSV or .jsonl).",
+        ),
+    ] = None,
+    force: ForceOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Show one run and the result of each of its payments."""
-    from paycancel_cli.bulk import no_such_run, summarize
+    from paycancel_cli.bulk import (
+        check_report_path,
+        find_run,
+        report_rows,
+        summarize,
+        write_report,
+    )
     from paycancel_cli.journal import Journal
     from paycancel_cli.render import BulkView
 
     g = _globals(ctx)
+    if report is not None:
+        check_report_path(report, force=force)
     config = g.config()
     out = g.output(json_)
     journal = Journal(config.journal_path)
-    run = journal.run(run_id)
-    if run is None:
-        raise no_such_run(config, run_id)
+    run = find_run(config, journal, run_id)  # a unique prefix is enough
+    run_id = run.run_id
+    if report is not None:  # the report of a past run, made later: the journal has it all
+        rows_written = write_report(report, report_rows(journal, run_id), g.redact)
+        out.message(f"Report: {rows_written} row(s) written to {report}.")
     info = run_json(journal, run) | {"audit_head": journal.run_head(run_id)}
     rows = list(journal.payments(run_id))
     if json_:
@@ -1161,6 +1238,9 @@ def runs_show(
     view = BulkView(out, yes=True, live=False, interactive=False, progress=False)
     view.results = [row.result(run_id) for row in rows if row.outcome is not None]
     out.table(view.results_table())
+    out.table(
+        out.pending_table([(r.account, r.payment_id, r.state) for r in rows if r.outcome is None])
+    )
     summary = summarize(journal, run_id)
     out.table(view.summary_table(summary))
     if info["audit_head"] is not None:  # to keep elsewhere: `audit verify --head` checks it
@@ -1225,6 +1305,7 @@ def run_json(journal: Any, run: Any) -> dict[str, Any]:
         "command": run.command,
         "input": run.input,
         "reason": run.reason,
+        "dry_run": bool(run.options.get("dry_run")),
         "total": journal.count_payments(run.run_id),
         "outcomes": counts,
         "remaining": journal.count_pending(run.run_id),
@@ -1241,7 +1322,7 @@ def _plan_of(journal: Any, run_id: str) -> dict[str, Any]:
 @app.command(
     short_help="Serve the providers' simulators on loopback; print a config.",
     epilog=examples(
-        "paycancel sandbox > sb.toml   (then, in another terminal:)",
+        "paycancel sandbox --output sb.toml   (then, in another terminal:)",
         "paycancel --config sb.toml status pay_demopending01 -a hedgepayments",
         "paycancel sandbox --port 0 --latency-ms 50 --requests-per-minute 600",
     ),
@@ -1271,10 +1352,20 @@ def sandbox(
             help="Rate limit per credential (429 beyond).",
         ),
     ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="PATH",
+            help="Write the config to PATH (mode 0600) instead of printing it.",
+        ),
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Serve the five providers' simulators on loopback and print a config that points at them."""
     from paycancel_cli.sandbox import Faults, Sandbox
+    from paycancel_cli.sandboxconfig import config_text, write_private
 
     if not 0 <= fail_rate <= 1:
         raise UsageError("--fail-rate must be between 0 and 1.")
@@ -1288,18 +1379,25 @@ def sandbox(
             "(0 picks a free one)."
         ) from None
     with server as sb:
-        if json_:
+        if output is not None:
+            try:
+                write_private(output, config_text(sb.base_url, sb.account_config()))
+            except OSError as exc:
+                raise UsageError(
+                    f"--output {output}: cannot be written ({exc.strerror})."
+                ) from None
+            typer.echo(
+                f"paycancel sandbox on {sb.base_url}; config written to {output} (mode 0600). "
+                f"Use it with: paycancel --config {output} ...  Ctrl-C stops the sandbox.",
+                err=True,
+            )
+        elif json_:
             import json
 
             line = {"type": "sandbox", "base_url": sb.base_url, "accounts": sb.account_config()}
             typer.echo(json.dumps(line))
         else:
-            typer.echo(f"# paycancel sandbox on {sb.base_url}; Ctrl-C stops it. Config:\n")
-            for name, fields in sb.account_config().items():
-                typer.echo(f"[accounts.{name}]")
-                for key, value in fields.items():
-                    typer.echo(f'{key} = "{value}"')
-                typer.echo("")
+            typer.echo(config_text(sb.base_url, sb.account_config()), nl=False)
         with contextlib.suppress(KeyboardInterrupt):
             while True:
                 time.sleep(3600)
@@ -1384,9 +1482,21 @@ def _invoke(
     ended: dict[str, str],
 ) -> int:
     """The command, with every way it can end turned into an exit code (see ``run``)."""
+    from paycancel_cli import pipes
+
+    def closed_output(code: int) -> int:
+        """A closed stdout ends a command as an interruption (see ``pipes``); a usage,
+        config, credential or lock error keeps its own code."""
+        if code in (2, 3, 4, 130) or not pipes.closed():
+            return code
+        return int(stop(130, "output_closed", f"Stopped: {pipes.MESSAGE}.", label=""))
+
     try:
         code = command.main(args=args, prog_name="paycancel", standalone_mode=False, obj=redactor)
-        return code if isinstance(code, int) else 0
+        return closed_output(code if isinstance(code, int) else 0)
+    except BrokenPipeError:
+        pipes.mark_closed()
+        return closed_output(0)
     except Declined as exc:
         return int(stop(exc.exit_code, exc.kind, exc.message, label=""))
     except PaycancelError as exc:
@@ -1398,7 +1508,7 @@ def _invoke(
                 tonight.current.run_id, tonight.current.started_run = run_id, True
         return int(stop(exc.exit_code, exc.kind, exc.message))
     except typer.Exit as exc:
-        return int(exc.exit_code)
+        return closed_output(int(exc.exit_code))
     except typer.Abort:
         # click's prompt turns Ctrl-C and end of input into Abort; prompts come before
         # anything is journaled or sent.

@@ -353,6 +353,7 @@ class SecretSource:
     kind: Literal["file", "env", "command", "keyring", "sandbox"]
     variable: str | None = None  # the environment variable that set it, if any
     detail: str | None = None  # the command's program, or the keyring SERVICE/USERNAME
+    placeholder: bool = False  # still the example's ``replace-me``: not a key
 
     def describe(self) -> str:
         what = {
@@ -364,10 +365,26 @@ class SecretSource:
         }[self.kind]
         if self.kind in ("command", "keyring") and self.variable:
             what += f" (set by {self.variable})"
+        if self.placeholder:
+            what += f": {PLACEHOLDER_NOTE}"
         return what
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.kind, "variable": self.variable, "detail": self.detail}
+        return {
+            "source": self.kind,
+            "variable": self.variable,
+            "detail": self.detail,
+            "placeholder": self.placeholder,
+        }
+
+
+# The example config's stand-in for every secret (``config example``).
+PLACEHOLDER = "replace-me"
+PLACEHOLDER_NOTE = "placeholder, not a key (from `config example`: put the real one here)"
+
+
+def is_placeholder(value: object) -> bool:
+    return isinstance(value, str) and PLACEHOLDER in value
 
 
 # A stand-in for a secret that is read only when the account is used, so the rest of
@@ -424,7 +441,9 @@ class AccountEntry:
             command = self.fields.get(name + COMMAND_SUFFIX)
             ref = keyring_ref(value)
             if name in self.env_vars and ref is None:
-                out.append(SecretSource(name, "env", self.env_vars[name]))
+                out.append(
+                    SecretSource(name, "env", self.env_vars[name], None, is_placeholder(value))
+                )
             elif ref is not None:
                 out.append(
                     SecretSource(name, "keyring", self.env_vars.get(name), "/".join(ref))
@@ -434,7 +453,8 @@ class AccountEntry:
                 variable = self.env_vars.get(name + COMMAND_SUFFIX)
                 out.append(SecretSource(name, "command", variable, str(program)))
             elif value is not None:
-                out.append(SecretSource(name, "sandbox" if self.builtin else "file", None))
+                kind: Literal["sandbox", "file"] = "sandbox" if self.builtin else "file"
+                out.append(SecretSource(name, kind, None, None, is_placeholder(value)))
         return out
 
     def plain_secrets(self) -> list[str]:
@@ -694,6 +714,8 @@ class Config:
                     f"({', '.join(sorted(self.entries))})."
                 )
         entry = self.entries.get(name)
+        if entry is None and not self.entries:  # no config at all: say where to start
+            raise ConfigError(f"Unknown account {name!r}. {self.no_account_message()}")
         if entry is None:
             known = ", ".join(sorted(self.entries)) or "none"
             hint = _did_you_mean(name, self.entries)
@@ -719,14 +741,17 @@ class Config:
             out.extend(account.secrets() if account is not None else entry.plain_secrets())
         return out
 
-    def no_account_message(self) -> str:
+    def no_account_message(self, *, searched: bool = True) -> str:
+        """``searched=False``: without the paths searched (shown already)."""
         where = (
-            f"The config file {self.path} has no [accounts.NAME] table"
+            f"The config file {self.path} has no [accounts.NAME] table. "
             if self.path is not None
-            else f"No config file was found (searched: {'; '.join(self.searched)})"
+            else f"No config file was found (searched: {'; '.join(self.searched)}). "
+            if searched
+            else ""
         )
         return (
-            f"No account is configured. {where}. `paycancel config example` prints an "
+            f"No account is configured. {where}`paycancel config example` prints an "
             "annotated example to start from; or try the built-in sandbox with --sandbox."
         )
 

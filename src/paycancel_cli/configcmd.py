@@ -52,11 +52,12 @@ def show(ctx: typer.Context, json_: JsonOpt = False) -> None:
     out = g.output(json_)
     if not json_:
         if config.sandbox:
-            _echo(out, "Config: the built-in sandbox accounts (--sandbox)\n")
+            _echo(out, "Config: the built-in sandbox accounts (--sandbox)")
         elif config.path:
-            _echo(out, f"Config file: {config.path}\n")
+            _echo(out, f"Config file: {config.path}")
         else:
             _echo(out, "Config file: none. Searched: " + "; ".join(config.searched))
+        _echo(out, f"Journal: {config.journal_path}\n")
     problems = 0
     for entry in config.entries.values():
         record = _describe_account(config, entry)
@@ -72,11 +73,12 @@ def show(ctx: typer.Context, json_: JsonOpt = False) -> None:
         "sandbox": config.sandbox,
         "accounts": len(config.entries),
         "problems": problems,
+        "journal": str(config.journal_path),
     }
     if json_:
         out.json_line(summary)
     elif not config.entries:
-        out.message(config.no_account_message())
+        out.message(config.no_account_message(searched=False))  # stdout named the paths
     raise typer.Exit(2 if problems else 0)
 
 

@@ -221,6 +221,36 @@ def _first_bad_utf8_line(path: Path) -> int:
     return 1
 
 
+_GROUP_SPACES = re.compile(r"(?<=\d)[ \u00a0\u202f](?=\d{3}(?:\D|$))")
+
+
+def _amount(text: str, currency: str, delimiter: str) -> tuple[Decimal | None, str | None]:
+    """An ``expected_amount``: a plain decimal, or, in a file whose delimiter is not a
+    comma (a spreadsheet in a comma-decimal locale), a decimal comma with optional
+    space-grouped thousands (``258,00``, ``1 099,99``).  A comma that could as well be a
+    thousands separator (``1,099``) is refused with both readings."""
+    try:
+        return Decimal(text), None
+    except InvalidOperation:
+        pass
+    if delimiter == "," or "," not in text:
+        return None, None
+    plain = _GROUP_SPACES.sub("", text)
+    whole, _, fraction = plain.partition(",")
+    if "." in plain or "," in fraction or not (whole.isdigit() and fraction.isdigit()):
+        return None, (
+            f"expected_amount {text!r} is not a decimal number (a decimal comma is read "
+            "only without other separators, e.g. 1099,99)"
+        )
+    if len(fraction) == 3:  # 1,099: a thousands separator, or three decimals?
+        return None, (
+            f"expected_amount {text!r} is ambiguous: a decimal comma reads it as "
+            f"{whole}.{fraction}, a thousands separator as {whole}{fraction}; write it "
+            f"with its decimals ({whole}{fraction},00) and no thousands separator"
+        )
+    return Decimal(f"{whole}.{fraction}"), None
+
+
 def _delimiter(header: str) -> str:
     counts = {d: header.count(d) for d in (",", ";", "\t")}
     best = max(counts, key=lambda d: counts[d])
@@ -285,6 +315,7 @@ class Reader:
         self.default_reason = default_reason
         self.only_account = only_account
         self.need_reason = need_reason
+        self.delimiter = ","  # sniffed from the header (a decimal comma needs another one)
         # The accounts a row may name: every configured one, or only --account's.
         self._allowed = {
             name: provider
@@ -499,7 +530,7 @@ class Reader:
                         f"{label}, line 1: the file is empty; a header row is required (e.g. "
                         "payment_id,account). Nothing was sent."
                     )
-                delimiter = _delimiter(first)
+                delimiter = self.delimiter = _delimiter(first)
                 header = next(csv.reader([first], delimiter=delimiter), [])
                 lines: Iterator[str] = text
                 if self._is_plain_id_list(header):
@@ -685,10 +716,9 @@ class Reader:
         if amount or currency:
             if not (amount and currency):
                 return bad("expected_amount and expected_currency go together")
-            try:
-                value_dec = Decimal(amount)
-            except InvalidOperation:
-                return bad(f"expected_amount {amount!r} is not a decimal number")
+            value_dec, problem = _amount(amount, currency, self.delimiter)
+            if problem is not None or value_dec is None:
+                return bad(problem or f"expected_amount {amount!r} is not a decimal number")
             if not value_dec.is_finite() or value_dec < 0 or value_dec.adjusted() > 15:
                 return bad(f"expected_amount {amount!r} is not a plausible positive amount")
             if len(currency) != 3 or not currency.isalpha() or not currency.isascii():

@@ -73,6 +73,7 @@ from paycancel_cli.errors import (
 from paycancel_cli.models import (
     AGGREGATES,
     AUTH_FAILED,
+    IMPLIED,
     ErrorInfo,
     Money,
     Outcome,
@@ -87,9 +88,15 @@ if TYPE_CHECKING:
 # Capability names as the adapters declare them (providers.base.Capability is a
 # StrEnum); compared as strings so that importing the engine imports no adapter code.
 CANCEL_FIRST = "cancel_first"
-IMPLIED = "implied by the cancel answer"
 
 log = logging.getLogger("paycancel.retry")
+
+
+# What a person at a terminal is told while a request is retried (the CLI attaches a
+# handler for ``status`` and ``cancel`` when stderr is a terminal); kept out of the
+# verbose log, which has its own line above.
+notice = logging.getLogger("paycancel.retrying")
+notice.propagate = False
 
 
 def _log_retry(details: stamina.instrumentation.RetryDetails) -> None:
@@ -100,6 +107,9 @@ def _log_retry(details: stamina.instrumentation.RetryDetails) -> None:
         details.wait_for,
         type(details.caused_by).__name__,
     )
+    cause = details.caused_by
+    why = getattr(cause, "message", None) or f"{type(cause).__name__}: {cause}"
+    notice.info("%s Retrying in %.1fs (retry %d)...", why, details.wait_for, details.retry_num)
 
 
 # stamina's default hook logs a WARNING per retry through the root logger; paycancel keeps
@@ -384,8 +394,7 @@ class Canceller:
             return None
         if was_cancelled(before):
             return Outcome.ALREADY_CANCELLED, None
-        why = before.why_not or f"status {before.native_status}"
-        return Outcome.NOT_CANCELLABLE, ErrorInfo(before.state_code(), why)
+        return Outcome.NOT_CANCELLABLE, before.refusal()
 
     async def _cancel(
         self,
@@ -553,7 +562,8 @@ class Canceller:
             # Sent first, and the answer says what the payment is: no read needed.
             if exc.already_cancelled:
                 return replace(done, outcome=Outcome.ALREADY_CANCELLED)
-            return replace(done, outcome=Outcome.NOT_CANCELLABLE, error=_info(exc))
+            error = replace(_info(exc), code=exc.status or exc.code, provider_code=exc.code)
+            return replace(done, outcome=Outcome.NOT_CANCELLABLE, error=error)
         # The state changed since the read, or the refusal does not say why: find out.
         now = await self.read(target.payment_id)
         if ever_uncertain and released(before, now):
@@ -579,10 +589,11 @@ class Canceller:
             )
         # Sent first, the read says why (as a read first would have); else the state
         # changed since the read, and the refusal's own code says how.
-        error = (
-            _info(exc)
-            if before is not None
-            else ErrorInfo(now.state_code(), now.why_not or exc.message)
+        error = replace(
+            now.refusal(),
+            message=exc.message if before is not None else now.why_not or exc.message,
+            http_status=exc.http_status,
+            provider_code=exc.code or now.native_status,
         )
         return replace(done, outcome=Outcome.NOT_CANCELLABLE, error=error, before=seen, after=after)
 

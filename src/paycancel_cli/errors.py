@@ -133,9 +133,13 @@ class NotCancellable(ProviderError):
         code: str | None = None,
         http_status: int | None = None,
         already_cancelled: bool | None = None,
+        status: str | None = None,
     ) -> None:
         super().__init__(message, code=code, http_status=http_status)
         self.already_cancelled = already_cancelled
+        # The normalized status the answer names (``succeeded`` for FlexPortal's
+        # ALREADY_PAID), when it names one: the refusal's normalized code.
+        self.status = status
 
 
 class RateLimited(ProviderError):

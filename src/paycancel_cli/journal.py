@@ -577,6 +577,15 @@ class Journal:
         row = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else _run(row)
 
+    def run_ids_starting(self, prefix: str, limit: int = 5) -> list[str]:
+        """Run ids that start with ``prefix`` (at most ``limit``), newest first."""
+        rows = self.db.execute(
+            "SELECT run_id FROM runs WHERE substr(run_id, 1, ?) = ?"
+            " ORDER BY started_at DESC LIMIT ?",
+            (len(prefix), prefix, limit),
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def runs(self, limit: int = 50) -> list[RunRow]:
         rows = self.db.execute(
             "SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", (limit,)

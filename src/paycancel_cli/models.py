@@ -62,6 +62,11 @@ class Money:
         return None if data is None else cls(Decimal(data["value"]), data["currency"])
 
 
+# The native status of a before state that was not read but implied by the cancel
+# answer (cancel first): reports and tables show it as not read, never as a value.
+IMPLIED = "implied by the cancel answer"
+
+
 class PaymentStatus(StrEnum):
     PENDING = "pending"
     AUTHORIZED = "authorized"
@@ -104,15 +109,16 @@ class Payment:
             return Money(self.authorized.value - spent, self.authorized.currency)
         return self.amount
 
-    def state_code(self) -> str:
-        """The code of a refusal read from this state: the provider's own word, unless
-        that word names another of our statuses (Vipps keeps ``AUTHORIZED`` after a
-        capture, a refund or a release), where ours is the one that tells."""
-        try:
-            named = PaymentStatus(self.native_status.lower())
-        except ValueError:
-            return self.native_status
-        return self.native_status if named is self.status else self.status.value
+    @property
+    def was_read(self) -> bool:
+        """False for a before state nobody read (implied by a cancel answer)."""
+        return self.native_status != IMPLIED
+
+    def refusal(self) -> ErrorInfo:
+        """Why this state refuses a cancel: the normalized code (the status that
+        forbids it), the provider's own word beside it."""
+        why = self.why_not or f"status {self.native_status}"
+        return ErrorInfo(self.status.value, why, provider_code=self.native_status)
 
     def to_json(self) -> dict[str, Any]:
         def money(m: Money | None) -> dict[str, str] | None:
@@ -212,6 +218,9 @@ class ErrorInfo:
     message: str
     http_status: int | None = None
     transient: bool = False
+    # A refusal's own code at the provider (``ALREADY_PAID``, ``6040``...), beside the
+    # normalized ``code`` (the status that forbids the cancel).
+    provider_code: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -219,6 +228,7 @@ class ErrorInfo:
             "message": self.message,
             "http_status": self.http_status,
             "transient": self.transient,
+            "provider_code": self.provider_code,
         }
 
     @classmethod
@@ -228,6 +238,7 @@ class ErrorInfo:
             str(data.get("message", "")),
             data.get("http_status"),
             bool(data.get("transient", False)),
+            data.get("provider_code"),
         )
 
 

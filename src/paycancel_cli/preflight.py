@@ -136,6 +136,20 @@ async def _resolve(config: Config, name: str) -> Account | CheckResult:
 async def _check(config: Config, session: Any, account: Account | CheckResult) -> CheckResult:
     if isinstance(account, CheckResult):
         return account  # misconfigured: nothing to send
+    placeholders = [s.field for s in config.entries[account.name].sources() if s.placeholder]
+    if placeholders:  # the example's stand-ins: no request could prove anything
+        from paycancel_cli.config import PLACEHOLDER_NOTE
+
+        return CheckResult(
+            account.name,
+            account.provider,
+            account.is_live,
+            account.url,
+            "misconfigured",
+            message=f"{', '.join(placeholders)}: {PLACEHOLDER_NOTE}.",
+            fix="Put the account's real credentials in the config file or its environment "
+            "variables; nothing was sent.",
+        )
     began = time.monotonic()
 
     def result(status: Status, message: str | None = None, fix: str | None = None) -> CheckResult:

@@ -19,6 +19,7 @@ Tables are ``Sheet``s, laid out here and nowhere else.  Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -32,6 +33,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 from rich.console import Console, ConsoleOptions
 from rich.text import Text
 
+from paycancel_cli import pipes
 from paycancel_cli.errors import Declined
 from paycancel_cli.models import AGGREGATES, Money, Outcome, Payment, Result
 
@@ -328,8 +330,7 @@ class Output:
         self.err.print(Text(self.redact(command)), soft_wrap=True)
 
     def json_line(self, obj: dict[str, Any]) -> None:
-        self._stdout.write(self.redact(json.dumps(obj, default=str)) + "\n")
-        self._stdout.flush()
+        pipes.write(self._stdout, self.redact(json.dumps(obj, default=str)) + "\n")
 
     def table(self, sheet: Sheet, console: Console | None = None) -> None:
         """A sheet on stdout (or ``console``), after a blank line if another came
@@ -373,8 +374,10 @@ class Output:
             label = self.account_label(account, live(account))
             if payment is None:
                 note = Text(f"no: {self.redact(error or 'not found')}", style="yellow")
-                # A read can also fail on an answer that cannot be understood.
-                what = "not found" if error is None or " not found" in error else "failed"
+                # Not a payment status (FlexPortal has a real ``failed``): the lookup
+                # failed (unreachable, an answer that cannot be understood).
+                found = error is None or " not found" in error
+                what = "not found" if found else f"({NOT_READ})"
                 sheet.add_row(label, pid, Text(what, style="yellow"), "", *blank, note)
                 continue
             verdict = (
@@ -413,14 +416,25 @@ class Output:
         for run in runs:
             sheet.add_row(
                 run["run_id"],
-                run["started_at"][:19].replace("T", " "),
-                run["status"],
+                _when(run["started_at"]),
+                f"{run['status']} (dry run)" if run.get("dry_run") else run["status"],
                 str(run["total"]),
                 f"{run['user']}@{run['host']}",
                 self.redact(str(run["input"] or "")),
                 self.redact(str(run["reason"] or "")),
                 ", ".join(f"{k} {v}" for k, v in sorted(run["outcomes"].items())),
             )
+        return sheet
+
+    def pending_table(self, rows: list[tuple[str, str, str]], shown: int = 20) -> Sheet:
+        """The payments a stopped run has not processed yet: (account, id, state)."""
+        more = f"; first {shown} shown" if len(rows) > shown else ""
+        sheet = Sheet(
+            Text(f"Not processed yet ({len(rows)}{more})"),
+            [Col("account", group=True), Col("payment id", keep=True, head=True), Col("state")],
+        )
+        for account, pid, state in rows[:shown]:
+            sheet.add_row(account, pid, "cancel in flight" if state == "in_flight" else state)
         return sheet
 
     def plan_table(self, payment: Payment, live: bool, reason: str) -> Sheet:
@@ -454,8 +468,8 @@ class Output:
             "" if b is None else _status(b),
             "" if a is None else _status(a),
             ""
-            if a is None or b is None or a.status == b.status
-            else f"{b.status.value} -> {a.status.value}",
+            if a is None or b is None or (a.status == b.status and b.was_read)
+            else f"{_word(b)} -> {a.status.value}",
         )
         for name in ("amount", *AGGREGATES):
             before = None if b is None else getattr(b, name)
@@ -467,11 +481,15 @@ class Output:
         return sheet
 
     def result_line(self, result: Result) -> Text:
+        """One line: account, payment, outcome, and why, each said once (no code the
+        message starts with, no second naming of the payment)."""
         text = Text(f"{result.account} {result.payment_id}: ")
         text.append(result.outcome.value, style=_OUTCOME_STYLE[result.outcome])
         if result.error is not None:
-            code = f" [{result.error.code}]" if result.error.code else ""
-            text.append(f"{code} {self.redact(result.error.message)}")
+            message = result.error.message.removesuffix(f" (payment {result.payment_id})")
+            code = result.error.code
+            shown = f" [{code}]" if code and not message.startswith(code) else ""
+            text.append(f"{shown} {self.redact(message)}")
         return text
 
 
@@ -482,11 +500,33 @@ def show(console: Console, sheet: Sheet) -> None:
         console.print(line, soft_wrap=True)
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """Its reader is gone: go quiet, never raise or block (rich would exit 1)."""
+        self.quiet = True
+        if self.file is sys.stdout:
+            pipes.mark_closed()
+        else:  # stderr: messages go nowhere now, the run's outcome is unchanged
+            with contextlib.suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.file.fileno())
+                os.close(devnull)
+
+
 def _console(stream: IO[str], no_color: bool) -> Console:
-    console = Console(file=stream, no_color=True if no_color else None, highlight=False)
+    console = _Console(file=stream, no_color=True if no_color else None, highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 160  # a pipe or file: do not squeeze messages into 80 columns
     return console
+
+
+def _when(stamp: str) -> str:
+    """A journal time (ISO 8601 with its offset) with its zone: ``... UTC``, or the
+    offset when it is not UTC."""
+    shown = stamp[:19].replace("T", " ")
+    zone = re.search(r"(Z|[+-]\d\d:?\d\d)$", stamp)
+    offset = zone.group(1) if zone else "Z"  # the journal writes UTC
+    return f"{shown} UTC" if offset in ("Z", "+00:00", "+0000") else f"{shown} {offset}"
 
 
 def money(value: Money | None) -> str:
@@ -501,23 +541,39 @@ def _amounts(totals: dict[str, Decimal]) -> list[Text]:
     return items
 
 
+def _spelling(word: str) -> str:
+    """A status word without its spelling: case, separators, US ``canceled``."""
+    folded = re.sub(r"[\s_-]+", "", word.lower())
+    return folded.replace("canceled", "cancelled")
+
+
 def _native(payment: Payment) -> str:
-    """The provider's own word for the status, when it says more than ours."""
+    """The provider's own word for the status, when it says more than ours (not when
+    it differs only in spelling: ``canceled``, ``CANCELLED``)."""
     native = payment.native_status
-    return "" if native.lower() == payment.status.value else native
+    return "" if _spelling(native) == _spelling(payment.status.value) else native
+
+
+NOT_READ = "not read"  # a before state implied by a cancel answer: nobody read it
 
 
 def _status(payment: Payment) -> str:
+    if not payment.was_read:
+        return NOT_READ
     native = _native(payment)
     return f"{payment.status.value} ({native})" if native else payment.status.value
 
 
+def _word(payment: Payment) -> str:
+    return payment.status.value if payment.was_read else NOT_READ
+
+
 def _status_change(result: Result) -> str:
     b, a = result.before, result.after
-    if b is not None and a is not None and a.status != b.status:
-        return f"{b.status.value} -> {a.status.value}"
+    if b is not None and a is not None and (a.status != b.status or not b.was_read):
+        return f"{_word(b)} -> {a.status.value}"
     shown = b or a
-    return "" if shown is None else shown.status.value
+    return "" if shown is None else _word(shown)
 
 
 def _change(before: Money | None, after: Money | None) -> str:
@@ -618,8 +674,14 @@ class BulkView:
     def validated(self, validation: Validation) -> None:
         for note in validation.notes:  # first: a note may say how the lines are counted
             self._line(f"Note: {note}")
+        # Rows invalid in the same way (a config error, a missing column value) are one
+        # message with their lines, not one line each.
+        same: dict[str, list[int]] = {}
         for problem in validation.problems[:50]:
-            self.out.message(f"line {problem.line}: {problem.message}", style="red")
+            same.setdefault(problem.message, []).append(problem.line)
+        for message, numbers in same.items():
+            where = f"line {numbers[0]}" if len(numbers) == 1 else f"lines {_ranges(numbers)}"
+            self.out.message(f"{where}: {message}", style="red")
         if validation.invalid > 50:
             self.out.message(f"... and {validation.invalid - 50} more invalid rows", style="red")
         if validation.duplicates:
@@ -665,7 +727,7 @@ class BulkView:
         if live_accounts and not (self.yes and self.live):
             for account in live_accounts:
                 typed = _prompt(f"LIVE account: type the account name ({account}) to go on")
-                if typed.strip() != account:
+                if typed.strip().lower() != account.lower():  # names match in any case
                     raise Declined("The typed name did not match the account; nothing was sent.")
             return
         if self.yes:
@@ -708,7 +770,10 @@ class BulkView:
             self._progress.stop()
             self._progress = None
 
-    def results_table(self) -> Sheet:
+    def results_table(self, summary: Summary | None = None) -> Sheet:
+        """One row per payment; a payment listed in ``summary``'s failures table has
+        its message there only (each message once)."""
+        listed = set() if summary is None else {(r.account, r.payment_id) for r in summary.failures}
         dry = any(r.outcome is Outcome.WOULD_CANCEL for r in self.results)
         sheet = Sheet(
             Text("Results"),
@@ -723,7 +788,7 @@ class BulkView:
         )
         for r in self.results:
             status = _status_change(r)
-            note = self._why(r)
+            note = "" if (r.account, r.payment_id) in listed else self._why(r)
             sheet.add_row(
                 r.account,
                 r.payment_id,
@@ -765,8 +830,14 @@ class BulkView:
                 f"{summary.would_unknown} would be cancelled with no amount from the provider"
             )
         if summary.unknown_amounts:
+            named = [kept(pid) for pid in summary.unknown_ids]
+            for item in named[:-1]:
+                item.append(",")
+            more = summary.unknown_amounts - len(named)
             sheet.note(
-                *f"{summary.unknown_amounts} cancelled with no amount from the provider".split()
+                *f"{summary.unknown_amounts} cancelled with no amount from the provider:".split(),
+                *named,
+                *([f"and {more} more"] if more > 0 else []),
             )
         if summary.remaining:
             sheet.note(f"{summary.remaining} not processed yet")
@@ -821,6 +892,17 @@ class BulkView:
                 kept("--report PATH"),
             )
         return sheet
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``2-5, 8, 10-11``: sorted line numbers as runs."""
+    runs: list[list[int]] = []
+    for n in sorted(numbers):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def _prompt(text: str) -> str:

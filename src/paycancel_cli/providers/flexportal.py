@@ -51,7 +51,12 @@ _STATUS = {
     "paid": (PaymentStatus.SUCCEEDED, False, "paid: refund instead"),
     "cancelled": (PaymentStatus.CANCELLED, False, "already cancelled"),
 }
-_NOT_CANCELLABLE = {"ALREADY_PAID", "ALREADY_CANCELLED", "PAYMENT_PROCESSING"}
+# The cancel's refusals, each with the native status it names.
+_NOT_CANCELLABLE = {
+    "ALREADY_PAID": "paid",
+    "ALREADY_CANCELLED": "cancelled",
+    "PAYMENT_PROCESSING": "processing",
+}
 PAGE_SIZE = 100
 
 
@@ -163,6 +168,7 @@ class FlexPortal(IdRules):
                 code=code,
                 http_status=response.status_code,
                 already_cancelled=code == "ALREADY_CANCELLED",
+                status=_STATUS[_NOT_CANCELLABLE[code]][0].value,
             )
         raise unexpected(response, self.title, code, message)
 

@@ -139,6 +139,9 @@ class HedgePayments(IdRules):
                 code=code or "payment_not_cancelable",
                 http_status=412,
                 already_cancelled=None if current is None else current == "canceled",
+                status=_STATUS[current][0].value
+                if isinstance(current, str) and current in _STATUS
+                else None,
             )
         raise unexpected(response, self.title, code, message)
 
