@@ -26,7 +26,7 @@ from paycancel_cli.journal import GENESIS, JOURNAL_UPGRADED, Event
 
 EXPORT_FIELDS = (
     "seq", "time", "type", "run_id", "user", "host", "account", "provider", "payment_id",
-    "outcome", "error_code", "amount", "currency", "released", "released_currency", "reason",
+    "outcome", "error_code", "provider_code", "amount", "currency", "released", "released_currency", "reason",
     "idempotency_key", "command", "input", "input_hash", "plan_id", "plan_digest",
     "plan_author", "plan_approvers", "prev", "sha256",
 )  # fmt: skip

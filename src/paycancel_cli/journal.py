@@ -478,6 +478,7 @@ class Journal:
             "idempotency_key": result.idempotency_key or None,
             "outcome": result.outcome.value,
             "error_code": result.error.code if result.error else None,
+            "provider_code": result.error.provider_code if result.error else None,
             "http_status": result.error.http_status if result.error else None,
             "amount": amount,
             "currency": currency,
