@@ -744,9 +744,12 @@ def test_readme_documents_configuration_and_the_preflight() -> None:
     ):
         assert shown in config, shown
     cron = readme[readme.index("## Running from cron") : readme.index("## Safety")]
-    # the pre-flight by hand before the first night; the nightly line needs no gate
+    # the pre-flight by hand before the first night, and first in the nightly line,
+    # logged but never a gate (a gate skipped the night with no run to resume)
     assert "/opt/paycancel/bin/paycancel --config /etc/paycancel/config.toml config check" in cron
-    assert "config check" not in cron[cron.index("```cron") :].split("```")[1]
+    line = cron[cron.index("```cron") :].split("```")[1]
+    first, *rest = line.split("; ")
+    assert "config check" in first and "&&" not in line and "bulk-cancel" in rest[-1]
     for provider, sent in PROBES.items():
         assert sent.split(" (")[0].split(" ", 1)[1] in readme, provider
 

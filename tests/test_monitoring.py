@@ -480,9 +480,8 @@ def test_the_ping_url_reaches_no_output_journal_report_or_runs_line(
         runs = spawn(["--config", str(config), "runs"], env).communicate(timeout=60)
         runs_json = spawn(["--config", str(config), "runs", "--json"], env).communicate(timeout=60)
     (run,) = Journal(journal).runs()
-    assert run.command.endswith(f"--ping-url={ping_server.url.replace(SENTINEL, '[REDACTED]')}"), (
-        run.command
-    )
+    # the journal keeps no part of a ping URL but the option's name
+    assert run.command.endswith("--ping-url=[REDACTED]"), run.command
     assert "HTTP" in err or "->" in err  # -v logged the exchanges
     texts = [out, err, *runs, *runs_json, report.read_text(), prom.read_text()]
     texts += [p.read_bytes().decode("latin-1") for p in journal.parent.rglob("*") if p.is_file()]
