@@ -17,7 +17,11 @@ Prints per target: mutants, killed, survived (with their diffs), equivalent, no 
 timeouts, and the score: killed / (mutants - equivalent).  ``--json`` writes the figures.
 
 Usage: ``python bench/mutate.py [--smoke] [--module NAME ...] [--children N]
-[--keep DIR] [--json PATH]``.  Needs the test extra (``pip install -e '.[test]'``).
+[--keep DIR [--recheck]] [--source TREE] [--json PATH] [--min-score P]``.  ``--keep`` keeps
+the scratch copies; ``--recheck`` then tests only the mutants that were not killed, with
+the tests as they are now (after new tests: the score after, without testing again what
+was killed).  ``--source`` mutates another tree (``git archive REV`` unpacked: the score
+before).  Needs the test extra (``pip install -e '.[test]'``).
 """
 
 from __future__ import annotations
@@ -134,21 +138,37 @@ class Score:
         }
 
 
+EXTRAS = ["examples", "README.md", "config.example.toml"]  # files the tests read
+NO_CACHE = shutil.ignore_patterns("__pycache__")
+
+
 def scratch_copy(target: Target, into: Path, root: Path = ROOT) -> None:
     """The repository's code and tests, with a mutmut section for ``target``."""
-    shutil.copytree(root / "src", into / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(root / "tests", into / "tests", ignore=shutil.ignore_patterns("__pycache__"))
-    extras = ["examples", "README.md", "config.example.toml"]  # files the tests read
-    for extra in extras:
+    shutil.copytree(root / "src", into / "src", ignore=NO_CACHE)
+    shutil.copytree(root / "tests", into / "tests", ignore=NO_CACHE)
+    for extra in EXTRAS:
         source = root / extra
         if source.is_dir():
             shutil.copytree(source, into / extra)
         elif source.exists():
             shutil.copy2(source, into / extra)
+    write_settings(target, into, root)
+
+
+def refresh_tests(target: Target, work: Path, root: Path) -> None:
+    """A kept scratch copy gets the tests of ``root`` (the code mutated stays)."""
+    for tests in (work / "tests", work / "mutants" / "tests"):
+        shutil.rmtree(tests, ignore_errors=True)
+        shutil.copytree(root / "tests", tests, ignore=NO_CACHE)
+    write_settings(target, work, root)
+    shutil.copy2(work / "pyproject.toml", work / "mutants" / "pyproject.toml")
+
+
+def write_settings(target: Target, into: Path, root: Path) -> None:
     tests = [t for t in target.tests if (root / t).exists()]
     section = {
         "source_paths": ["src"],
-        "also_copy": extras,
+        "also_copy": EXTRAS,
         "only_mutate": list(target.mutate),
         "pytest_add_cli_args_test_selection": tests,
         # -p no:cacheprovider: nothing written into the scratch copy's tests
@@ -178,23 +198,46 @@ def mutmut(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> s
 
 
 def run_target(
-    name: str, target: Target, *, children: int, keep: Path | None, limit_s: float, root: Path
+    name: str,
+    target: Target,
+    *,
+    children: int,
+    keep: Path | None,
+    limit_s: float,
+    root: Path,
+    recheck: bool = False,
 ) -> Score:
     started = time.monotonic()
     work = keep / name if keep else Path(tempfile.mkdtemp(prefix=f"mutate-{name}-"))
-    if work.exists() and keep:
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    try:
+    env = dict(os.environ)
+    # Tests that start paycancel in a child process run the mutated code too.
+    # (Only the mutants: mutmut must find the code it mutated first on the path.)
+    env["PYTHONPATH"] = str(work / "mutants" / "src")
+    env.pop("PYTEST_ADDOPTS", None)
+    names: list[str] = []
+    if recheck:
+        # Only the mutants not killed last time, against the tests as they are now
+        # (more tests never revive a killed mutant).
+        if not (work / "mutants").is_dir():
+            raise SystemExit(f"--recheck: no kept run of {name} in {work}")
+        refresh_tests(target, work, root)
+        listing = mutmut(["results", "--all", "true"], work, env, 600)
+        names = [
+            m["name"]
+            for m in map(RESULT.match, listing.splitlines())
+            if m and m["status"] not in KILLED
+        ]
+    else:
+        if work.exists() and keep:
+            shutil.rmtree(work)
+        work.mkdir(parents=True, exist_ok=True)
         scratch_copy(target, work, root)
-        env = dict(os.environ)
-        # Tests that start paycancel in a child process run the mutated code too.
-        # (Only the mutants: mutmut must find the code it mutated first on the path.)
         # It must exist when Python starts, or the import system caches it as missing.
         (work / "mutants" / "src").mkdir(parents=True)
-        env["PYTHONPATH"] = str(work / "mutants" / "src")
-        env.pop("PYTEST_ADDOPTS", None)
-        ran = mutmut(["run", "--max-children", str(children)], work, env, limit_s)
+    try:
+        ran = ""
+        if names or not recheck:
+            ran = mutmut(["run", "--max-children", str(children), *names], work, env, limit_s)
         if "Stopping early" in ran or "failed to collect stats" in ran:
             raise SystemExit(
                 f"{name}: mutmut could not start (the tests must pass):\n{ran[-3000:]}"
@@ -252,6 +295,11 @@ def main() -> int:
     parser.add_argument("--module", action="append", choices=sorted(TARGETS), default=None)
     parser.add_argument("--children", type=int, default=1, help="mutants tested at once")
     parser.add_argument("--keep", type=Path, default=None, help="keep scratch copies here")
+    parser.add_argument(
+        "--recheck",
+        action="store_true",
+        help="with --keep: test the survivors of the kept run again, with today's tests",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.add_argument(
         "--source",
@@ -266,6 +314,8 @@ def main() -> int:
         "--min-score", type=float, default=None, help="exit 1 if a module scores below this"
     )
     args = parser.parse_args()
+    if args.recheck and args.keep is None:
+        parser.error("--recheck needs --keep DIR (the run whose survivors to test again)")
     names = args.module or (SMOKE if args.smoke else DEFAULT)
     scores = []
     for name in names:
@@ -276,6 +326,7 @@ def main() -> int:
             keep=args.keep,
             limit_s=args.limit_s,
             root=args.source,
+            recheck=args.recheck,
         )
         report(score)
         scores.append(score)
