@@ -72,6 +72,9 @@ TARGETS: dict[str, Target] = {
             "tests/test_journal.py",
             "tests/test_crash_resume.py",
             "tests/test_regressions.py",
+            "tests/test_cancel_first.py",
+            "tests/test_exit_codes.py",
+            "tests/test_bulk.py",
             "tests/test_safety_net.py",
         ),
     ),
@@ -260,6 +263,11 @@ def run_target(
                 score.equivalent[mutant] = known["reason"]
             else:
                 score.survivors[mutant] = f"[{status}]\n{diff}"
+        unchecked = score.counts.get("not checked", 0)
+        if unchecked:
+            # mutmut stopped before the end (a time limit, a crash): say so, never
+            # score what was not tested.
+            print(f"   {name}: {unchecked} mutants not checked; mutmut said:\n{ran[-2000:]}")
         score.seconds = time.monotonic() - started
         return score
     finally:
