@@ -58,6 +58,7 @@ TARGETS: dict[str, Target] = {
         (f"{PKG}/engine.py",),
         (
             "tests/test_engine.py",
+            "tests/test_engine_rules.py",
             "tests/test_cancel_first.py",
             "tests/test_crash_resume.py",
             "tests/test_regressions.py",

@@ -1,0 +1,239 @@
+"""The engine's small rules, one at a time: what counts as cancelled and released, the
+before a cancel answer implies, the amount guard's words, the keys renewed after a
+spent one, the totals per currency, the waits chosen before a retry, and the retry log.
+
+Written against the survivors of ``bench/mutate.py --module engine``: each test fails
+on a careless change to its rule that the scenario tests did not notice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from paycancel_cli.engine import (
+    IMPLIED,
+    Canceller,
+    Target,
+    _info,
+    amount_mismatch,
+    cancelled_totals,
+    fresh_key,
+    idempotency_key,
+    implied_before,
+    released,
+    was_cancelled,
+)
+from paycancel_cli.errors import (
+    Busy,
+    NotCancellable,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+)
+from paycancel_cli.models import ErrorInfo, Money, Outcome, Payment, PaymentStatus, Result
+from paycancel_cli.providers import make_provider
+
+from .conftest import Retries
+from .test_providers_unit import account, jresp
+
+
+def pay(
+    status: PaymentStatus = PaymentStatus.AUTHORIZED,
+    *,
+    cancelable: bool = True,
+    amount: str | None = "10.00",
+    cancelled: str | None = None,
+    currency: str = "NOK",
+    note: str | None = None,
+) -> Payment:
+    return Payment(
+        account="a",
+        provider="vipps",
+        payment_id="ref-00000001",
+        status=status,
+        native_status=status.value.upper(),
+        cancelable=cancelable,
+        why_not=None if cancelable else "no",
+        amount=None if amount is None else Money(Decimal(amount), currency),
+        authorized=None if amount is None else Money(Decimal(amount), currency),
+        cancelled=None if cancelled is None else Money(Decimal(cancelled), currency),
+        amount_note=note,
+    )
+
+
+# was_cancelled / released / implied_before
+
+
+def test_was_cancelled_needs_nothing_left_and_something_released() -> None:
+    assert was_cancelled(pay(PaymentStatus.CANCELLED, cancelable=False))
+    # Vipps after a release: state AUTHORIZED, nothing left, a cancelled aggregate
+    assert was_cancelled(pay(cancelable=False, cancelled="0.50"))
+    # still something to cancel (a partial release): not cancelled
+    assert not was_cancelled(pay(cancelable=True, cancelled="5.00"))
+    # nothing left because it was captured: not cancelled
+    assert not was_cancelled(pay(PaymentStatus.SUCCEEDED, cancelable=False, cancelled="0"))
+    assert not was_cancelled(pay(PaymentStatus.SUCCEEDED, cancelable=False))
+
+
+def test_released_compares_the_cancelled_aggregate_and_the_status() -> None:
+    open_ = pay()
+    gone = pay(PaymentStatus.CANCELLED, cancelable=False)
+    assert released(open_, gone)
+    assert not released(gone, gone)  # cancelled before: not this cancel's release
+    assert released(pay(cancelled="0"), pay(cancelable=False, cancelled="10.00"))
+    assert not released(pay(cancelled="0"), pay(cancelable=False, cancelled="0"))
+    assert not released(pay(cancelled="0"), pay(cancelable=True, cancelled="5.00"))
+    # one side without an aggregate: nothing to compare, no release
+    assert not released(pay(cancelled=None), pay(cancelable=False, cancelled="10.00"))
+    assert not released(pay(cancelled="0"), pay(cancelable=False, cancelled=None))
+    # no before: released when the payment shows released at all
+    assert released(None, gone) and not released(None, open_)
+
+
+def test_implied_before_is_the_same_payment_open_with_nothing_cancelled() -> None:
+    after = pay(PaymentStatus.CANCELLED, cancelable=False, cancelled="10.00")
+    before = implied_before(after)
+    assert before.status is PaymentStatus.PENDING and before.native_status == IMPLIED
+    assert before.cancelable and before.why_not is None and before.cancelled is None
+    assert before.amount == after.amount and before.payment_id == after.payment_id
+
+
+# amount_mismatch
+
+
+def test_amount_mismatch_says_what_it_saw_and_expected() -> None:
+    ten = Money(Decimal("10.00"), "NOK")
+    assert amount_mismatch(ten, pay()) is None
+    assert amount_mismatch(Money(Decimal("9"), "NOK"), pay()) == (
+        "amount is 10.00 NOK, expected 9.00 NOK"
+    )
+    noted = pay(note="amount 8.00 before tax")
+    assert amount_mismatch(Money(Decimal("9"), "NOK"), noted) == (
+        "amount is 10.00 NOK (amount 8.00 before tax), expected 9.00 NOK"
+    )
+    assert amount_mismatch(ten, pay(amount=None)) == (
+        "expected amount 10.00 NOK cannot be checked: vipps does not report this payment's amount"
+    )
+
+
+# keys
+
+
+def test_a_fresh_key_counts_up_from_the_root() -> None:
+    root = idempotency_key("run", "acc", "pid")
+    assert fresh_key(root) == f"{root}-r1"
+    assert fresh_key(f"{root}-r1") == f"{root}-r2"
+    assert fresh_key(f"{root}-r9") == f"{root}-r10"
+    key = root
+    for _ in range(99):
+        key = fresh_key(key)
+    assert key == f"{root}-r99" and len(key) <= 42  # Vipps allows 50
+
+
+# totals
+
+
+def result(outcome: Outcome, before: Payment | None, after: Payment | None) -> Result:
+    return Result("r", "a", "vipps", "ref-00000001", outcome, before=before, after=after)
+
+
+def test_cancelled_totals_add_what_each_cancel_released_per_currency() -> None:
+    eur = pay(PaymentStatus.PENDING, amount="10.00", currency="EUR")
+    eur_done = pay(PaymentStatus.CANCELLED, cancelable=False, amount="2.50", currency="EUR")
+    part_before = pay(cancelled="0")
+    part_after = pay(cancelable=False, cancelled="7.50")
+    no_amount = pay(PaymentStatus.CANCELLED, cancelable=False, amount=None)
+    totals, unknown = cancelled_totals(
+        [
+            result(Outcome.CANCELLED, eur, None),
+            result(Outcome.CANCELLED, None, eur_done),
+            result(Outcome.CANCELLED, part_before, part_after),
+            result(Outcome.CANCELLED, None, no_amount),
+            result(Outcome.ALREADY_CANCELLED, eur, eur),
+            result(Outcome.NOT_CANCELLABLE, eur, None),
+        ]
+    )
+    assert totals == {"EUR": Decimal("12.50"), "NOK": Decimal("7.50")}
+    assert unknown == 1
+
+
+def test_error_info_from_an_exception_keeps_code_status_and_transience() -> None:
+    assert _info(RateLimited("slow", code="rate")) == ErrorInfo("rate", "slow", 429, True)
+    assert _info(NotCancellable("no", code="paid", http_status=409)) == ErrorInfo(
+        "paid", "no", 409, False
+    )
+    assert _info(ProviderError("odd")) == ErrorInfo(None, "odd", None, False)
+
+
+# waits before a retry
+
+
+def canceller(provider: str) -> Canceller:
+    async def make() -> Canceller:
+        acc = account(provider)
+        return Canceller(make_provider(acc, httpx.AsyncClient(base_url=acc.url)), run_id="r")
+
+    return asyncio.run(make())
+
+
+def test_read_backoff_waits_what_the_provider_asks_spread_a_little_and_capped() -> None:
+    fp = canceller("flexportal")
+    for asked, spread in ((7.0, 1.0), (0.2, 0.1), (0.0, 0.05)):
+        for _ in range(20):
+            wait = fp._read_backoff(RateLimited("slow", retry_after=asked))
+            assert isinstance(wait, float) and asked <= wait <= asked + spread, (asked, wait)
+    capped = fp._read_backoff(RateLimited("slow", retry_after=3600.0))
+    assert isinstance(capped, float) and 120.0 <= capped <= 121.0
+    busy = fp._read_backoff(Busy("locked", retry_after=15.0))
+    assert isinstance(busy, float) and 15.0 <= busy <= 16.0
+    assert fp._read_backoff(Busy("locked")) is True
+    assert fp._read_backoff(RateLimited("slow")) is True
+    assert fp._read_backoff(ProviderUnavailable("down")) is True
+    assert fp._read_backoff(NotCancellable("no")) is False
+
+
+def test_cancel_backoff_keeps_the_vipps_floor_and_nothing_else_changes() -> None:
+    vipps = canceller("vipps")
+    assert vipps._cancel_backoff(ProviderUnavailable("down")) == 12.0
+    assert vipps._cancel_backoff(RateLimited("slow")) == 12.0
+    assert vipps._cancel_backoff(RateLimited("slow", retry_after=3.0)) == 12.0
+    assert vipps._cancel_backoff(RateLimited("slow", retry_after=30.0)) >= 30.0
+    assert vipps._cancel_backoff(NotCancellable("no")) is False
+    fp = canceller("flexportal")
+    assert fp._cancel_backoff(ProviderUnavailable("down")) is True
+    assert fp._cancel_backoff(NotCancellable("no")) is False
+    wait = fp._cancel_backoff(RateLimited("slow", retry_after=2.0))
+    assert isinstance(wait, float) and 2.0 <= wait <= 2.6
+
+
+def test_each_retry_is_logged_with_its_number_wait_and_cause(
+    real_retries: Retries, caplog: pytest.LogCaptureFixture
+) -> None:
+    answers = [
+        jresp(429, {"error": {"code": "RATE", "message": "slow"}}, **{"Retry-After": "2"}),
+        jresp(200, {"success": True, "payment": {"paymentId": "p1", "total": 1,
+                                                 "currency": "EUR", "status": "paid"}}),
+    ]  # fmt: skip
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return answers.pop(0)
+
+    async def go() -> Result:
+        acc = account("flexportal")
+        async with httpx.AsyncClient(
+            base_url=acc.url, transport=httpx.MockTransport(handler)
+        ) as client:
+            return await Canceller(make_provider(acc, client), run_id="r").process(
+                Target("flexportal", "p1", "r"), key="k"
+            )
+
+    with caplog.at_level(logging.DEBUG, logger="paycancel.retry"):
+        assert asyncio.run(go()).outcome is Outcome.NOT_CANCELLABLE
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "paycancel.retry"]
+    assert re.fullmatch(r"retry 1 of \S.* in 2\.\d\ds after RateLimited", line), line
