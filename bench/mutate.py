@@ -60,7 +60,6 @@ TARGETS: dict[str, Target] = {
             "tests/test_engine.py",
             "tests/test_engine_rules.py",
             "tests/test_cancel_first.py",
-            "tests/test_crash_resume.py",
             "tests/test_regressions.py",
             "tests/test_provider_corners.py",
             "tests/test_safety_net.py",
@@ -71,7 +70,6 @@ TARGETS: dict[str, Target] = {
         (f"{PKG}/journal.py",),
         (
             "tests/test_journal.py",
-            "tests/test_crash_resume.py",
             "tests/test_regressions.py",
             "tests/test_cancel_first.py",
             "tests/test_exit_codes.py",
@@ -104,6 +102,11 @@ TARGETS: dict[str, Target] = {
     # the redactor: no secret in any output
     "redact": Target((f"{PKG}/redact.py",), ("tests/test_redact.py",)),
 }
+# Not selected: tests/test_crash_resume.py (SIGKILLed child processes, 25 s a round:
+# half an hour per hundred survivors); the in-process tests cover the same code.
+# Tests that need the first of two processes to be still running when the second starts:
+# on a machine loaded by a mutation run the first may be done already (a false kill).
+TIMING = ("tests/test_crash_resume.py::test_second_process_on_the_same_input_gets_exit_4",)
 SMOKE = ("redact",)
 DEFAULT = ("engine", "journal", "models", "adapters", "redact")
 
@@ -176,7 +179,8 @@ def write_settings(target: Target, into: Path, root: Path) -> None:
         "only_mutate": list(target.mutate),
         "pytest_add_cli_args_test_selection": tests,
         # -p no:cacheprovider: nothing written into the scratch copy's tests
-        "pytest_add_cli_args": ["-q", "-x", "-p", "no:cacheprovider", "-p", "no:randomly"],
+        "pytest_add_cli_args": ["-q", "-x", "-p", "no:cacheprovider", "-p", "no:randomly"]
+        + [f"--deselect={test}" for test in TIMING],
         "use_git_change_detection": False,
         "track_dependencies": False,
     }
