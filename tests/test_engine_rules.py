@@ -19,6 +19,7 @@ import pytest
 from paycancel_cli.engine import (
     IMPLIED,
     Canceller,
+    InFlight,
     Target,
     _info,
     amount_mismatch,
@@ -237,3 +238,153 @@ def test_each_retry_is_logged_with_its_number_wait_and_cause(
         assert asyncio.run(go()).outcome is Outcome.NOT_CANCELLABLE
     (line,) = [r.getMessage() for r in caplog.records if r.name == "paycancel.retry"]
     assert re.fullmatch(r"retry 1 of \S.* in 2\.\d\ds after RateLimited", line), line
+
+
+# refusals and resumes, against a HedgePayments whose answers the test scripts (its
+# 409 and a 412 without details do not say what the payment is: the engine reads it)
+
+
+class FakeHedge:
+    def __init__(self, status: str, posts: list[tuple[int, str | None, str | None]]) -> None:
+        """``posts``: per cancel, (HTTP status, error code or None, the status the
+        payment has after it)."""
+        self.status = status
+        self.script = posts
+        self.gets = 0
+        self.keys: list[str] = []
+
+    def body(self) -> dict[str, object]:
+        return {"id": "pay_abc", "object": "payment", "amount": 1000, "currency": "USD",
+                "status": self.status, "refunded_amount": 0}  # fmt: skip
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            self.gets += 1
+            return jresp(200, self.body())
+        self.keys.append(request.headers["idempotency-key"])
+        status, code, becomes = self.script.pop(0)
+        if becomes is not None:
+            self.status = becomes
+        if status == 200:
+            return jresp(200, self.body())
+        return jresp(status, {"error": {"code": code, "message": "refused"}})
+
+    def run(self, *, cancel_first: bool, in_flight: InFlight | None = None) -> Result:
+        async def go() -> Result:
+            acc = account("hedgepayments")
+            async with httpx.AsyncClient(
+                base_url=acc.url, transport=httpx.MockTransport(self.handler)
+            ) as client:
+                engine = Canceller(
+                    make_provider(acc, client), run_id="r", cancel_first=cancel_first
+                )
+                target = Target("hedgepayments", "pay_abc", "why")
+                return await engine.process(target, key="k1", in_flight=in_flight)
+
+        return asyncio.run(go())
+
+
+def test_sent_first_a_refusal_that_does_not_say_why_is_read_and_the_read_is_the_before() -> None:
+    fake = FakeHedge("succeeded", [(412, "payment_not_cancelable", None)])
+    result = fake.run(cancel_first=True)
+    assert result.outcome is Outcome.NOT_CANCELLABLE and fake.gets == 1
+    # the read's own words, not the refusal's: what a read first would have said
+    assert result.error is not None and result.error.code == "succeeded"
+    assert result.error.message.startswith("succeeded: refund instead")
+    assert result.error.http_status is None
+    assert result.before is not None and result.before.native_status == "succeeded"
+    assert result.after is None and result.attempts == 1
+
+
+def test_sent_first_a_conflict_on_a_cancelled_payment_is_already_cancelled() -> None:
+    fake = FakeHedge("canceled", [(409, "conflict", None)])
+    result = fake.run(cancel_first=True)
+    assert result.outcome is Outcome.ALREADY_CANCELLED and result.error is None
+    assert result.before is not None and result.before.native_status == "canceled"
+    assert result.after is None and result.attempts == 1
+
+
+@pytest.mark.parametrize("cancel_first", [True, False])
+def test_a_refusal_while_the_payment_is_still_open_is_for_a_person(cancel_first: bool) -> None:
+    fake = FakeHedge("pending", [(409, "idempotency_conflict", None)])
+    result = fake.run(cancel_first=cancel_first)
+    assert result.outcome is Outcome.FAILED
+    assert result.error is not None and result.error.code == "idempotency_conflict"
+    assert result.error.http_status == 409 and not result.error.transient
+    assert result.error.message.endswith("; the payment is still pending")
+    assert result.before is not None and result.before.native_status == "pending"
+    if cancel_first:
+        assert result.after is None
+    else:
+        assert result.after is not None and result.after.native_status == "pending"
+
+
+def test_read_first_a_refusal_after_the_state_changed_keeps_the_providers_code() -> None:
+    fake = FakeHedge("pending", [(412, "payment_not_cancelable", "succeeded")])
+    result = fake.run(cancel_first=False)
+    assert result.outcome is Outcome.NOT_CANCELLABLE
+    assert result.error is not None and result.error.code == "payment_not_cancelable"
+    assert result.error.http_status == 412
+    assert result.before is not None and result.before.native_status == "pending"
+    assert result.after is not None and result.after.native_status == "succeeded"
+
+
+def test_read_first_a_conflict_after_someone_else_cancelled_is_already_cancelled() -> None:
+    fake = FakeHedge("pending", [(409, "conflict", "canceled")])
+    result = fake.run(cancel_first=False)
+    assert result.outcome is Outcome.ALREADY_CANCELLED and result.error is None
+    assert result.before is not None and result.before.native_status == "pending"
+    assert result.after is not None and result.after.native_status == "canceled"
+
+
+@pytest.mark.parametrize("cancel_first", [True, False])
+def test_a_refusal_after_a_lost_answer_that_shows_it_released_is_our_cancel(
+    cancel_first: bool,
+) -> None:
+    # The first cancel gets a 503 and does not land; the second lands, but its answer
+    # is a conflict (the key's first use still open at the provider): the read says
+    # it is cancelled, and only our cancels were sent.
+    fake = FakeHedge("pending", [(503, "down", None), (409, "conflict", "canceled")])
+    result = fake.run(cancel_first=cancel_first)
+    assert result.outcome is Outcome.CANCELLED and result.attempts == 2
+    assert result.before is not None and result.before.native_status == "pending"
+    assert result.after is not None and result.after.native_status == "canceled"
+    assert fake.keys == ["k1", "k1"]
+
+
+def hedge_payment(status: str) -> Payment:
+    return Payment(
+        account="hedgepayments",
+        provider="hedgepayments",
+        payment_id="pay_abc",
+        status=PaymentStatus.PENDING,
+        native_status=status,
+        cancelable=True,
+        amount=Money(Decimal("10.00"), "USD"),
+    )
+
+
+def test_resume_with_a_before_finds_the_cancel_landed_and_keeps_what_was_read() -> None:
+    before = hedge_payment("read before the crash")
+    fake = FakeHedge("canceled", [])
+    result = fake.run(cancel_first=True, in_flight=InFlight(before))
+    assert result.outcome is Outcome.CANCELLED and fake.keys == [] and fake.gets == 1
+    assert result.before == before
+    assert result.after is not None and result.after.native_status == "canceled"
+    assert result.released() == Money(Decimal("10.00"), "USD")
+
+
+def test_resume_with_a_before_of_a_cancel_that_never_arrived_sends_it_with_its_key() -> None:
+    fake = FakeHedge("pending", [(200, None, "canceled")])
+    result = fake.run(cancel_first=True, in_flight=InFlight(hedge_payment("pending")))
+    assert result.outcome is Outcome.CANCELLED and fake.keys == ["k1"]
+    assert result.idempotency_key == "k1" and result.attempts == 1
+    assert result.before is not None and result.before.native_status == "pending"
+
+
+def test_resume_without_a_before_counts_a_cancelled_payment_as_ours() -> None:
+    fake = FakeHedge("canceled", [])
+    result = fake.run(cancel_first=True, in_flight=InFlight(None))
+    assert result.outcome is Outcome.CANCELLED and fake.keys == []
+    assert result.before is not None and result.before.native_status == IMPLIED
+    assert result.after is not None and result.after.native_status == "canceled"
