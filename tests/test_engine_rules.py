@@ -42,6 +42,7 @@ from paycancel_cli.providers import make_provider
 
 from .conftest import Retries
 from .test_providers_unit import account, jresp
+from .test_regressions import run_engine
 
 
 def pay(
@@ -225,17 +226,8 @@ def test_each_retry_is_logged_with_its_number_wait_and_cause(
     def handler(request: httpx.Request) -> httpx.Response:
         return answers.pop(0)
 
-    async def go() -> Result:
-        acc = account("flexportal")
-        async with httpx.AsyncClient(
-            base_url=acc.url, transport=httpx.MockTransport(handler)
-        ) as client:
-            return await Canceller(make_provider(acc, client), run_id="r").process(
-                Target("flexportal", "p1", "r"), key="k"
-            )
-
     with caplog.at_level(logging.DEBUG, logger="paycancel.retry"):
-        assert asyncio.run(go()).outcome is Outcome.NOT_CANCELLABLE
+        assert run_engine("flexportal", handler, "p1").outcome is Outcome.NOT_CANCELLABLE
     (line,) = [r.getMessage() for r in caplog.records if r.name == "paycancel.retry"]
     assert re.fullmatch(r"retry 1 of \S.* in 2\.\d\ds after RateLimited", line), line
 

@@ -19,7 +19,6 @@ every wait recorded by stamina's retry hook and not slept.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
 import os
@@ -32,15 +31,15 @@ from typing import Any
 import httpx
 import pytest
 
-from paycancel_cli.engine import Canceller, RetryPolicy, Target
+from paycancel_cli.engine import RetryPolicy
 from paycancel_cli.journal import Journal
 from paycancel_cli.models import Money, Outcome, Result, combine
-from paycancel_cli.providers import make_provider
 from paycancel_cli.sandbox import Faults, Sandbox
 
 from .conftest import PtyProcess, Retries, spawn, write_config
 from .test_crash_resume import wait_for
-from .test_providers_unit import account, jresp, vipps_payment
+from .test_providers_unit import jresp, vipps_payment
+from .test_regressions import run_engine
 
 YES_JSON = ("--yes", "--json")
 
@@ -137,15 +136,7 @@ def vipps_engine(answers: dict[str, list[dict[str, Any]]]) -> tuple[Result, dict
         seen[op] += 1
         return jresp(200, script[min(seen[op], len(script)) - 1])
 
-    async def go() -> Result:
-        acc = account("vipps")
-        async with httpx.AsyncClient(
-            base_url=acc.url, transport=httpx.MockTransport(handler)
-        ) as client:
-            canceller = Canceller(make_provider(acc, client), run_id="r3")
-            return await canceller.process(Target("vipps", "ref-00000001", "r"), key="k3")
-
-    return asyncio.run(go()), seen
+    return run_engine("vipps", handler, "ref-00000001"), seen
 
 
 def test_vipps_cancel_answer_without_a_grown_cancelled_aggregate_is_no_release() -> None:
@@ -305,15 +296,7 @@ def test_vipps_error_code_5090_is_not_found_whatever_the_http_status(status: int
             return jresp(200, {"token_type": "Bearer", "expires_in": 3599, "access_token": "t"})
         return jresp(status, problem)
 
-    async def go() -> Result:
-        acc = account("vipps")
-        async with httpx.AsyncClient(
-            base_url=acc.url, transport=httpx.MockTransport(handler)
-        ) as client:
-            canceller = Canceller(make_provider(acc, client), run_id="r8")
-            return await canceller.process(Target("vipps", "ref-00000001", "r"), key="k8")
-
-    result = asyncio.run(go())
+    result = run_engine("vipps", handler, "ref-00000001")
     assert result.outcome is Outcome.NOT_FOUND, result
     assert result.error is not None and result.error.code == "5090"
 
@@ -332,15 +315,7 @@ def flexportal_read(answers: list[httpx.Response]) -> tuple[Result, int]:
         calls += 1
         return answers[min(calls, len(answers)) - 1]
 
-    async def go() -> Result:
-        acc = account("flexportal")
-        async with httpx.AsyncClient(
-            base_url=acc.url, transport=httpx.MockTransport(handler)
-        ) as client:
-            canceller = Canceller(make_provider(acc, client), run_id="r9")
-            return await canceller.process(Target("flexportal", "p1", "r"), key="k9")
-
-    return asyncio.run(go()), calls
+    return run_engine("flexportal", handler, "p1"), calls
 
 
 def rate_limited(**headers: str) -> httpx.Response:
