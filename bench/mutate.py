@@ -70,6 +70,7 @@ TARGETS: dict[str, Target] = {
         (f"{PKG}/journal.py",),
         (
             "tests/test_journal.py",
+            "tests/test_journal_rules.py",
             "tests/test_regressions.py",
             "tests/test_cancel_first.py",
             "tests/test_exit_codes.py",
