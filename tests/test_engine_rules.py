@@ -380,3 +380,40 @@ def test_resume_without_a_before_counts_a_cancelled_payment_as_ours() -> None:
     assert result.outcome is Outcome.CANCELLED and fake.keys == []
     assert result.before is not None and result.before.native_status == IMPLIED
     assert result.after is not None and result.after.native_status == "canceled"
+
+
+@pytest.mark.parametrize(
+    ("raised", "shown"), [("boom", "boom"), ("", "no details"), ("y" * 400, "y" * 300)]
+)
+def test_an_exception_no_layer_expected_fails_the_payment_with_a_clear_message(
+    raised: str, shown: str
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise RuntimeError(raised)
+
+    result = run_engine("flexportal", handler, "p1")
+    assert result.outcome is Outcome.FAILED and result.error is not None
+    assert result.error.code == "internal_error" and not result.error.transient
+    assert result.error.message == (
+        f"FlexPortal: payment p1: unexpected RuntimeError while handling the provider's "
+        f"answer ({shown}); check it with `paycancel status p1 --account flexportal`"
+    )
+
+
+class ExplodingHedge(FakeHedge):
+    """The first cancel lands, then its answer breaks something beyond the adapter."""
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and not self.keys:
+            self.keys.append(request.headers["idempotency-key"])
+            self.status = "canceled"
+            raise RuntimeError("x" * 400)
+        return super().handler(request)
+
+
+@pytest.mark.parametrize("cancel_first", [True, False])
+def test_an_exception_while_cancelling_is_read_back_not_sent_again(cancel_first: bool) -> None:
+    fake = ExplodingHedge("pending", [])
+    result = fake.run(cancel_first=cancel_first)
+    assert result.outcome is Outcome.CANCELLED and fake.keys == ["k1"]
+    assert result.after is not None and result.after.native_status == "canceled"
