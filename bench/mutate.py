@@ -72,8 +72,6 @@ TARGETS: dict[str, Target] = {
             "tests/test_journal.py",
             "tests/test_journal_rules.py",
             "tests/test_regressions.py",
-            "tests/test_cancel_first.py",
-            "tests/test_exit_codes.py",
             "tests/test_bulk.py",
             "tests/test_safety_net.py",
         ),
@@ -120,6 +118,7 @@ DEFAULT = ("engine", "journal", "models", "adapters", "redact")
 
 RESULT = re.compile(r"^\s*(?P<name>\S+__mutmut_\d+): (?P<status>.+?)\s*$")
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}
+UNCHECKED = "not checked"  # a run stopped before it reached them (--limit-s, Ctrl-C)
 
 
 @dataclass
@@ -136,9 +135,17 @@ class Score:
         return sum(n for status, n in self.counts.items() if status in KILLED)
 
     @property
+    def unchecked(self) -> int:
+        return self.counts.get(UNCHECKED, 0)
+
+    @property
+    def scored(self) -> int:
+        """Mutants tested and not equivalent: the score's denominator."""
+        return self.total - len(self.equivalent) - self.unchecked
+
+    @property
     def score(self) -> float:
-        scored = self.total - len(self.equivalent)
-        return 100.0 * self.killed / scored if scored else 100.0
+        return 100.0 * self.killed / self.scored if self.scored else 100.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -146,7 +153,8 @@ class Score:
             "mutants": self.total,
             "killed": self.killed,
             "equivalent": len(self.equivalent),
-            "not_killed": sorted(self.survivors),
+            "not_checked": self.unchecked,
+            "not_killed": sorted(m for m, d in self.survivors.items() if UNCHECKED not in d),
             "by_status": self.counts,
             "score_percent": round(self.score, 1),
             "seconds": round(self.seconds, 1),
@@ -198,15 +206,22 @@ def write_settings(target: Target, into: Path, root: Path) -> None:
 
 
 def mutmut(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-m", "mutmut", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mutmut", *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as late:
+        # The time limit: what was tested so far is kept; the rest is "not checked".
+        out = late.stdout
+        return (out.decode(errors="replace") if isinstance(out, bytes) else out or "") + (
+            f"\n(stopped after {timeout:g} s)"
+        )
     if proc.returncode not in (0, 1) or "failed to collect stats" in proc.stdout:
         tail = (proc.stdout + proc.stderr)[-3000:]
         raise SystemExit(f"mutmut {' '.join(args)} failed ({proc.returncode}):\n{tail}")
@@ -241,7 +256,7 @@ def run_target(
         names = [
             m["name"]
             for m in map(RESULT.match, listing.splitlines())
-            if m and m["status"] not in KILLED
+            if m and m["status"] not in KILLED and m["status"] != UNCHECKED
         ]
     else:
         if work.exists() and keep:
@@ -268,7 +283,7 @@ def run_target(
             mutant, status = match["name"], match["status"]
             score.total += 1
             score.counts[status] = score.counts.get(status, 0) + 1
-            if status in KILLED:
+            if status in KILLED or status == UNCHECKED:
                 continue
             diff = mutmut(["show", mutant], work, env, 120)
             known = equivalent.get(mutant)
@@ -276,11 +291,10 @@ def run_target(
                 score.equivalent[mutant] = known["reason"]
             else:
                 score.survivors[mutant] = f"[{status}]\n{diff}"
-        unchecked = score.counts.get("not checked", 0)
-        if unchecked:
-            # mutmut stopped before the end (a time limit, a crash): say so, never
-            # score what was not tested.
-            print(f"   {name}: {unchecked} mutants not checked; mutmut said:\n{ran[-2000:]}")
+        if score.unchecked:
+            # mutmut stopped before the end (a time limit, a crash): said, and left out
+            # of the score rather than counted either way.
+            print(f"   {name}: {score.unchecked} mutants not checked; mutmut said:\n{ran[-2000:]}")
         score.seconds = time.monotonic() - started
         return score
     finally:
@@ -302,7 +316,8 @@ def report(score: Score) -> None:
     print(f"\n== {score.module}: {score.score:.1f}% of non-equivalent mutants killed", flush=True)
     print(
         f"   mutants {score.total}, killed {score.killed}, equivalent {len(score.equivalent)}, "
-        f"not killed {len(score.survivors)}; by status {score.counts}; {score.seconds:.0f} s"
+        f"not killed {score.scored - score.killed}, not checked {score.unchecked}; "
+        f"by status {score.counts}; {score.seconds:.0f} s"
     )
     for mutant, reason in sorted(score.equivalent.items()):
         print(f"   equivalent {mutant}: {reason}")
@@ -355,7 +370,8 @@ def main() -> int:
         args.json.write_text(json.dumps([s.to_json() for s in scores], indent=2) + "\n")
     print("\n== summary")
     for s in scores:
-        print(f"   {s.module:<9} {s.score:5.1f}%  ({s.killed}/{s.total - len(s.equivalent)})")
+        left = f", {s.unchecked} not checked" if s.unchecked else ""
+        print(f"   {s.module:<9} {s.score:5.1f}%  ({s.killed}/{s.scored}{left})")
     if args.min_score is not None and any(s.score < args.min_score for s in scores):
         return 1
     return 0
