@@ -16,6 +16,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from paycancel_cli import engine
 from paycancel_cli.engine import (
     IMPLIED,
     Canceller,
@@ -33,6 +34,7 @@ from paycancel_cli.engine import (
 from paycancel_cli.errors import (
     Busy,
     NotCancellable,
+    PaycancelError,
     ProviderError,
     ProviderUnavailable,
     RateLimited,
@@ -171,6 +173,7 @@ def test_error_info_from_an_exception_keeps_code_status_and_transience() -> None
         "paid", "no", 409, False
     )
     assert _info(ProviderError("odd")) == ErrorInfo(None, "odd", None, False)
+    assert _info(PaycancelError("bare")) == ErrorInfo(None, "bare", None, False)
 
 
 # waits before a retry
@@ -184,12 +187,22 @@ def canceller(provider: str) -> Canceller:
     return asyncio.run(make())
 
 
-def test_read_backoff_waits_what_the_provider_asks_spread_a_little_and_capped() -> None:
+def test_read_backoff_waits_what_the_provider_asks_spread_a_little_and_capped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     fp = canceller("flexportal")
-    for asked, spread in ((7.0, 1.0), (0.2, 0.1), (0.0, 0.05)):
-        for _ in range(20):
-            wait = fp._read_backoff(RateLimited("slow", retry_after=asked))
-            assert isinstance(wait, float) and asked <= wait <= asked + spread, (asked, wait)
+    spreads: list[tuple[float, float]] = []
+
+    def widest(low: float, high: float) -> float:
+        spreads.append((low, high))
+        return high
+
+    monkeypatch.setattr(engine.random, "uniform", widest)
+    for asked, spread in ((7.0, 1.0), (2.0, 0.55), (0.2, 0.1), (0.0, 0.05)):
+        wait = fp._read_backoff(RateLimited("slow", retry_after=asked))
+        assert wait == pytest.approx(asked + spread)
+        assert spreads.pop() == (0, pytest.approx(spread))
+    monkeypatch.undo()
     capped = fp._read_backoff(RateLimited("slow", retry_after=3600.0))
     assert isinstance(capped, float) and 120.0 <= capped <= 121.0
     busy = fp._read_backoff(Busy("locked", retry_after=15.0))
@@ -417,3 +430,32 @@ def test_an_exception_while_cancelling_is_read_back_not_sent_again(cancel_first:
     result = fake.run(cancel_first=cancel_first)
     assert result.outcome is Outcome.CANCELLED and fake.keys == ["k1"]
     assert result.after is not None and result.after.native_status == "canceled"
+
+
+@pytest.mark.parametrize("cancel_first", [True, False])
+def test_a_lost_answer_then_a_read_showing_it_paid_is_not_cancellable(cancel_first: bool) -> None:
+    fake = FakeHedge("pending", [(503, "down", "succeeded")])
+    result = fake.run(cancel_first=cancel_first)
+    assert result.outcome is Outcome.NOT_CANCELLABLE and result.attempts == 1
+    assert result.error is not None and result.error.code == "succeeded"
+    assert result.after is not None and result.after.native_status == "succeeded"
+    assert result.before is not None
+    assert result.before.native_status == ("succeeded" if cancel_first else "pending")
+    assert fake.keys == ["k1"]
+
+
+class UnreadableAfterCancel(FakeHedge):
+    """The cancel gets a 503 (it may have landed) and every read after it fails."""
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and self.keys:
+            return jresp(503, {"error": {"code": "down", "message": "down"}})
+        return super().handler(request)
+
+
+def test_a_lost_answer_that_cannot_be_read_back_is_never_a_success() -> None:
+    fake = UnreadableAfterCancel("pending", [(503, "down", None)] * 20)
+    result = fake.run(cancel_first=False)
+    assert result.outcome is Outcome.FAILED and result.error is not None
+    assert result.error.code == "uncertain" and result.error.transient
+    assert len(fake.keys) == 1  # never re-sent blind
