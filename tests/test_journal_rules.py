@@ -5,6 +5,7 @@ a lock.  Written against the survivors of ``bench/mutate.py --module journal``.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from decimal import Decimal
@@ -142,3 +143,37 @@ def test_a_held_lock_names_its_holder(tmp_path: Path) -> None:
     free = Lock(tmp_path / "j.sqlite3", "input-x")
     free.acquire(what="The same input (in.csv)")  # released: free again
     free.release()
+
+
+def test_a_wait_says_once_what_it_waits_for_and_for_how_long(tmp_path: Path) -> None:
+    journal_path = tmp_path / "j.sqlite3"
+    holder = Lock(journal_path, "run-r1")
+    holder.acquire(what="Run r1")
+    directory = tmp_path / "j.sqlite3.locks"
+    assert holder.path == directory / "run-r1.lock"
+    assert directory.stat().st_mode & 0o777 == 0o700
+    said: list[str] = []
+    try:
+        for limit, most in ((5.0, " (at most 5 s)"), (math.inf, "")):
+            with pytest.raises(LockError) as late:
+                Lock(journal_path, "run-r1").acquire(
+                    what="Run r1", wait=0.2, on_wait=said.append, limit=limit
+                )
+            assert f"after waiting {limit:g} s; nothing was sent" in str(late.value)
+            assert said.pop() == (
+                f"Waiting for process {os.getpid()} to finish with run r1{most}; "
+                "Ctrl-C stops waiting."
+            )
+            assert said == []
+    finally:
+        holder.release()
+
+
+def test_runs_lists_the_latest_fifty_by_default(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    for n in range(51):
+        journal.start_run(
+            f"r{n:02d}", user="u", host="h", command="c", input=None, input_hash=None,
+            reason=None, options={},
+        )  # fmt: skip
+    assert len(journal.runs()) == 50
