@@ -246,18 +246,17 @@ def run_target(
     env["PYTHONPATH"] = str(work / "mutants" / "src")
     env.pop("PYTEST_ADDOPTS", None)
     names: list[str] = []
+    earlier: dict[str, str] = {}
     if recheck:
         # Only the mutants not killed last time, against the tests as they are now
         # (more tests never revive a killed mutant).
         if not (work / "mutants").is_dir():
             raise SystemExit(f"--recheck: no kept run of {name} in {work}")
         refresh_tests(target, work, root)
-        listing = mutmut(["results", "--all", "true"], work, env, 600)
-        names = [
-            m["name"]
-            for m in map(RESULT.match, listing.splitlines())
-            if m and m["status"] not in KILLED and m["status"] != UNCHECKED
-        ]
+        earlier = load_merged(work) or statuses(
+            mutmut(["results", "--all", "true"], work, env, 600)
+        )
+        names = [m for m, status in earlier.items() if status not in KILLED | {UNCHECKED}]
     else:
         if work.exists() and keep:
             shutil.rmtree(work)
@@ -273,14 +272,14 @@ def run_target(
             raise SystemExit(
                 f"{name}: mutmut could not start (the tests must pass):\n{ran[-3000:]}"
             )
-        listing = mutmut(["results", "--all", "true"], work, env, 600)
+        now = statuses(mutmut(["results", "--all", "true"], work, env, 600))
+        # mutmut forgets earlier verdicts when the tests change: a mutant killed before
+        # stays killed (more tests never revive one), one not rechecked keeps its verdict.
+        merged = {m: earlier[m] if m in earlier and m not in names else st for m, st in now.items()}
+        (work / MERGED).write_text(json.dumps(merged, indent=1, ensure_ascii=False))
         score = Score(name)
         equivalent = load_equivalent().get(name, {})
-        for line in listing.splitlines():
-            match = RESULT.match(line)
-            if not match:
-                continue
-            mutant, status = match["name"], match["status"]
+        for mutant, status in merged.items():
             score.total += 1
             score.counts[status] = score.counts.get(status, 0) + 1
             if status in KILLED or status == UNCHECKED:
@@ -300,6 +299,18 @@ def run_target(
     finally:
         if keep is None:
             shutil.rmtree(work, ignore_errors=True)
+
+
+MERGED = "verdicts.json"  # per mutant, the verdict of the latest run that tested it
+
+
+def statuses(listing: str) -> dict[str, str]:
+    return {m["name"]: m["status"] for m in map(RESULT.match, listing.splitlines()) if m}
+
+
+def load_merged(work: Path) -> dict[str, str]:
+    path = work / MERGED
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def load_equivalent() -> dict[str, dict[str, dict[str, str]]]:
