@@ -5,15 +5,17 @@ a lock.  Written against the survivors of ``bench/mutate.py --module journal``.
 
 from __future__ import annotations
 
+import fcntl
 import math
 import os
+import sqlite3
 import time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from paycancel_cli.errors import LockError
+from paycancel_cli.errors import JournalError, LockError
 from paycancel_cli.journal import Journal, Lock, PlanRow
 from paycancel_cli.models import ErrorInfo, Money, Outcome, Payment, PaymentStatus, Result
 
@@ -177,3 +179,41 @@ def test_runs_lists_the_latest_fifty_by_default(tmp_path: Path) -> None:
             reason=None, options={},
         )  # fmt: skip
     assert len(journal.runs()) == 50
+
+
+def test_a_failed_write_names_what_could_not_be_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = journal_with_run(tmp_path)
+    journal.db.close()
+    journal.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    writes = {
+        "payment p0 as in flight": lambda: journal.mark_in_flight("r1", "a", "p0", None),
+        "the idempotency key of payment p0": lambda: journal.set_key("r1", "a", "p0", "k"),
+        "the transient failures of run r1 for a retry": lambda: journal.requeue_transient("r1"),
+    }
+    for what, write in writes.items():
+        with pytest.raises(JournalError) as failed:
+            write()
+        assert f"could not record {what} (" in str(failed.value)
+
+
+def test_a_lock_beside_a_journal_not_yet_created_and_a_release_never_taken(
+    tmp_path: Path,
+) -> None:
+    lock = Lock(tmp_path / "new" / "dir" / "j.sqlite3", "run-r1")
+    lock.release()  # never acquired: nothing to do
+    lock.acquire(what="Run r1")
+    lock.release()
+
+
+def test_a_holder_that_has_not_written_its_name_is_another_process(tmp_path: Path) -> None:
+    journal_path = tmp_path / "j.sqlite3"
+    Lock(journal_path, "input-x")  # makes the directory
+    with open(tmp_path / "j.sqlite3.locks" / "input-x.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(LockError) as refused:
+            Lock(journal_path, "input-x").acquire(what="The same input (in.csv)")
+    assert str(refused.value) == (
+        "The same input (in.csv) is being worked on by another process. Wait for it to "
+        "finish (or pass --wait [SECONDS] to queue behind it); nothing was sent."
+    )
