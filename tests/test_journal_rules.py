@@ -157,10 +157,12 @@ def test_a_wait_says_once_what_it_waits_for_and_for_how_long(tmp_path: Path) -> 
     said: list[str] = []
     try:
         for limit, most in ((5.0, " (at most 5 s)"), (math.inf, "")):
+            started = time.monotonic()
             with pytest.raises(LockError) as late:
                 Lock(journal_path, "run-r1").acquire(
                     what="Run r1", wait=0.2, on_wait=said.append, limit=limit
                 )
+            assert time.monotonic() - started >= 0.2  # it did wait, polling
             assert f"after waiting {limit:g} s; nothing was sent" in str(late.value)
             assert said.pop() == (
                 f"Waiting for process {os.getpid()} to finish with run r1{most}; "
