@@ -443,7 +443,7 @@ def test_an_exception_while_cancelling_is_read_back_not_sent_again(cancel_first:
     result = fake.run(cancel_first=cancel_first)
     assert result.outcome is Outcome.CANCELLED and fake.keys == ["k1"]
     assert result.after is not None and result.after.native_status == "canceled"
-    assert result.before is not None
+    assert result.before is not None and result.attempts == 1
     assert result.before.native_status == (IMPLIED if cancel_first else "pending")
 
 
