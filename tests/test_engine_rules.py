@@ -538,3 +538,14 @@ def test_resume_of_a_partly_released_vipps_payment_whose_rest_was_captured() -> 
     result = asyncio.run(go())
     assert result.outcome is not Outcome.CANCELLED, result
     assert result.released() is None
+
+
+def test_two_lost_answers_sent_first_keep_the_state_read_between_them_as_the_before() -> None:
+    # Sent first: the first cancel is lost and did not land (the read shows it open: that
+    # read is the before); the second lands and its answer is lost too.
+    fake = FakeHedge("pending", [(503, "down", None), (503, "down", "canceled")])
+    result = fake.run(cancel_first=True)
+    assert result.outcome is Outcome.CANCELLED and result.attempts == 2
+    assert result.before is not None and result.before.native_status == "pending"
+    assert result.after is not None and result.after.native_status == "canceled"
+    assert fake.keys == ["k1", "k1"]
