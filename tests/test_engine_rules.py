@@ -549,3 +549,22 @@ def test_two_lost_answers_sent_first_keep_the_state_read_between_them_as_the_bef
     assert result.before is not None and result.before.native_status == "pending"
     assert result.after is not None and result.after.native_status == "canceled"
     assert fake.keys == ["k1", "k1"]
+
+
+def test_an_accepted_compago_cancel_whose_after_state_cannot_be_read_is_cancelled_once() -> None:
+    uuid = "7d3f0b4e-0000-4000-8000-000000000001"
+    posts = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal posts
+        if request.method == "POST":
+            posts += 1
+            return jresp(200, {})
+        if posts:  # every read after the cancel fails
+            return jresp(503, {"title": "down"})
+        return jresp(200, {"id": uuid, "status": "PENDING", "expired": False})
+
+    result = run_engine("compago", handler, uuid)
+    assert result.outcome is Outcome.CANCELLED and posts == 1
+    assert result.before is not None and result.before.native_status == "PENDING"
+    assert result.after is None and result.attempts == 1
