@@ -568,3 +568,29 @@ def test_an_accepted_compago_cancel_whose_after_state_cannot_be_read_is_cancelle
     assert result.outcome is Outcome.CANCELLED and posts == 1
     assert result.before is not None and result.before.native_status == "PENDING"
     assert result.after is None and result.attempts == 1
+
+
+def test_sent_first_a_lost_answer_then_an_accepted_cancel_keeps_the_read_between() -> None:
+    uuid = "7d3f0b4e-0000-4000-8000-000000000001"
+    posts = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal posts
+        if request.method == "POST":
+            posts += 1
+            return jresp(503, {"title": "down"}) if posts == 1 else jresp(200, {})
+        if posts >= 2:  # every read after the accepted cancel fails
+            return jresp(503, {"title": "down"})
+        return jresp(200, {"id": uuid, "status": "PENDING", "expired": False})
+
+    async def go() -> Result:
+        acc = account("compago")
+        async with httpx.AsyncClient(
+            base_url=acc.url, transport=httpx.MockTransport(handler)
+        ) as client:
+            engine = Canceller(make_provider(acc, client), run_id="r", cancel_first=True)
+            return await engine.process(Target("compago", uuid, "r"), key="k")
+
+    result = asyncio.run(go())
+    assert result.outcome is Outcome.CANCELLED and posts == 2 and result.attempts == 2
+    assert result.before is not None and result.before.native_status == "PENDING"
