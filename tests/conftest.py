@@ -46,6 +46,44 @@ def no_retry_sleep() -> Iterator[None]:
     stamina.set_testing(False)
 
 
+@dataclass
+class Retries:
+    """What the production retry policy did: the wait stamina chose before each retry."""
+
+    waits: list[float]
+
+
+@pytest.fixture
+def real_retries(monkeypatch: pytest.MonkeyPatch) -> Iterator[Retries]:
+    """The production retry policy, as it runs for an operator: its own attempt count
+    and backoff (stamina's test mode, which overrides both, is off).  Each wait stamina
+    chose is recorded through its retry hook; the sleep itself takes no time."""
+    import asyncio
+
+    from stamina.instrumentation import (
+        RetryDetails,
+        get_on_retry_hooks,
+        set_on_retry_hooks,
+    )
+
+    seen = Retries([])
+    hooks = get_on_retry_hooks()
+
+    def record(details: RetryDetails) -> None:
+        seen.waits.append(details.wait_for)
+
+    real_sleep = asyncio.sleep
+
+    async def no_sleep(delay: float, result: Any = None) -> Any:
+        return await real_sleep(0, result)
+
+    stamina.set_testing(False)
+    set_on_retry_hooks([*hooks, record])
+    monkeypatch.setattr(asyncio, "sleep", no_sleep)
+    yield seen
+    set_on_retry_hooks(hooks)
+
+
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox() as sb:
@@ -186,4 +224,4 @@ class PtyProcess:
         os.close(self.fd)
 
 
-__all__ = ["SENTINEL", "CliResult", "Faults", "PtyProcess", "write_config"]
+__all__ = ["SENTINEL", "CliResult", "Faults", "PtyProcess", "Retries", "write_config"]

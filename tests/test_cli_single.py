@@ -360,7 +360,14 @@ def test_live_account_needs_typed_name_or_yes_live(
 
 def test_status_table_marks_live_accounts(cli: Any, sandbox: Sandbox, tmp_path: Path) -> None:
     res = cli("--config", str(live_config(tmp_path, sandbox)), "status", "fpay_demo_pending_01")
-    assert "LIVE" in res.stdout
+    assert res.code == 0, res.stderr  # a read-only command that found what it was asked
+    assert "LIVE" in res.stdout and "fpay_demo_pending_01" in res.stdout
+    test_account = write_config(
+        tmp_path / "test.toml", {"portal": sandbox.account_config()["flexportal"]}
+    )
+    plain = cli("--config", str(test_account), "status", "fpay_demo_pending_01")
+    assert plain.code == 0, plain.stderr
+    assert "LIVE" not in plain.stdout  # the marker tells live from test
 
 
 def test_secrets_never_leak_with_verbose(cli: Any, tmp_path: Path) -> None:

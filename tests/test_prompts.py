@@ -1,8 +1,8 @@
 """Ctrl-C and end of input at every confirmation prompt, typed on a real terminal.
 
 The operator must be able to back out at the prompt: the command ends at once with
-exit 130, no cancel reaches the provider, and the journal holds nothing in flight (a
-payment is journaled as in flight only after the operator confirmed).
+exit 130, no cancel reaches the provider, and the journal holds nothing in flight or
+planned (a run and its payments are journaled only after the operator confirmed).
 """
 
 from __future__ import annotations
@@ -31,13 +31,14 @@ def sandbox() -> Iterator[Sandbox]:
         yield sb
 
 
-def in_flight_payments(path: Path) -> int:
-    """Payments the journal holds as in flight (none when there is no journal yet)."""
+def unfinished_payments(path: Path) -> int:
+    """Payments the journal holds as planned or in flight (none when there is no
+    journal yet)."""
     if not path.exists():
         return 0
     db = sqlite3.connect(path)
     try:
-        row = db.execute("SELECT count(*) FROM payments WHERE state = 'in_flight'").fetchone()
+        row = db.execute("SELECT count(*) FROM payments WHERE state != 'done'").fetchone()
         return int(row[0])
     finally:
         db.close()
@@ -49,7 +50,8 @@ def cancels_seen(sb: Sandbox) -> int:
 
 def back_out_at(args: list[str], prompt: str, key: bytes, sandbox: Sandbox) -> None:
     """Run paycancel on a terminal up to ``prompt``, type ``key``; it must end with 130
-    at once, the sandbox must have seen no cancel and the journal hold nothing in flight."""
+    at once, the sandbox must have seen no cancel and the journal hold nothing in flight
+    or planned."""
     proc = PtyProcess(args, dict(os.environ))
     try:
         shown = proc.read_until(prompt)
@@ -61,7 +63,7 @@ def back_out_at(args: list[str], prompt: str, key: bytes, sandbox: Sandbox) -> N
     finally:
         proc.close()
     assert cancels_seen(sandbox) == 0
-    assert in_flight_payments(Path(os.environ["PAYCANCEL_DEFAULTS__JOURNAL"])) == 0
+    assert unfinished_payments(Path(os.environ["PAYCANCEL_DEFAULTS__JOURNAL"])) == 0
 
 
 KEYS = pytest.mark.parametrize("key", [CTRL_C, CTRL_D], ids=["ctrl-c", "end-of-input"])

@@ -408,9 +408,30 @@ def test_documented_base_urls_name_the_provider_roots() -> None:
     assert compago.url == "https://demo.api.harmony.compago.com"
 
 
-def test_sqlite_journal_still_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from paycancel_cli.journal import Journal
+def test_sqlite_journal_still_opens(tmp_path: Path) -> None:
+    """An existing SQLite file at the journal's path (another table in it) is used as
+    the journal: runs are recorded and read back, and what was there is kept."""
+    from paycancel_cli.journal import Journal, PlanRow
 
     path = tmp_path / "j.sqlite3"
-    sqlite3.connect(path).execute("CREATE TABLE other (x)").connection.commit()
-    Journal(path).close()
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE other (x)")
+    db.execute("INSERT INTO other VALUES ('kept')")
+    db.commit()
+    db.close()
+    journal = Journal(path)
+    journal.start_run(
+        "r1", user="u", host="h", command="c", input="in.csv", input_hash="x", reason="r",
+        options={},
+    )  # fmt: skip
+    assert journal.plan("r1", [PlanRow("a", "flex", "fpi_1", "r", "k")]) == (1, 0)
+    journal.close()
+    again = Journal(path)
+    run = again.run("r1")
+    assert run is not None and run.status == "running" and run.input == "in.csv"
+    assert [(p.payment_id, p.state) for p in again.payments("r1")] == [("fpi_1", "planned")]
+    again.close()
+    assert path.stat().st_mode & 0o777 == 0o600
+    kept = sqlite3.connect(path)
+    assert kept.execute("SELECT x FROM other").fetchall() == [("kept",)]
+    kept.close()

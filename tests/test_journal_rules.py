@@ -1,0 +1,221 @@
+"""The journal's bookkeeping, one rule at a time: a payment's journey and what each
+query counts, the keys renewed before a retry, what a resume takes back, and who holds
+a lock.  Written against the survivors of ``bench/mutate.py --module journal``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import math
+import os
+import sqlite3
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from paycancel_cli.errors import JournalError, LockError
+from paycancel_cli.journal import Journal, Lock, PlanRow
+from paycancel_cli.models import ErrorInfo, Money, Outcome, Payment, PaymentStatus, Result
+
+BEFORE = Payment(
+    account="a",
+    provider="flex",
+    payment_id="p1",
+    status=PaymentStatus.AUTHORIZED,
+    native_status="requires_capture",
+    cancelable=True,
+    amount=Money(Decimal("12.34"), "USD"),
+)
+
+
+def journal_with_run(tmp_path: Path, run_id: str = "r1", n: int = 4) -> Journal:
+    journal = Journal(tmp_path / "j.sqlite3")
+    journal.start_run(
+        run_id, user="u", host="h", command="c", input="in.csv", input_hash="x", reason="r",
+        options={"kind": "bulk"},
+    )  # fmt: skip
+    rows = [PlanRow("a" if i % 2 == 0 else "b", "flex", f"p{i}", "r", f"k{i}") for i in range(n)]
+    assert journal.plan(run_id, rows) == (n, 0)
+    return journal
+
+
+def done(
+    run_id: str,
+    account: str,
+    pid: str,
+    outcome: Outcome,
+    *,
+    error: ErrorInfo | None = None,
+    attempts: int = 1,
+) -> Result:
+    return Result(run_id, account, "flex", pid, outcome, error=error, attempts=attempts)
+
+
+def test_in_flight_keeps_the_before_and_done_records_the_result(tmp_path: Path) -> None:
+    journal = journal_with_run(tmp_path)
+    journal.mark_in_flight("r1", "a", "p0", BEFORE)
+    journal.mark_in_flight("r1", "b", "p1", None)
+    rows = {p.payment_id: p for p in journal.payments("r1")}
+    assert (rows["p0"].state, rows["p0"].before) == ("in_flight", BEFORE)
+    assert (rows["p1"].state, rows["p1"].before) == ("in_flight", None)
+    assert rows["p2"].state == "planned"  # only the one named
+    journal.mark_done(done("r1", "a", "p0", Outcome.CANCELLED, attempts=2))
+    (result,) = journal.results("r1")
+    assert (result.payment_id, result.outcome, result.attempts) == ("p0", Outcome.CANCELLED, 2)
+    assert result.idempotency_key == "k0" and result.run_id == "r1"
+    assert journal.count_payments("r1") == 4 and journal.count_pending("r1") == 3
+    assert journal.count_payments("other") == 0
+
+
+def test_a_renewed_key_is_recorded_for_that_payment_only(tmp_path: Path) -> None:
+    journal = journal_with_run(tmp_path)
+    journal.set_key("r1", "a", "p2", "k2-r1")
+    keys = {p.payment_id: p.idempotency_key for p in journal.payments("r1")}
+    assert keys == {"p0": "k0", "p1": "k1", "p2": "k2-r1", "p3": "k3"}
+
+
+def test_counts_per_account_and_per_outcome(tmp_path: Path) -> None:
+    journal = journal_with_run(tmp_path, n=6)  # a: p0 p2 p4, b: p1 p3 p5
+    journal_with_run(tmp_path, "r2", n=2).close()  # another run's rows never count
+    down = ErrorInfo("http_503", "down", 503, transient=True)
+    journal.mark_done(done("r1", "a", "p0", Outcome.CANCELLED))
+    journal.mark_done(done("r1", "a", "p2", Outcome.FAILED, error=down))
+    journal.mark_done(done("r1", "b", "p1", Outcome.FAILED, error=ErrorInfo("x", "odd")))
+    journal.mark_done(done("r1", "b", "p3", Outcome.FAILED, error=down))
+    journal.mark_done(done("r1", "b", "p5", Outcome.NOT_CANCELLABLE))
+    assert journal.outcome_counts("r1") == {"cancelled": 1, "failed": 3, "not_cancellable": 1}
+    assert journal.pending_per_account("r1") == {"a": 1}
+    assert journal.transient_per_account("r1") == {"a": 1, "b": 1}
+
+
+def test_requeue_takes_back_only_transient_failures_in_flight_where_sent(tmp_path: Path) -> None:
+    journal = journal_with_run(tmp_path)
+    other = journal_with_run(tmp_path, "r2")
+    down = ErrorInfo("http_503", "down", 503, transient=True)
+    journal.mark_done(done("r1", "a", "p0", Outcome.FAILED, error=down, attempts=3))
+    journal.mark_done(done("r1", "b", "p1", Outcome.FAILED, error=down, attempts=0))
+    journal.mark_done(done("r1", "a", "p2", Outcome.FAILED, error=ErrorInfo("x", "odd")))
+    other.mark_done(done("r2", "a", "p0", Outcome.FAILED, error=down, attempts=3))
+    assert journal.requeue_transient("r1") == 2
+    rows = {p.payment_id: p for p in journal.payments("r1")}
+    assert rows["p0"].state == "in_flight" and rows["p1"].state == "planned"
+    for pid in ("p0", "p1"):
+        assert (rows[pid].outcome, rows[pid].error, rows[pid].after) == (None, None, None)
+    assert rows["p2"].state == "done" and rows["p2"].outcome is Outcome.FAILED
+    assert next(p.state for p in other.payments("r2")) == "done"  # not another run's
+
+
+def test_runs_newest_first_and_limited(tmp_path: Path) -> None:
+    journal = journal_with_run(tmp_path, "r1", n=1)
+    for run_id in ("r2", "r3"):
+        time.sleep(0.005)  # started_at has milliseconds
+        journal.start_run(
+            run_id, user="u", host="h", command="c", input=None, input_hash=None, reason=None,
+            options={},
+        )  # fmt: skip
+    assert [r.run_id for r in journal.runs()] == ["r3", "r2", "r1"]
+    assert [r.run_id for r in journal.runs(limit=2)] == ["r3", "r2"]
+    journal.set_run_status("r2", "completed")
+    r2 = journal.run("r2")
+    assert r2 is not None and r2.status == "completed" and r2.finished_at is not None
+    journal.set_run_status("r2", "running")
+    again = journal.run("r2")
+    assert again is not None and again.finished_at is None
+
+
+def test_a_held_lock_names_its_holder(tmp_path: Path) -> None:
+    first = Lock(tmp_path / "j.sqlite3", "input-x")
+    first.acquire(what="The same input (in.csv)")
+    try:
+        second = Lock(tmp_path / "j.sqlite3", "input-x")
+        with pytest.raises(LockError) as refused:
+            second.acquire(what="The same input (in.csv)")
+        assert f"The same input (in.csv) is being worked on by process {os.getpid()}." in str(
+            refused.value
+        )
+        with pytest.raises(LockError) as waited:
+            second.acquire(what="Run r1", wait=0.3)
+        assert f"still being worked on by process {os.getpid()} after waiting 0.3 s" in str(
+            waited.value
+        )
+    finally:
+        first.release()
+    free = Lock(tmp_path / "j.sqlite3", "input-x")
+    free.acquire(what="The same input (in.csv)")  # released: free again
+    free.release()
+
+
+def test_a_wait_says_once_what_it_waits_for_and_for_how_long(tmp_path: Path) -> None:
+    journal_path = tmp_path / "j.sqlite3"
+    holder = Lock(journal_path, "run-r1")
+    holder.acquire(what="Run r1")
+    directory = tmp_path / "j.sqlite3.locks"
+    assert holder.path == directory / "run-r1.lock"
+    assert directory.stat().st_mode & 0o777 == 0o700
+    said: list[str] = []
+    try:
+        for limit, most in ((5.0, " (at most 5 s)"), (math.inf, "")):
+            started = time.monotonic()
+            with pytest.raises(LockError) as late:
+                Lock(journal_path, "run-r1").acquire(
+                    what="Run r1", wait=0.2, on_wait=said.append, limit=limit
+                )
+            assert time.monotonic() - started >= 0.2  # it did wait, polling
+            assert f"after waiting {limit:g} s; nothing was sent" in str(late.value)
+            assert said.pop() == (
+                f"Waiting for process {os.getpid()} to finish with run r1{most}; "
+                "Ctrl-C stops waiting."
+            )
+            assert said == []
+    finally:
+        holder.release()
+
+
+def test_runs_lists_the_latest_fifty_by_default(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    for n in range(51):
+        journal.start_run(
+            f"r{n:02d}", user="u", host="h", command="c", input=None, input_hash=None,
+            reason=None, options={},
+        )  # fmt: skip
+    assert len(journal.runs()) == 50
+
+
+def test_a_failed_write_names_what_could_not_be_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = journal_with_run(tmp_path)
+    journal.db.close()
+    journal.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    writes = {
+        "payment p0 as in flight": lambda: journal.mark_in_flight("r1", "a", "p0", None),
+        "the idempotency key of payment p0": lambda: journal.set_key("r1", "a", "p0", "k"),
+        "the transient failures of run r1 for a retry": lambda: journal.requeue_transient("r1"),
+    }
+    for what, write in writes.items():
+        with pytest.raises(JournalError) as failed:
+            write()
+        assert f"could not record {what} (" in str(failed.value)
+
+
+def test_a_lock_beside_a_journal_not_yet_created_and_a_release_never_taken(
+    tmp_path: Path,
+) -> None:
+    lock = Lock(tmp_path / "new" / "dir" / "j.sqlite3", "run-r1")
+    lock.release()  # never acquired: nothing to do
+    lock.acquire(what="Run r1")
+    lock.release()
+
+
+def test_a_holder_that_has_not_written_its_name_is_another_process(tmp_path: Path) -> None:
+    journal_path = tmp_path / "j.sqlite3"
+    Lock(journal_path, "input-x")  # makes the directory
+    with open(tmp_path / "j.sqlite3.locks" / "input-x.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(LockError) as refused:
+            Lock(journal_path, "input-x").acquire(what="The same input (in.csv)")
+    assert str(refused.value) == (
+        "The same input (in.csv) is being worked on by another process. Wait for it to "
+        "finish (or pass --wait [SECONDS] to queue behind it); nothing was sent."
+    )
