@@ -146,10 +146,10 @@ def test_backoff_honours_retry_after_and_the_vipps_floor() -> None:
         return Canceller(make_provider(acc, client), run_id="r")
 
     fp = asyncio.run(make("flexportal"))
-    wait = fp._read_backoff(RateLimited("slow", retry_after=7.0))
+    wait = fp.policy.backoff(RateLimited("slow", retry_after=7.0))
     assert isinstance(wait, float) and 7.0 <= wait <= 9.0
-    assert fp._read_backoff(ProviderUnavailable("down")) is True
-    assert fp._read_backoff(ValueError()) is False
+    assert fp.policy.backoff(ProviderUnavailable("down")) is True
+    assert fp.policy.backoff(ValueError()) is False
     vipps = asyncio.run(make("vipps"))
     assert vipps._cancel_backoff(ProviderUnavailable("down")) == 12.0
     assert vipps._cancel_backoff(RateLimited("slow", retry_after=30.0)) >= 30.0
@@ -343,3 +343,42 @@ def test_hedge_409_to_a_first_send_on_a_payment_cancelled_by_another_is_already_
     result = hedge_run(handler, cancel_first=cancel_first)
     assert result.outcome is Outcome.ALREADY_CANCELLED, result
     assert state["posts"] == 1
+
+
+# -- the retry policy's entry point for one request -----------------------------------------
+
+
+def test_retry_policy_call_retries_one_request_until_it_answers() -> None:
+    calls: list[int] = []
+
+    async def page() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RateLimited("slow", retry_after=0.01)
+        if len(calls) == 2:
+            raise ProviderUnavailable("down")
+        return "answer"
+
+    assert asyncio.run(RetryPolicy(attempts=3).call(page)) == "answer"
+    assert len(calls) == 3
+
+
+def test_retry_policy_call_gives_up_with_the_last_failure_and_never_retries_a_refusal() -> None:
+    calls: list[int] = []
+
+    async def down() -> str:
+        calls.append(1)
+        raise ProviderUnavailable(f"down {len(calls)}")
+
+    with pytest.raises(ProviderUnavailable) as raised:
+        asyncio.run(RetryPolicy(attempts=3).call(down))
+    assert len(calls) > 1 and raised.value.message == f"down {len(calls)}"
+
+    async def refused() -> str:
+        calls.append(1)
+        raise JournalError("disk full")
+
+    calls.clear()
+    with pytest.raises(JournalError):
+        asyncio.run(RetryPolicy(attempts=3).call(refused))
+    assert len(calls) == 1

@@ -26,9 +26,9 @@ from paycancel_cli.journal import GENESIS, JOURNAL_UPGRADED, Event
 
 EXPORT_FIELDS = (
     "seq", "time", "type", "run_id", "user", "host", "account", "provider", "payment_id",
-    "outcome", "error_code", "provider_code", "amount", "currency", "released", "released_currency", "reason",
-    "idempotency_key", "command", "input", "input_hash", "plan_id", "plan_digest",
-    "plan_author", "plan_approvers", "prev", "sha256",
+    "outcome", "error_code", "provider_code", "amount", "currency", "released",
+    "released_currency", "reason", "idempotency_key", "command", "input", "input_hash",
+    "plan_id", "plan_digest", "plan_author", "plan_approvers", "prev", "sha256",
 )  # fmt: skip
 _HEAD = re.compile(r"^(\d+):([0-9a-f]{64})$")
 
