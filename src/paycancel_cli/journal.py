@@ -21,8 +21,9 @@ event, then its runs' facts as reconstructed events (marked ``reconstructed``).
 
 Locks on runs and subscriptions live in ``locks`` (files beside the journal, no SQL).
 
-The sections below: the event model; the row types; opening; the audit trail (append,
-read); runs; payments (plan, state, results); reviewed plans; row decoding.
+The sections below: the event model; the row types; the events' fields; opening;
+``Journal`` (its own sections marked inside: the audit trail, writing, runs,
+payments); reviewed plans; decoding rows.
 """
 
 from __future__ import annotations
@@ -558,35 +559,14 @@ class Journal:
         """Plan fields (``plan_id``, ``plan_digest``, ``plan_author``,
         ``plan_approvers``) given in ``options`` go into the run_started event."""
         row = RunRow(
-            run_id,
-            now(),
-            None,
-            "running",
-            user,
-            host,
-            redact_command(command),
-            input,
-            input_hash,
-            reason,
-            options,
-        )
+            run_id, now(), None, "running", user, host, redact_command(command), input,
+            input_hash, reason, options,
+        )  # fmt: skip
+        values = [getattr(row, column) for column in _RUN_COLUMNS]
+        values[-1] = json.dumps(options)
         with self._write("the run") as db:
-            db.execute(
-                "INSERT INTO runs (run_id, started_at, status, user, host, command, input,"
-                " input_hash, reason, options) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    row.run_id,
-                    row.started_at,
-                    row.status,
-                    row.user,
-                    row.host,
-                    row.command,
-                    row.input,
-                    row.input_hash,
-                    row.reason,
-                    json.dumps(options),
-                ),
-            )
+            # The runs table's columns are RunRow's fields, in order (see ``_run``).
+            db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)", values)
             self._append(db, [NewEvent(RUN_STARTED, run_id, _run_fields(row))])
 
     def set_run_status(self, run_id: str, status: str) -> None:
