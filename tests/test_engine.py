@@ -146,10 +146,10 @@ def test_backoff_honours_retry_after_and_the_vipps_floor() -> None:
         return Canceller(make_provider(acc, client), run_id="r")
 
     fp = asyncio.run(make("flexportal"))
-    wait = fp.policy.backoff(RateLimited("slow", retry_after=7.0))
+    wait = fp._read_backoff(RateLimited("slow", retry_after=7.0))
     assert isinstance(wait, float) and 7.0 <= wait <= 9.0
-    assert fp.policy.backoff(ProviderUnavailable("down")) is True
-    assert fp.policy.backoff(ValueError()) is False
+    assert fp._read_backoff(ProviderUnavailable("down")) is True
+    assert fp._read_backoff(ValueError()) is False
     vipps = asyncio.run(make("vipps"))
     assert vipps._cancel_backoff(ProviderUnavailable("down")) == 12.0
     assert vipps._cancel_backoff(RateLimited("slow", retry_after=30.0)) >= 30.0

@@ -298,7 +298,7 @@ class Canceller:
     async def read(self, payment_id: str) -> Payment:
         """Read one payment, retrying transient failures."""
         seen: list[Exception] = []
-        async for attempt in self._retrying(self.policy.backoff, seen):
+        async for attempt in self._retrying(self._read_backoff, seen):
             with attempt:
                 self._stop_if_tripped(seen)
                 return await self._watched(payment_id, self.provider.get(payment_id))
@@ -592,8 +592,14 @@ class Canceller:
 
         return self.policy.retrying(on)
 
+    def _read_backoff(self, exc: Exception) -> bool | float:
+        """A read's retries: the policy's backoff."""
+        return self.policy.backoff(exc)
+
     def _cancel_backoff(self, exc: Exception) -> bool | float:
-        wait = self.policy.backoff(exc)
+        """A cancel's retries: the policy's backoff, and at least the provider's floor
+        between cancels (Vipps)."""
+        wait = self._read_backoff(exc)
         floor = self.provider.min_cancel_retry_s
         if wait is False or not floor:
             return wait

@@ -67,7 +67,8 @@ class Lock:
         began = time.monotonic()
         while True:
             left = None if wait is None else max(0.0, wait - (time.monotonic() - began))
-            handle = self._acquire(what=what, wait=left, on_wait=on_wait, limit=limit)
+            asked = wait if limit is None else limit  # what the messages name, not what is left
+            handle = self._acquire(what=what, wait=left, on_wait=on_wait, limit=asked)
             if _same_file(handle, self.path):
                 break
             handle.close()
