@@ -318,7 +318,7 @@ def test_an_interrupted_single_cancel_resumes(
 def test_a_run_being_worked_on_cannot_be_resumed_twice(
     cli: Any, config_file: Path, tmp_path: Path
 ) -> None:
-    from paycancel_cli.journal import Lock
+    from paycancel_cli.locks import Lock
 
     journal = Journal(tmp_path / "journal.sqlite3")
     journal.start_run(

@@ -332,3 +332,45 @@ def test_any_first_line_gives_an_input_error_or_rows_never_a_crash(data: bytes) 
     first = 1 if validation.notes else 2  # a plain id list starts on line 1
     assert all(p.line >= first for p in validation.problems)
     assert len([r for r in planned if isinstance(r, Row)]) == validation.rows
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=300)
+@given(
+    record=st.lists(
+        st.sampled_from(
+            ["pay_a1", " pay_b2 ", "fpay_ok", "bad/id", "", " ", "hedge", "HEDGE", "fp", "nope"]
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    need_reason=st.booleans(),
+    only=st.sampled_from([None, "hedge", "fp"]),
+)
+def test_the_short_path_accepts_only_what_the_row_rules_accept(
+    record: list[str], need_reason: bool, only: str | None
+) -> None:
+    """The common row's short path (``_Quick``) and ``Reader._row``, which states every
+    rule, agree: what the short path accepts, ``_row`` accepts as the same row."""
+    from paycancel_cli.csvinput import Validation, _Quick
+
+    handle = tempfile.NamedTemporaryFile(delete=False, suffix=".csv")  # noqa: SIM115
+    handle.write(b"payment_id,account,reason\n")
+    handle.close()
+    reader = Reader(
+        Source(handle.name),
+        accounts=ACCOUNTS,
+        listable=frozenset({"flexportal"}),
+        default_account=only or "hedge",
+        default_reason=None,
+        only_account=only,
+        need_reason=need_reason,
+    )
+    try:
+        with reader._open(Validation()) as (_, layout):
+            key = _Quick(reader, layout).key(list(record))
+            row = reader._row(list(record), 2, layout)
+    finally:
+        Path(reader.source.path).unlink()
+        Path(handle.name).unlink()
+    if key is not None:
+        assert isinstance(row, Row) and (row.account, row.payment_id) == key

@@ -343,3 +343,42 @@ def test_hedge_409_to_a_first_send_on_a_payment_cancelled_by_another_is_already_
     result = hedge_run(handler, cancel_first=cancel_first)
     assert result.outcome is Outcome.ALREADY_CANCELLED, result
     assert state["posts"] == 1
+
+
+# -- the retry policy's entry point for one request -----------------------------------------
+
+
+def test_retry_policy_call_retries_one_request_until_it_answers() -> None:
+    calls: list[int] = []
+
+    async def page() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RateLimited("slow", retry_after=0.01)
+        if len(calls) == 2:
+            raise ProviderUnavailable("down")
+        return "answer"
+
+    assert asyncio.run(RetryPolicy(attempts=3).call(page)) == "answer"
+    assert len(calls) == 3
+
+
+def test_retry_policy_call_gives_up_with_the_last_failure_and_never_retries_a_refusal() -> None:
+    calls: list[int] = []
+
+    async def down() -> str:
+        calls.append(1)
+        raise ProviderUnavailable(f"down {len(calls)}")
+
+    with pytest.raises(ProviderUnavailable) as raised:
+        asyncio.run(RetryPolicy(attempts=3).call(down))
+    assert len(calls) > 1 and raised.value.message == f"down {len(calls)}"
+
+    async def refused() -> str:
+        calls.append(1)
+        raise JournalError("disk full")
+
+    calls.clear()
+    with pytest.raises(JournalError):
+        asyncio.run(RetryPolicy(attempts=3).call(refused))
+    assert len(calls) == 1

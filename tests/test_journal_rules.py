@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from paycancel_cli.errors import JournalError, LockError
-from paycancel_cli.journal import Journal, Lock, PlanRow
+from paycancel_cli.journal import Journal, PlanRow
+from paycancel_cli.locks import Lock
 from paycancel_cli.models import ErrorInfo, Money, Outcome, Payment, PaymentStatus, Result
 
 BEFORE = Payment(

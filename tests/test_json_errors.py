@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from paycancel_cli.csvinput import Source
-from paycancel_cli.journal import Lock
+from paycancel_cli.locks import Lock
 from paycancel_cli.sandbox import Sandbox
 
 from .conftest import CliResult, write_config

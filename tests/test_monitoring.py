@@ -30,7 +30,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from paycancel_cli import monitoring
-from paycancel_cli.journal import Journal, Lock
+from paycancel_cli.journal import Journal
+from paycancel_cli.locks import Lock
 from paycancel_cli.sandbox import Faults, Sandbox
 
 from .conftest import SENTINEL, spawn, write_config

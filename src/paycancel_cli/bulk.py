@@ -658,7 +658,7 @@ def run_bulk(
 ) -> BulkOutcome:
     from paycancel_cli.core import host, new_run_id, os_user
     from paycancel_cli.csvinput import Reader, Source
-    from paycancel_cli.journal import Lock, Locks
+    from paycancel_cli.locks import Lock, Locks
     from paycancel_cli.providers import adapter_class, validate_id
     from paycancel_cli.providers.base import Capability
     from paycancel_cli.session import Session, running
@@ -1052,7 +1052,7 @@ def _resume(
     policy: RetryPolicy | None,
     transport: Any,
 ) -> BulkOutcome:
-    from paycancel_cli.journal import Locks
+    from paycancel_cli.locks import Locks
     from paycancel_cli.session import Session
 
     shaping = {

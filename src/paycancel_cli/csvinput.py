@@ -103,6 +103,20 @@ class Validation:
         if len(self.problems) < MAX_PROBLEMS_KEPT:
             self.problems.append(problem)
 
+    def count(self, key: tuple[str, str], line: int, seen: set[int]) -> None:
+        """A data row that passed every rule, as (account, id): the first of its key is
+        valid, a later one a duplicate (``seen`` holds the keys' hashes)."""
+        self.rows += 1
+        digest = hash(key)
+        if digest in seen:
+            self.duplicates += 1
+            if len(self.duplicate_lines) < 20:
+                self.duplicate_lines.append(line)
+            return
+        seen.add(digest)
+        self.valid += 1
+        self.per_account[key[0]] += 1
+
     @property
     def counted(self) -> str:
         """What ``valid`` counts: payments, or subscriptions (whose payments are not
@@ -251,6 +265,28 @@ def _amount(text: str, currency: str, delimiter: str) -> tuple[Decimal | None, s
     return Decimal(f"{whole}.{fraction}"), None
 
 
+def _expected(amount: str, currency: str, delimiter: str) -> Money | str | None:
+    """A row's amount guard: None without one, the Money it names, or what is wrong."""
+    if not (amount or currency):
+        return None
+    if not (amount and currency):
+        return "expected_amount and expected_currency go together"
+    value, problem = _amount(amount, currency, delimiter)
+    if problem is not None or value is None:
+        return problem or f"expected_amount {amount!r} is not a decimal number"
+    if not value.is_finite() or value < 0 or value.adjusted() > 15:
+        return f"expected_amount {amount!r} is not a plausible positive amount"
+    if len(currency) != 3 or not currency.isalpha() or not currency.isascii():
+        return f"expected_currency {currency!r} is not an ISO 4217 code"
+    places = currency_exponent(currency)
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > places:
+        return (
+            f"expected_amount {amount!r} has more decimals than {currency.upper()} has ({places})"
+        )
+    return Money(value, currency.upper())
+
+
 def _delimiter(header: str) -> str:
     counts = {d: header.count(d) for d in (",", ";", "\t")}
     best = max(counts, key=lambda d: counts[d])
@@ -287,6 +323,126 @@ class _Layout:
     width: int
     before: int
 
+    def cell(self, record: list[str], column: str) -> str:
+        """The trimmed value of a known column, "" when the file or the row has none."""
+        i = self.index.get(column)
+        return record[i].strip() if i is not None and i < len(record) else ""
+
+    @property
+    def quick(self) -> bool:
+        """Whether the common row can take ``_Quick``'s short path: payment ids, no
+        amount guard."""
+        index = self.index
+        return (
+            self.kind == "payment_id"
+            and "expected_amount" not in index
+            and "expected_currency" not in index
+        )
+
+
+def _not_quick(record: list[str]) -> None:
+    """The short path of a file whose rows all need ``Reader._row``."""
+    return None
+
+
+class _Quick:
+    """The common row checked in a few C-level calls instead of ``Reader._row``: a row
+    as wide as the header, a valid payment id of an account a row may name, spelled as
+    configured (or the default account), and a reason where one is needed.  A row these
+    checks do not accept goes to ``Reader._row``, which states every rule and says what
+    is wrong; so they only ever accept what ``_row`` accepts.  ``key`` checks one row,
+    ``count`` a batch."""
+
+    __slots__ = ("default", "get_account", "get_id", "get_reason", "patterns", "width")
+
+    def __init__(self, reader: Reader, layout: _Layout) -> None:
+        index = layout.index
+        self.width = layout.width
+        self.default = reader.default_account or ""
+        self.patterns = {
+            name: adapter_class(provider).id_pattern.fullmatch
+            for name, provider in reader._allowed.items()
+        }
+        self.get_id = operator.itemgetter(layout.id_index)
+        account_i = index.get("account")
+        self.get_account = None if account_i is None else operator.itemgetter(account_i)
+        # The header was checked (``Reader._check_every_row``): a needed reason has its
+        # column.
+        reason_i = index.get("reason")
+        needed = reader.need_reason and not reader.default_reason and reason_i is not None
+        self.get_reason = operator.itemgetter(reason_i) if needed else None
+
+    def key(self, record: list[str]) -> tuple[str, str] | None:
+        """(account, payment id) of a row that passes, else None."""
+        if len(record) != self.width:
+            return None
+        pid = self.get_id(record).strip()
+        account = self.default
+        if self.get_account is not None:
+            account = self.get_account(record).strip() or account
+        match = self.patterns.get(account)
+        if match is None or not match(pid):
+            return None  # another spelling, another account: ``_row`` says
+        if self.get_reason is not None and not self.get_reason(record).strip():
+            return None
+        return account, pid
+
+    def count(self, batch: list[list[str]], seen: set[int], per_account: Counter[str]) -> bool:
+        """The same checks over a batch: True when every row passes and none repeats a
+        key in ``seen`` (the batch then counted), False at the first irregular row."""
+        if set(map(len, batch)) != {self.width}:
+            return False  # blank or ragged rows
+        strip = str.strip
+        ids = list(map(strip, map(self.get_id, batch)))
+        if self.get_reason is not None and not all(map(strip, map(self.get_reason, batch))):
+            return False
+        accounts, names = self._accounts(batch)
+        if not self._match(ids, accounts, names):
+            return False
+        before = len(seen)
+        if accounts is None:
+            # One account for the whole file: the id alone is the key (the same choice on
+            # every batch, so duplicates across batches show).
+            seen.update(map(hash, ids))
+            per_account[self.default] += len(ids)
+        elif len(names) == 1:
+            name = next(iter(names))
+            seen.update(map(hash, zip(itertools.repeat(name), ids)))
+            per_account[name] += len(ids)
+        else:
+            seen.update(map(hash, zip(accounts, ids, strict=True)))
+            per_account.update(accounts)
+        return len(seen) - before == len(batch)  # else a duplicate: ``_row`` names its line
+
+    def _accounts(self, batch: list[list[str]]) -> tuple[list[str] | None, set[str]]:
+        """Each row's account (None: the default for every row) and the names used."""
+        if self.get_account is None:
+            return None, {self.default}
+        default = self.default
+        accounts = [a or default for a in map(str.strip, map(self.get_account, batch))]
+        names = set(accounts)
+        if not names.issubset(self.patterns):
+            # Names match ignoring case: each spelling is mapped once.
+            spelled = {name: name.lower() for name in names}
+            accounts = list(map(spelled.__getitem__, accounts))
+            names = set(spelled.values())
+        return accounts, names
+
+    def _match(self, ids: list[str], accounts: list[str] | None, names: set[str]) -> bool:
+        """Whether every id is valid for its row's account."""
+        for name in names:
+            match = self.patterns.get(name)
+            if match is None:
+                return False  # unknown, missing, or not --account's
+            group = (
+                ids
+                if len(names) == 1
+                else [pid for pid, acc in zip(ids, accounts or (), strict=True) if acc == name]
+            )
+            if not all(map(match, group)):
+                return False
+        return True
+
 
 class Reader:
     """Parses and validates rows; ``accounts`` maps account name to provider key.
@@ -295,6 +451,9 @@ class Reader:
     configured); ``only_account`` (``--account`` given) makes a row naming another
     account a problem.  ``need_reason`` is false for dry runs and ``--validate-only``,
     which send no cancel.
+
+    The rules: what the header decides for every row, ``_check_every_row``; each row,
+    ``_row`` (``_Quick`` is its short path for the common row).
     """
 
     def __init__(
@@ -342,78 +501,17 @@ class Reader:
                 gc.enable()
 
     def _validate_clean(self) -> Validation | None:
+        """A clean file, in batches (``_Quick.count``); None at the first irregular row."""
         result = Validation()
-        patterns = {
-            name: adapter_class(provider).id_pattern.fullmatch
-            for name, provider in self._allowed.items()
-        }
         seen: set[int] = set()
         with self._open(result) as (reader, layout):
-            index, width = layout.index, layout.width
-            if (
-                layout.kind != "payment_id"
-                or "expected_amount" in index
-                or "expected_currency" in index
-            ):
+            if not layout.quick:
                 return None
-            account_i = index.get("account")
-            reason_i = index.get("reason")
-            check_reason = self.need_reason and not self.default_reason
-            if check_reason and reason_i is None:
-                return None
-            default = self.default_account or ""
-            get_id = operator.itemgetter(layout.id_index)
-            get_account = None if account_i is None else operator.itemgetter(account_i)
-            get_reason = operator.itemgetter(reason_i or 0) if check_reason else None
-            strip = str.strip
+            quick = _Quick(self, layout)
             try:
                 while batch := list(itertools.islice(reader, 4096)):
-                    if set(map(len, batch)) != {width}:
-                        return None  # blank or ragged rows
-                    ids = list(map(strip, map(get_id, batch)))
-                    if get_reason is not None and not all(map(strip, map(get_reason, batch))):
+                    if not quick.count(batch, seen, result.per_account):
                         return None
-                    if get_account is None:
-                        accounts: list[str] | None = None
-                        names = {default}
-                    else:
-                        accounts = [a or default for a in map(strip, map(get_account, batch))]
-                        names = set(accounts)
-                        if not names.issubset(patterns):
-                            # Names match ignoring case: each spelling is mapped once.
-                            spelled = {name: name.lower() for name in names}
-                            accounts = list(map(spelled.__getitem__, accounts))
-                            names = set(spelled.values())
-                    for name in names:
-                        match = patterns.get(name)
-                        if match is None:
-                            return None  # unknown, missing, or not --account's
-                        group = (
-                            ids
-                            if len(names) == 1
-                            else [
-                                pid
-                                for pid, acc in zip(ids, accounts or (), strict=True)
-                                if acc == name
-                            ]
-                        )
-                        if not all(map(match, group)):
-                            return None
-                    before = len(seen)
-                    if accounts is None:
-                        # One account for the whole file: the id alone is the key (the
-                        # same choice on every batch, so duplicates across batches show).
-                        seen.update(map(hash, ids))
-                        result.per_account[default] += len(batch)
-                    elif len(names) == 1:
-                        name = next(iter(names))
-                        seen.update(map(hash, zip(itertools.repeat(name), ids)))
-                        result.per_account[name] += len(batch)
-                    else:
-                        seen.update(map(hash, zip(accounts or (), ids, strict=True)))
-                        result.per_account.update(accounts or ())
-                    if len(seen) - before != len(batch):
-                        return None  # a duplicate: the row-by-row pass names its line
                     result.rows += len(batch)
             except csv.Error:
                 return None
@@ -421,36 +519,13 @@ class Reader:
         return result
 
     def _validate_rows(self) -> Validation:
-        """Row by row, naming each problem and duplicate by its line.  The common row (a
-        valid id of a known account, no amount guard) still takes a short path; anything
-        else goes through ``_row`` for its message."""
+        """Row by row, naming each problem and duplicate by its line.  The common row
+        takes ``_Quick``'s short path; anything else goes through ``_row``."""
         result = Validation()
         seen: set[int] = set()
-        per_account: Counter[str] = result.per_account
         label = f"CSV {self.source.label}"
-        patterns = {
-            name: adapter_class(provider).id_pattern for name, provider in self._allowed.items()
-        }
         with self._open(result) as (reader, layout):
-            id_index, id_kind, index, width = (
-                layout.id_index,
-                layout.kind,
-                layout.index,
-                layout.width,
-            )
-            account_i = index.get("account")
-            reason_i = index.get("reason")
-            needs_reason = self.need_reason and not self.default_reason
-            simple = (
-                id_kind == "payment_id"
-                and "expected_amount" not in index
-                and "expected_currency" not in index
-                and (not needs_reason or reason_i is not None)
-            )
-            default = self.default_account or ""
-            rows = valid = duplicates = 0
-            seen_add = seen.add
-            fullmatch = {a: p.fullmatch for a, p in patterns.items()}.get
+            quick = _Quick(self, layout).key if layout.quick else _not_quick
             previous = layout.before  # the physical line the last record ended on
             try:
                 for record in reader:
@@ -458,53 +533,22 @@ class Reader:
                     previous = reader.line_num + layout.before
                     if not record:
                         continue
-                    if simple and len(record) == width:
-                        pid = record[id_index].strip()
-                        if account_i is None:
-                            account = default
-                        else:
-                            account = record[account_i].strip() or default
-                        # Another spelling, account or a missing reason: ``_row`` says.
-                        match = fullmatch(account)
-                        if (
-                            match is not None
-                            and match(pid)
-                            and not (needs_reason and not record[reason_i].strip())
-                        ):
-                            rows += 1
-                            key = hash((account, pid))
-                            if key in seen:
-                                duplicates += 1
-                                if len(result.duplicate_lines) < 20:
-                                    result.duplicate_lines.append(start)
-                            else:
-                                seen_add(key)
-                                valid += 1
-                                per_account[account] += 1
+                    key = quick(record)
+                    if key is None:
+                        if all(not value.strip() for value in record):
                             continue
-                    if all(not value.strip() for value in record):
-                        continue
-                    item = self._row(record, start, id_index, id_kind, index, width)
-                    if isinstance(item, Problem):
-                        result.add_problem(item)
-                        continue
-                    rows += 1
-                    key = hash((item.account, item.payment_id or item.subscription_id))
-                    if key in seen:
-                        duplicates += 1
-                        if len(result.duplicate_lines) < 20:
-                            result.duplicate_lines.append(item.line)
-                        continue
-                    seen_add(key)
-                    valid += 1
-                    per_account[item.account] += 1
+                        item = self._row(record, start, layout)
+                        if isinstance(item, Problem):
+                            result.add_problem(item)
+                            continue
+                        key = (item.account, item.payment_id or item.subscription_id or "")
+                    result.count(key, start, seen)
             except csv.Error as exc:
                 raise InputError(
                     f"{label}, line {previous + 1}: malformed CSV ({exc}). Nothing was sent."
                 ) from None
-            # Every data row read: valid, duplicate or invalid alike.
-            result.rows = rows + result.invalid
-            result.valid, result.duplicates = valid, duplicates
+        # Every data row read: valid, duplicate or invalid alike.
+        result.rows += result.invalid
         return result
 
     def rows(self) -> Iterator[Row | Problem]:
@@ -606,9 +650,7 @@ class Reader:
                 previous = reader.line_num + layout.before
                 if not record or all(not value.strip() for value in record):
                     continue
-                yield self._row(
-                    record, start, layout.id_index, layout.kind, layout.index, layout.width
-                )
+                yield self._row(record, start, layout)
 
     def _header(
         self, names: list[str], label: str, result: Validation
@@ -653,90 +695,73 @@ class Reader:
                 result.ignored_columns.append(name)
         return ids[0][0], ids[0][1], index
 
-    def _row(
-        self,
-        record: list[str],
-        line: int,
-        id_index: int,
-        id_kind: str,
-        index: dict[str, int],
-        width: int,
-    ) -> Row | Problem:
+    def _row(self, record: list[str], line: int, layout: _Layout) -> Row | Problem:
+        """One data row against every rule: the row, or its first problem."""
+        width = layout.width
         while len(record) > width and not record[-1].strip():
             record.pop()
-        too_wide = len(record) > width
-
-        def get(name: str) -> str:
-            i = index.get(name)
-            return record[i].strip() if i is not None and i < len(record) else ""
-
-        value = record[id_index].strip() if id_index < len(record) else ""
-        named = get("account")
+        value = record[layout.id_index].strip() if layout.id_index < len(record) else ""
+        named = layout.cell(record, "account")
         account = named.lower() or self.default_account  # account names ignore case
 
         def bad(message: str) -> Problem:
             return Problem(line, message, account or None, value or None)
 
-        if too_wide:
+        if len(record) > width:
             return bad(f"{len(record)} fields, but the header has {width}")
         if not value:
-            return bad(f"empty {id_kind}")
+            return bad(f"empty {layout.kind}")
         if not account:
             return bad("no account: add an account column or pass --account")
-        if self.only_account is not None and account != self.only_account:
-            return bad(
-                f"the row names account {named!r}, but --account {self.only_account} was "
-                "given; fix the row, or leave out --account to use the file's accounts"
-            )
-        provider = self.accounts.get(account)
-        if provider is None:
-            known = ", ".join(sorted(self.accounts)) or "none"
-            return bad(f"unknown account {named!r} (configured: {known})")
-        if id_kind == "subscription_id" and provider not in self.listable:
-            adapter: Any = adapter_class(provider)
-            why = getattr(adapter, "no_list_reason", "the provider has no list API")
-            ids = getattr(adapter, "list_ids", "payment ids")
-            return Problem(
-                line,
-                f"account {account!r} cannot list a subscription's payments ({why}); "
-                f"give a CSV of {ids} instead",
-                account,
-            )
+        problem = self._account_problem(account, named)
+        if problem is not None:
+            return bad(problem)
+        provider = self.accounts[account]
+        if layout.kind == "subscription_id" and provider not in self.listable:
+            return Problem(line, _unlistable(account, provider), account)
         try:
             validate_id(provider, value)
         except InputError as exc:
             return bad(exc.message.removesuffix(" Nothing was sent; check the id."))
-        reason = get("reason") or self.default_reason
-        if not reason:
-            if self.need_reason:
-                return bad("no reason: pass --reason or fill the reason column")
-            reason = ""  # a dry run or --validate-only: nothing is sent
-        expected = None
-        amount, currency = get("expected_amount"), get("expected_currency")
-        if amount or currency:
-            if not (amount and currency):
-                return bad("expected_amount and expected_currency go together")
-            value_dec, problem = _amount(amount, currency, self.delimiter)
-            if problem is not None or value_dec is None:
-                return bad(problem or f"expected_amount {amount!r} is not a decimal number")
-            if not value_dec.is_finite() or value_dec < 0 or value_dec.adjusted() > 15:
-                return bad(f"expected_amount {amount!r} is not a plausible positive amount")
-            if len(currency) != 3 or not currency.isalpha() or not currency.isascii():
-                return bad(f"expected_currency {currency!r} is not an ISO 4217 code")
-            places = currency_exponent(currency)
-            exponent = value_dec.as_tuple().exponent
-            if isinstance(exponent, int) and -exponent > places:
-                return bad(
-                    f"expected_amount {amount!r} has more decimals than {currency.upper()} "
-                    f"has ({places})"
-                )
-            expected = Money(value_dec, currency.upper())
+        reason = layout.cell(record, "reason") or self.default_reason or ""
+        if not reason and self.need_reason:
+            return bad("no reason: pass --reason or fill the reason column")
+        expected = _expected(
+            layout.cell(record, "expected_amount"),
+            layout.cell(record, "expected_currency"),
+            self.delimiter,
+        )
+        if isinstance(expected, str):
+            return bad(expected)
         return Row(
             line=line,
             account=account,
             provider=provider,
-            payment_id=value if id_kind == "payment_id" else None,
-            subscription_id=value if id_kind == "subscription_id" else None,
-            reason=reason,
+            payment_id=value if layout.kind == "payment_id" else None,
+            subscription_id=value if layout.kind == "subscription_id" else None,
+            reason=reason,  # "" for a dry run or --validate-only: nothing is sent
             expected=expected,
         )
+
+    def _account_problem(self, account: str, named: str) -> str | None:
+        """What is wrong with the account a row names (``account``: lower case), if
+        anything."""
+        if self.only_account is not None and account != self.only_account:
+            return (
+                f"the row names account {named!r}, but --account {self.only_account} was "
+                "given; fix the row, or leave out --account to use the file's accounts"
+            )
+        if account not in self.accounts:
+            known = ", ".join(sorted(self.accounts)) or "none"
+            return f"unknown account {named!r} (configured: {known})"
+        return None
+
+
+def _unlistable(account: str, provider: str) -> str:
+    adapter: Any = adapter_class(provider)
+    why = getattr(adapter, "no_list_reason", "the provider has no list API")
+    ids = getattr(adapter, "list_ids", "payment ids")
+    return (
+        f"account {account!r} cannot list a subscription's payments ({why}); "
+        f"give a CSV of {ids} instead"
+    )

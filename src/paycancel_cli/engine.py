@@ -50,10 +50,10 @@ import hashlib
 import logging
 import random
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import stamina
 
@@ -134,14 +134,54 @@ def fresh_key(key: str) -> str:
     return f"{root}-r{n + 1}"
 
 
+Hook = Callable[[Exception], bool | float]
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
+    """The one retry policy: a 429, a 5xx, a network failure or a provider's "busy" is
+    retried with stamina's exponential backoff, or after the provider's ``Retry-After``
+    (capped at ``max_retry_after``, with a little jitter) when its answer gives one.
+
+    ``call`` is the entry point for one request; the ``Canceller`` uses ``retrying`` with
+    its own hook (a breaker, a provider's floor between cancels)."""
+
     attempts: int = 6
     wait_initial: float = 0.5
     wait_max: float = 30.0
     wait_jitter: float = 0.5
     timeout: float | None = 600.0
     max_retry_after: float = 120.0
+
+    def backoff(self, exc: Exception) -> bool | float:
+        """stamina's ``on`` hook: False for an error that is not retried, the seconds to
+        wait when the provider said how long, True for stamina's own backoff."""
+        if isinstance(exc, RateLimited | Busy) and exc.retry_after is not None:
+            # Spread the herd that a shared window releases at once.
+            wait = min(exc.retry_after, self.max_retry_after)
+            return wait + random.uniform(0, min(1.0, wait / 4 + 0.05))
+        return isinstance(exc, RateLimited | ProviderUnavailable | Busy)
+
+    def retrying(self, on: Hook | None = None) -> AsyncIterator[stamina.Attempt]:
+        """stamina's attempts under this policy, retried when ``on`` (by default
+        ``backoff``) says so."""
+        return stamina.retry_context(
+            on=on or self.backoff,
+            attempts=self.attempts,
+            timeout=self.timeout,
+            wait_initial=self.wait_initial,
+            wait_max=self.wait_max,
+            wait_jitter=self.wait_jitter,
+        )
+
+    async def call(self, request: Callable[[], Awaitable[T]]) -> T:
+        """``await request()``, retried under this policy; the last failure is raised
+        when the attempts run out.  ``request`` makes a new awaitable each time."""
+        async for attempt in self.retrying():
+            with attempt:
+                return await request()
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass(frozen=True)
@@ -407,157 +447,102 @@ class Canceller:
         no read came first."""
         if self.before_send is not None:
             await self.before_send(target, key, before)
-        attempts = 0
-        uncertain = ever_uncertain = renew = accepted = False
-        base = replace(base, idempotency_key=key)
+        sending = Sending(target, key, before, replace(base, idempotency_key=key))
         seen: list[Exception] = []
         try:
             async for attempt in self._retrying(self._cancel_backoff, seen):
                 with attempt:
                     self._stop_if_tripped(seen)
-                    if renew:
-                        key, renew = fresh_key(key), False
-                        if self.on_new_key is not None:
-                            await self.on_new_key(target, key)
-                        base = replace(base, idempotency_key=key)
-                    if uncertain:
-                        try:
-                            now = await self.read(target.payment_id)
-                        except (RateLimited, ProviderUnavailable, Busy):
-                            if not accepted:
-                                raise
-                            # The provider took the cancel and the state after it
-                            # cannot be read (the read retried already): the answer
-                            # stands; rounds of re-sends and read-backs gain nothing.
-                            return replace(
-                                base, outcome=Outcome.CANCELLED, before=before, attempts=attempts
-                            )
-                        if before is None and now.cancelable:
-                            before = now  # the lost cancel did not land: now we know
-                        elif before is None and was_cancelled(now):
-                            return replace(self._attribute(now, base), attempts=attempts)
-                        elif released(before, now):
-                            return replace(
-                                base,
-                                outcome=Outcome.CANCELLED,
-                                before=before or implied_before(now),
-                                after=now,
-                                attempts=attempts,
-                            )
-                        elif not now.cancelable:
-                            outcome, error = self._decide(target, now) or (Outcome.FAILED, None)
-                            return replace(
-                                base,
-                                outcome=outcome,
-                                before=before or now,
-                                after=now,
-                                error=error,
-                                attempts=attempts,
-                            )
-                        # Still open: whatever an earlier answer accepted did not take.
-                        uncertain = accepted = False
-                    attempts += 1
-                    try:
-                        after = await self._watched(
-                            target.payment_id,
-                            self.provider.cancel(
-                                target.payment_id, reason=target.reason, idempotency_key=key
-                            ),
-                        )
-                    except ProviderUnavailable as exc:
-                        uncertain = exc.ambiguous
-                        ever_uncertain = ever_uncertain or exc.ambiguous
-                        accepted = accepted or exc.accepted
-                        raise
-                    except Busy as exc:
-                        renew = exc.fresh_key
-                        raise
-                    except (PaycancelError, JournalError):
-                        raise
-                    except Exception as exc:
-                        # An answer the adapter could not make sense of: the cancel may
-                        # have happened; read it back before deciding anything.
-                        uncertain = ever_uncertain = True
-                        info = unexpected_error(self.provider.title, target, exc)
-                        raise ProviderUnavailable(
-                            info.message, code=info.code, ambiguous=True
-                        ) from None
-                    shown = before or implied_before(after)
-                    if not released(before, after):
-                        # The provider said yes but the payment it shows is not released
-                        # (still open, or in a state no cancel leads to): confirmed only
-                        # by a read-back, never assumed.
-                        now = await self.read(target.payment_id)
-                        if released(before, now):
-                            return replace(
-                                base,
-                                outcome=Outcome.CANCELLED,
-                                before=before or implied_before(now),
-                                after=now,
-                                attempts=attempts,
-                            )
-                        return replace(
-                            base,
-                            before=before or now,
-                            after=now,
-                            attempts=attempts,
-                            error=ErrorInfo(
-                                "not_confirmed",
-                                "the provider accepted the cancel but the payment "
-                                + (
-                                    "still shows an amount to release"
-                                    if now.cancelable
-                                    else f"shows {now.native_status}, not cancelled"
-                                )
-                                + "; check it with `paycancel status "
-                                f"{target.payment_id} --account {target.account}`",
-                            ),
-                        )
-                    return replace(
-                        base,
-                        outcome=Outcome.CANCELLED,
-                        before=shown,
-                        after=after,
-                        attempts=attempts,
-                    )
+                    return await self._attempt(sending)
         except NotCancellable as exc:
-            return await self._refused(target, exc, before, base, attempts, ever_uncertain)
+            return await self._refused(sending, exc)
         except (RateLimited, ProviderUnavailable, Busy) as exc:
-            if accepted:
-                # The provider accepted the cancel; only the state after it could not be
-                # read: confirmed, with no after state to show.
-                return replace(base, outcome=Outcome.CANCELLED, before=before, attempts=attempts)
-            error = _info(exc)
-            if ever_uncertain:
-                # Still transient: a resume (or a new run) reads it back first.
-                error = ErrorInfo(
-                    UNCERTAIN,
-                    f"{exc.message}; the cancel may have been applied: check with "
-                    f"`paycancel status {target.payment_id} --account {target.account}`",
-                    exc.http_status,
-                    transient=True,
-                )
-            return replace(base, before=before, error=error, attempts=attempts)
+            return sending.gave_up(exc)
         except JournalError:
             raise
         except PaycancelError as exc:
             if isinstance(exc, AuthError | NotFound):
                 raise
-            if accepted:  # as above: the read after an accepted cancel failed
-                return replace(base, outcome=Outcome.CANCELLED, before=before, attempts=attempts)
-            return replace(base, before=before, error=_info(exc), attempts=attempts)
+            return sending.gave_up(exc)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _refused(
-        self,
-        target: Target,
-        exc: NotCancellable,
-        before: Payment | None,
-        base: Result,
-        attempts: int,
-        ever_uncertain: bool,
-    ) -> Result:
-        done = replace(base, attempts=attempts)
+    async def _attempt(self, sending: Sending) -> Result:
+        """One round of the retry loop: a fresh key if the provider asked for one, a
+        read-back if the last answer was lost, then the cancel and its answer."""
+        if sending.renew:
+            sending.renew_key()
+            if self.on_new_key is not None:
+                await self.on_new_key(sending.target, sending.key)
+        if sending.uncertain:
+            settled = await self._read_back(sending)
+            if settled is not None:
+                return settled
+        sending.attempts += 1
+        after = await self._send(sending)
+        if released(sending.before, after):
+            return sending.cancelled(after)
+        # The provider said yes but the payment it shows is not released (still open, or
+        # in a state no cancel leads to): confirmed only by a read-back, never assumed.
+        now = await self.read(sending.target.payment_id)
+        if released(sending.before, now):
+            return sending.cancelled(now)
+        return sending.not_confirmed(now)
+
+    async def _read_back(self, sending: Sending) -> Result | None:
+        """After a lost answer: the result when a read settles the payment, or None to
+        send the cancel again (the payment is still open)."""
+        try:
+            now = await self.read(sending.target.payment_id)
+        except (RateLimited, ProviderUnavailable, Busy):
+            if not sending.accepted:
+                raise
+            # The provider took the cancel and the state after it cannot be read (the
+            # read retried already): the answer stands; rounds of re-sends and read-backs
+            # gain nothing.
+            return sending.gave_up(None)
+        if sending.before is None and now.cancelable:
+            sending.before = now  # the lost cancel did not land: now we know
+        elif released(sending.before, now):
+            # With no before state, a payment shown cancelled counts as ours (see the
+            # module docstring).
+            return sending.cancelled(now)
+        elif not now.cancelable:
+            outcome, error = self._decide(sending.target, now) or (Outcome.FAILED, None)
+            return sending.result(
+                outcome=outcome, before=sending.before or now, after=now, error=error
+            )
+        # Still open: whatever an earlier answer accepted did not take.
+        sending.uncertain = sending.accepted = False
+        return None
+
+    async def _send(self, sending: Sending) -> Payment:
+        """One cancel request; what its failure says is noted on ``sending``."""
+        target = sending.target
+        try:
+            return await self._watched(
+                target.payment_id,
+                self.provider.cancel(
+                    target.payment_id, reason=target.reason, idempotency_key=sending.key
+                ),
+            )
+        except ProviderUnavailable as exc:
+            sending.lost(exc.ambiguous, accepted=exc.accepted)
+            raise
+        except Busy as exc:
+            sending.renew = exc.fresh_key
+            raise
+        except (PaycancelError, JournalError):
+            raise
+        except Exception as exc:
+            # An answer the adapter could not make sense of: the cancel may have
+            # happened; read it back before deciding anything.
+            sending.lost(True)
+            info = unexpected_error(self.provider.title, target, exc)
+            raise ProviderUnavailable(info.message, code=info.code, ambiguous=True) from None
+
+    async def _refused(self, sending: Sending, exc: NotCancellable) -> Result:
+        before = sending.before
+        done = sending.result()
         if before is None and exc.already_cancelled is not None:
             # Sent first, and the answer says what the payment is: no read needed.
             if exc.already_cancelled:
@@ -565,11 +550,9 @@ class Canceller:
             error = replace(_info(exc), code=exc.status or exc.code, provider_code=exc.code)
             return replace(done, outcome=Outcome.NOT_CANCELLABLE, error=error)
         # The state changed since the read, or the refusal does not say why: find out.
-        now = await self.read(target.payment_id)
-        if ever_uncertain and released(before, now):
-            return replace(
-                done, outcome=Outcome.CANCELLED, before=before or implied_before(now), after=now
-            )
+        now = await self.read(sending.target.payment_id)
+        if sending.ever_uncertain and released(before, now):
+            return sending.cancelled(now)
         # Sent first: a refusal changed nothing, so this read is the before state.
         seen, after = (now, None) if before is None else (before, now)
         if exc.already_cancelled or was_cancelled(now):
@@ -597,9 +580,7 @@ class Canceller:
         )
         return replace(done, outcome=Outcome.NOT_CANCELLABLE, error=error, before=seen, after=after)
 
-    def _retrying(
-        self, hook: Callable[[Exception], bool | float], seen: list[Exception]
-    ) -> stamina._core._RetryContextIterator:
+    def _retrying(self, hook: Hook, seen: list[Exception]) -> AsyncIterator[stamina.Attempt]:
         """Retries by ``hook``; ``seen`` keeps the failure that asked for each retry, and
         an open breaker asks for none."""
 
@@ -609,29 +590,108 @@ class Canceller:
                 return False
             return hook(exc)
 
-        p = self.policy
-        return stamina.retry_context(
-            on=on,
-            attempts=p.attempts,
-            timeout=p.timeout,
-            wait_initial=p.wait_initial,
-            wait_max=p.wait_max,
-            wait_jitter=p.wait_jitter,
-        )
+        return self.policy.retrying(on)
 
     def _read_backoff(self, exc: Exception) -> bool | float:
-        if isinstance(exc, RateLimited | Busy) and exc.retry_after is not None:
-            # Spread the herd that a shared window releases at once.
-            wait = min(exc.retry_after, self.policy.max_retry_after)
-            return wait + random.uniform(0, min(1.0, wait / 4 + 0.05))
-        return isinstance(exc, RateLimited | ProviderUnavailable | Busy)
+        """A read's retries: the policy's backoff."""
+        return self.policy.backoff(exc)
 
     def _cancel_backoff(self, exc: Exception) -> bool | float:
+        """A cancel's retries: the policy's backoff, and at least the provider's floor
+        between cancels (Vipps)."""
         wait = self._read_backoff(exc)
         floor = self.provider.min_cancel_retry_s
         if wait is False or not floor:
             return wait
         return max(floor, 0.0 if wait is True else wait)
+
+
+@dataclass
+class Sending:
+    """One payment's cancel across its retries: what is known and what the last
+    answers said."""
+
+    target: Target
+    key: str
+    before: Payment | None  # None: sent first, and no read has shown the payment open
+    base: Result  # the result so far, carrying the key last sent
+    attempts: int = 0  # cancel requests sent
+    uncertain: bool = False  # the last answer was lost: read back before sending again
+    ever_uncertain: bool = False  # some answer was lost: the cancel may have landed
+    accepted: bool = False  # a lost answer the provider accepted (Compago)
+    renew: bool = False  # the provider keeps the refusal under this key: send a fresh one
+
+    def renew_key(self) -> None:
+        self.key, self.renew = fresh_key(self.key), False
+        self.base = replace(self.base, idempotency_key=self.key)
+
+    def lost(self, ambiguous: bool, *, accepted: bool = False) -> None:
+        """The cancel's answer failed; ``ambiguous``: it may have landed."""
+        self.uncertain = ambiguous
+        self.ever_uncertain = self.ever_uncertain or ambiguous
+        self.accepted = self.accepted or accepted
+
+    def result(
+        self,
+        outcome: Outcome = Outcome.FAILED,
+        *,
+        before: Payment | None = None,
+        after: Payment | None = None,
+        error: ErrorInfo | None = None,
+    ) -> Result:
+        """The result so far (the key last sent, the attempts made), with ``outcome``;
+        ``before`` defaults to the before state known now."""
+        return replace(
+            self.base,
+            outcome=outcome,
+            before=self.before if before is None else before,
+            after=after,
+            error=error,
+            attempts=self.attempts,
+        )
+
+    def cancelled(self, now: Payment) -> Result:
+        """Released, so cancelled: ``now`` shows the release."""
+        return self.result(
+            outcome=Outcome.CANCELLED, before=self.before or implied_before(now), after=now
+        )
+
+    def not_confirmed(self, now: Payment) -> Result:
+        target = self.target
+        shows = (
+            "still shows an amount to release"
+            if now.cancelable
+            else f"shows {now.native_status}, not cancelled"
+        )
+        return self.result(
+            before=self.before or now,
+            after=now,
+            error=ErrorInfo(
+                "not_confirmed",
+                f"the provider accepted the cancel but the payment {shows}; check it with "
+                f"`paycancel status {target.payment_id} --account {target.account}`",
+            ),
+        )
+
+    def gave_up(self, exc: PaycancelError | None) -> Result:
+        """The retries ended with ``exc`` (None: a read after an accepted cancel
+        failed)."""
+        if self.accepted or exc is None:
+            # The provider accepted the cancel; only the state after it could not be
+            # read: confirmed, with no after state to show.
+            return self.result(outcome=Outcome.CANCELLED)
+        error = _info(exc)
+        if self.ever_uncertain and isinstance(exc, RateLimited | ProviderUnavailable | Busy):
+            # Still transient: a resume (or a new run) reads it back first.
+            target = self.target
+            error = ErrorInfo(
+                UNCERTAIN,
+                f"{exc.message}; the cancel may have been applied: check with "
+                f"`paycancel status {target.payment_id} --account {target.account}`",
+                exc.http_status,
+                transient=True,
+            )
+        return self.result(error=error)
 
 
 def unexpected_error(provider: str, target: Target, exc: Exception) -> ErrorInfo:

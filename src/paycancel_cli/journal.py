@@ -19,32 +19,32 @@ journal still make one chain.  Events are never updated or deleted.  A journal m
 before the trail existed gets its chain when first opened: a ``journal_upgraded``
 event, then its runs' facts as reconstructed events (marked ``reconstructed``).
 
-Locks are ``fcntl`` locks on files beside the journal; the kernel drops them when the
-holder dies, so a SIGKILLed run never leaves a stale lock.
+Locks on runs and subscriptions live in ``locks`` (files beside the journal, no SQL).
+
+The sections below: the event model; the row types; the events' fields; opening;
+``Journal`` (its own sections marked inside: the audit trail, writing, runs,
+payments); reviewed plans; decoding rows.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
+import dataclasses
 import getpass
 import hashlib
 import json
-import math
 import os
 import re
 import socket
 import sqlite3
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from paycancel_cli.errors import JournalError, JournalUnusable, LockError
+from paycancel_cli.errors import JournalError, JournalUnusable
 from paycancel_cli.models import ErrorInfo, Money, Outcome, Payment, Result
 
 SCHEMA = """
@@ -194,6 +194,9 @@ def _money(money: Money | None) -> tuple[str | None, str | None]:
     return (None, None) if money is None else (str(money.quantized()), money.currency)
 
 
+# Row types.
+
+
 @dataclass(frozen=True)
 class RunRow:
     run_id: str
@@ -258,6 +261,63 @@ class PaymentRow:
         )
 
 
+# The fields of the events that record runs and payments.
+
+
+def _run_fields(run: RunRow) -> dict[str, Any]:
+    plan = {name: run.options.get(name) for name in PLAN_FIELDS}
+    plan["plan_id"] = plan["plan_id"] or run.options.get("plan")
+    return {
+        "user": run.user,
+        "host": run.host,
+        "command": redact_command(run.command),
+        "input": run.input,
+        "input_hash": run.input_hash,
+        "reason": run.reason,
+        "kind": run.options.get("kind"),
+        "dry_run": bool(run.options.get("dry_run")),
+        "accounts": run.options.get("accounts"),
+        **plan,
+    }
+
+
+def _sent(account: str, provider: str, payment_id: str, key: str, reason: str) -> dict[str, Any]:
+    return {
+        "account": account,
+        "provider": provider,
+        "payment_id": payment_id,
+        "idempotency_key": key,
+        "reason": reason,
+    }
+
+
+def _finished_fields(result: Result, reason: str | None = None) -> dict[str, Any]:
+    payment = result.after or result.before
+    amount, currency = _money(payment.amount if payment is not None else None)
+    released, released_currency = _money(result.released())
+    fields: dict[str, Any] = {
+        "account": result.account,
+        "provider": result.provider,
+        "payment_id": result.payment_id,
+        "idempotency_key": result.idempotency_key or None,
+        "outcome": result.outcome.value,
+        "error_code": result.error.code if result.error else None,
+        "provider_code": result.error.provider_code if result.error else None,
+        "http_status": result.error.http_status if result.error else None,
+        "amount": amount,
+        "currency": currency,
+        "released": released,
+        "released_currency": released_currency,
+        "attempts": result.attempts,
+    }
+    if reason is not None:
+        fields["reason"] = reason
+    return fields
+
+
+# Encoding payments; opening the file.
+
+
 def _dump(payment: Payment | None) -> str | None:
     return None if payment is None else json.dumps(payment.to_json())
 
@@ -285,7 +345,25 @@ def _unusable(path: Path) -> str | None:
     return None
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    """The journal's database, its file (and directory) private to the user."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    return db
+
+
 class Journal:
+    """The run journal of one file (see the module docstring); every write is one
+    transaction that appends its audit events."""
+
+    # opening
+
     def __init__(self, path: Path, *, redact: Callable[[str], str] = str) -> None:
         self.path = path
         self.redact = redact  # error texts from providers may echo what they were sent
@@ -297,14 +375,7 @@ class Journal:
                 "defaults.journal in the config to a file path in a directory you can write."
             )
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            if not path.exists():
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-            os.chmod(path, 0o600)
-            self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db = _connect(path)
             self.db.executescript(SCHEMA)
             _migrate_plans(self.db)
             self._ensure_events()
@@ -321,7 +392,7 @@ class Journal:
     def close(self) -> None:
         self.db.close()
 
-    # the audit trail
+    # the audit trail: an older journal's chain, made when first opened
 
     def _ensure_events(self) -> None:
         """Create the events table; a journal that has runs but had no table (made by
@@ -355,7 +426,7 @@ class Journal:
         cursor = self.db.execute("SELECT * FROM runs ORDER BY started_at, run_id")
         for run in [_run(r) for r in cursor.fetchall()]:
             old = {"reconstructed": True}
-            yield NewEvent(RUN_STARTED, run.run_id, self._run_fields(run) | old, run.started_at)
+            yield NewEvent(RUN_STARTED, run.run_id, _run_fields(run) | old, run.started_at)
             for row in self.payments(run.run_id):
                 stamp = self.db.execute(
                     "SELECT updated_at FROM payments WHERE run_id = ? AND account = ?"
@@ -363,12 +434,15 @@ class Journal:
                     (run.run_id, row.account, row.payment_id),
                 ).fetchone()[0]
                 if row.state == IN_FLIGHT or row.attempts:
-                    yield NewEvent(PAYMENT_SENT, run.run_id, self._sent_fields(row) | old, stamp)
+                    sent = _sent(
+                        row.account, row.provider, row.payment_id, row.idempotency_key, row.reason
+                    )
+                    yield NewEvent(PAYMENT_SENT, run.run_id, sent | old, stamp)
                 if row.state == DONE:
                     yield NewEvent(
                         PAYMENT_FINISHED,
                         run.run_id,
-                        self._finished_fields(row.result(run.run_id), row.reason) | old,
+                        _finished_fields(row.result(run.run_id), row.reason) | old,
                         stamp,
                     )
             if run.status in STATUS_EVENTS and run.status != "running":
@@ -378,6 +452,8 @@ class Journal:
                     {"status": run.status} | old,
                     run.finished_at or run.started_at,
                 )
+
+    # the audit trail: appending and reading
 
     def _append(self, db: sqlite3.Connection, events: Iterable[NewEvent]) -> None:
         """Append events to the chain; only inside a write transaction (the head read
@@ -446,49 +522,7 @@ class Journal:
                 yield Event(*row)
             last = rows[-1][0]
 
-    def _run_fields(self, run: RunRow) -> dict[str, Any]:
-        plan = {name: run.options.get(name) for name in PLAN_FIELDS}
-        plan["plan_id"] = plan["plan_id"] or run.options.get("plan")
-        return {
-            "user": run.user,
-            "host": run.host,
-            "command": redact_command(run.command),
-            "input": run.input,
-            "input_hash": run.input_hash,
-            "reason": run.reason,
-            "kind": run.options.get("kind"),
-            "dry_run": bool(run.options.get("dry_run")),
-            "accounts": run.options.get("accounts"),
-            **plan,
-        }
-
-    @staticmethod
-    def _sent_fields(row: PaymentRow) -> dict[str, Any]:
-        return _sent(row.account, row.provider, row.payment_id, row.idempotency_key, row.reason)
-
-    @staticmethod
-    def _finished_fields(result: Result, reason: str | None = None) -> dict[str, Any]:
-        payment = result.after or result.before
-        amount, currency = _money(payment.amount if payment is not None else None)
-        released, released_currency = _money(result.released())
-        fields: dict[str, Any] = {
-            "account": result.account,
-            "provider": result.provider,
-            "payment_id": result.payment_id,
-            "idempotency_key": result.idempotency_key or None,
-            "outcome": result.outcome.value,
-            "error_code": result.error.code if result.error else None,
-            "provider_code": result.error.provider_code if result.error else None,
-            "http_status": result.error.http_status if result.error else None,
-            "amount": amount,
-            "currency": currency,
-            "released": released,
-            "released_currency": released_currency,
-            "attempts": result.attempts,
-        }
-        if reason is not None:
-            fields["reason"] = reason
-        return fields
+    # writing: one transaction per change, failing closed
 
     @contextmanager
     def _write(self, what: str) -> Iterator[sqlite3.Connection]:
@@ -508,7 +542,7 @@ class Journal:
                 "no cancel goes unrecorded."
             ) from None
 
-    # runs
+    # runs: starting, status, options, pruning
 
     def start_run(
         self,
@@ -525,36 +559,15 @@ class Journal:
         """Plan fields (``plan_id``, ``plan_digest``, ``plan_author``,
         ``plan_approvers``) given in ``options`` go into the run_started event."""
         row = RunRow(
-            run_id,
-            now(),
-            None,
-            "running",
-            user,
-            host,
-            redact_command(command),
-            input,
-            input_hash,
-            reason,
-            options,
-        )
+            run_id, now(), None, "running", user, host, redact_command(command), input,
+            input_hash, reason, options,
+        )  # fmt: skip
+        values = [getattr(row, column) for column in _RUN_COLUMNS]
+        values[-1] = json.dumps(options)
         with self._write("the run") as db:
-            db.execute(
-                "INSERT INTO runs (run_id, started_at, status, user, host, command, input,"
-                " input_hash, reason, options) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    row.run_id,
-                    row.started_at,
-                    row.status,
-                    row.user,
-                    row.host,
-                    row.command,
-                    row.input,
-                    row.input_hash,
-                    row.reason,
-                    json.dumps(options),
-                ),
-            )
-            self._append(db, [NewEvent(RUN_STARTED, run_id, self._run_fields(row))])
+            # The runs table's columns are RunRow's fields, in order (see ``_run``).
+            db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)", values)
+            self._append(db, [NewEvent(RUN_STARTED, run_id, _run_fields(row))])
 
     def set_run_status(self, run_id: str, status: str) -> None:
         finished = None if status == "running" else now()
@@ -573,6 +586,32 @@ class Journal:
                 "UPDATE runs SET options = ? WHERE run_id = ?", (json.dumps(options), run_id)
             )
             self._append(db, [NewEvent("run_options", run_id, {"options": options})])
+
+    def prune_runs(self, before: str) -> tuple[int, int]:
+        """Remove the runs started before ``before`` (ISO 8601, UTC) and their payments,
+        in one transaction, keeping every unfinished run (see ``unfinished_runs``).
+        Returns (runs, payment rows) removed.
+
+        The audit trail's events are never removed: the chain still verifies after a
+        prune, which is itself an event (``runs_pruned``, naming the runs), and a pruned
+        plan's digest stays recorded, so the plan can never be applied again."""
+        keep = {run.run_id for run in self.unfinished_runs()}
+        with self._write("the pruning of old runs") as db:
+            old = [
+                str(r[0])
+                for r in db.execute("SELECT run_id FROM runs WHERE started_at < ?", (before,))
+                if str(r[0]) not in keep
+            ]
+            payments = 0
+            for run_id in old:
+                payments += db.execute("DELETE FROM payments WHERE run_id = ?", (run_id,)).rowcount
+                db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+            if old:  # the rows go; the events stay, and the prune is one of them
+                fields = {"before": before, "runs": old, "payments": payments}
+                self._append(db, [NewEvent("runs_pruned", None, fields)])
+        return len(old), payments
+
+    # runs: reading them
 
     def run(self, run_id: str) -> RunRow | None:
         row = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
@@ -609,30 +648,6 @@ class Journal:
         ).fetchall()
         return [_run(r) for r in rows]
 
-    def prune_runs(self, before: str) -> tuple[int, int]:
-        """Remove the runs started before ``before`` (ISO 8601, UTC) and their payments,
-        in one transaction, keeping every unfinished run (see ``unfinished_runs``).
-        Returns (runs, payment rows) removed.
-
-        The audit trail's events are never removed: the chain still verifies after a
-        prune, which is itself an event (``runs_pruned``, naming the runs), and a pruned
-        plan's digest stays recorded, so the plan can never be applied again."""
-        keep = {run.run_id for run in self.unfinished_runs()}
-        with self._write("the pruning of old runs") as db:
-            old = [
-                str(r[0])
-                for r in db.execute("SELECT run_id FROM runs WHERE started_at < ?", (before,))
-                if str(r[0]) not in keep
-            ]
-            payments = 0
-            for run_id in old:
-                payments += db.execute("DELETE FROM payments WHERE run_id = ?", (run_id,)).rowcount
-                db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
-            if old:  # the rows go; the events stay, and the prune is one of them
-                fields = {"before": before, "runs": old, "payments": payments}
-                self._append(db, [NewEvent("runs_pruned", None, fields)])
-        return len(old), payments
-
     def outcome_counts(self, run_id: str) -> dict[str, int]:
         rows = self.db.execute(
             "SELECT outcome, count(*) FROM payments WHERE run_id = ? AND outcome IS NOT NULL"
@@ -641,52 +656,24 @@ class Journal:
         ).fetchall()
         return {str(k): int(v) for k, v in rows}
 
-    # payments
+    # payments: the plan
 
     def plan(self, run_id: str, rows: Iterable[PlanRow]) -> tuple[int, int]:
         """Insert planned payments in one transaction, in order; a repeat of an
         (account, payment id) already planned in this run is skipped.  Returns
         (inserted, skipped duplicates)."""
-        stamp = now()
-        seen = 0
-        digest = hashlib.sha256()  # of the rows given, in order: the plan's fingerprint
         start = self.db.execute(
             "SELECT coalesce(max(seq), -1) + 1 FROM payments WHERE run_id = ?", (run_id,)
         ).fetchone()[0]
-
-        def values() -> Iterator[tuple[Any, ...]]:
-            nonlocal seen
-            for seq, row in enumerate(rows, start):
-                seen += 1
-                digest.update(f"{row.account}\t{row.payment_id}\t{row.key}\n".encode())
-                yield (
-                    run_id,
-                    seq,
-                    row.account,
-                    row.provider,
-                    row.payment_id,
-                    row.line,
-                    self.redact(row.reason),  # an operator may paste anything
-                    None
-                    if row.expected is None
-                    else json.dumps(
-                        {"value": str(row.expected.value), "currency": row.expected.currency}
-                    ),
-                    _dump(row.known),
-                    row.key,
-                    PLANNED if _settled(row) is None else DONE,
-                    _settled(row),
-                    None if row.error is None else json.dumps(row.error.to_json()),
-                    stamp,
-                )
-
+        given = _Given()
+        values = given.values(run_id, rows, start, now(), self.redact)
         with self._write("the plan") as db:
             before = db.total_changes
             db.executemany(
                 "INSERT OR IGNORE INTO payments (run_id, seq, account, provider, payment_id,"
                 " line, reason, expected, known, idempotency_key, state, outcome, error,"
                 " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                values(),
+                values,
             )
             inserted = db.total_changes - before
             settled = db.execute(
@@ -695,9 +682,9 @@ class Journal:
             ).fetchone()[0]
             planned = {
                 "payments": inserted,
-                "duplicates": seen - inserted,
+                "duplicates": given.count - inserted,
                 "settled": settled,  # recorded as done at once
-                "digest": digest.hexdigest(),
+                "digest": given.digest.hexdigest(),
             }
             self._append(db, [NewEvent(PAYMENTS_PLANNED, run_id, planned)])
             if settled:  # done at once (an invalid row kept by --skip-invalid): its outcome
@@ -708,15 +695,13 @@ class Journal:
                 )
                 cursor.row_factory = sqlite3.Row
                 finished = (
-                    NewEvent(
-                        PAYMENT_FINISHED,
-                        run_id,
-                        self._finished_fields(p.result(run_id), p.reason),
-                    )
+                    NewEvent(PAYMENT_FINISHED, run_id, _finished_fields(p.result(run_id), p.reason))
                     for p in map(_payment_row, cursor)
                 )
                 self._append(db, finished)  # another table: read while appending
-        return inserted, seen - inserted
+        return inserted, given.count - inserted
+
+    # payments: what is left
 
     def count_payments(self, run_id: str) -> int:
         row = self.db.execute("SELECT count(*) FROM payments WHERE run_id = ?", (run_id,))
@@ -754,6 +739,18 @@ class Journal:
             yield from rows
             last = rows[-1].seq
 
+    def transient_per_account(self, run_id: str) -> Counter[str]:
+        """Payments that failed for a transient cause (provider unreachable, 5xx, 429
+        beyond the retries), per account: what a resume tries again."""
+        rows = self.db.execute(
+            "SELECT account, count(*) FROM payments WHERE run_id = ? AND state = ?"
+            " AND outcome = ? AND json_extract(error, '$.transient') = 1 GROUP BY account",
+            (run_id, DONE, Outcome.FAILED.value),
+        ).fetchall()
+        return Counter({str(a): int(n) for a, n in rows})
+
+    # payments: in flight, a fresh key
+
     def mark_in_flight(
         self, run_id: str, account: str, payment_id: str, before: Payment | None
     ) -> None:
@@ -785,15 +782,7 @@ class Journal:
                 sent = _sent(account, provider, payment_id, key, reason) | {"key_renewed": True}
                 self._append(db, [NewEvent(PAYMENT_SENT, run_id, sent)])
 
-    def transient_per_account(self, run_id: str) -> Counter[str]:
-        """Payments that failed for a transient cause (provider unreachable, 5xx, 429
-        beyond the retries), per account: what a resume tries again."""
-        rows = self.db.execute(
-            "SELECT account, count(*) FROM payments WHERE run_id = ? AND state = ?"
-            " AND outcome = ? AND json_extract(error, '$.transient') = 1 GROUP BY account",
-            (run_id, DONE, Outcome.FAILED.value),
-        ).fetchall()
-        return Counter({str(a): int(n) for a, n in rows})
+    # payments: back in the queue, done
 
     def requeue_transient(self, run_id: str) -> int:
         """Put the run's transient failures back in the queue.  One whose cancel was
@@ -838,8 +827,10 @@ class Journal:
                 ),
             ).fetchall()
             for (reason,) in changed:
-                finished = self._finished_fields(result, reason)
+                finished = _finished_fields(result, reason)
                 self._append(db, [NewEvent(PAYMENT_FINISHED, result.run_id, finished)])
+
+    # payments: reading them back
 
     def payments(
         self, run_id: str, *, states: tuple[str, ...] | None = None
@@ -856,6 +847,48 @@ class Journal:
 
     def results(self, run_id: str) -> list[Result]:
         return [p.result(run_id) for p in self.payments(run_id, states=(DONE,))]
+
+
+class _Given:
+    """The rows given to ``Journal.plan`` as they are inserted: how many, and the
+    digest of their (account, payment id, key) in order, the plan's fingerprint."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.digest = hashlib.sha256()
+
+    def values(
+        self,
+        run_id: str,
+        rows: Iterable[PlanRow],
+        start: int,
+        stamp: str,
+        redact: Callable[[str], str],
+    ) -> Iterator[tuple[Any, ...]]:
+        for seq, row in enumerate(rows, start):
+            self.count += 1
+            self.digest.update(f"{row.account}\t{row.payment_id}\t{row.key}\n".encode())
+            expected = None
+            if row.expected is not None:
+                money = row.expected
+                expected = json.dumps({"value": str(money.value), "currency": money.currency})
+            settled = _settled(row)
+            yield (
+                run_id,
+                seq,
+                row.account,
+                row.provider,
+                row.payment_id,
+                row.line,
+                redact(row.reason),  # an operator may paste anything
+                expected,
+                _dump(row.known),
+                row.key,
+                PLANNED if settled is None else DONE,
+                settled,
+                None if row.error is None else json.dumps(row.error.to_json()),
+                stamp,
+            )
 
 
 def _settled(row: PlanRow) -> str | None:
@@ -931,43 +964,13 @@ def applied_plan(
     return _applied(row)
 
 
-def _sent(account: str, provider: str, payment_id: str, key: str, reason: str) -> dict[str, Any]:
-    return {
-        "account": account,
-        "provider": provider,
-        "payment_id": payment_id,
-        "idempotency_key": key,
-        "reason": reason,
-    }
+_RUN_COLUMNS = tuple(f.name for f in dataclasses.fields(RunRow))
 
 
 def _run(row: tuple[Any, ...]) -> RunRow:
-    (
-        run_id,
-        started,
-        finished,
-        status,
-        user,
-        host,
-        command,
-        input_,
-        input_hash,
-        reason,
-        options,
-    ) = row
-    return RunRow(
-        run_id,
-        started,
-        finished,
-        status,
-        user,
-        host,
-        command,
-        input_,
-        input_hash,
-        reason,
-        json.loads(options),
-    )
+    """A ``runs`` row: its columns in ``RunRow``'s order, the options as JSON."""
+    columns = dict(zip(_RUN_COLUMNS, row, strict=True))
+    return RunRow(**columns | {"options": json.loads(columns["options"])})
 
 
 def _payment_row(row: sqlite3.Row) -> PaymentRow:
@@ -989,163 +992,3 @@ def _payment_row(row: sqlite3.Row) -> PaymentRow:
         error=None if error is None else ErrorInfo.from_json(error),
         attempts=row["attempts"],
     )
-
-
-Waiter = Callable[[str], None]
-
-
-class Lock:
-    """An exclusive lock named by ``key``: refused at once, or waited for.
-
-    ``wait`` is None (refuse at once), a number of seconds, or ``math.inf``.  A waiting
-    caller is told once, through ``on_wait``, what it waits for; the lock is polled
-    rather than blocked on, so the limit holds and Ctrl-C ends the wait at once.
-    """
-
-    POLL_S = 0.2
-
-    def __init__(self, journal_path: Path, key: str) -> None:
-        directory = journal_path.with_name(journal_path.name + ".locks")
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.path = directory / f"{key}.lock"
-        self._file: IO[str] | None = None
-
-    def held(self) -> bool:
-        """Whether another process holds the lock now (asked without taking it)."""
-        try:
-            handle = open(self.path)  # noqa: SIM115
-        except FileNotFoundError:
-            return False
-        with handle:
-            if not _try_lock(handle):
-                return True
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            return False
-
-    def acquire(
-        self,
-        *,
-        what: str,
-        wait: float | None = None,
-        on_wait: Waiter | None = None,
-        limit: float | None = None,
-    ) -> None:
-        """``limit``: the whole wait the operator asked for, when ``wait`` is what is
-        left of it (several locks share one ``--wait SECONDS``).
-
-        The holder removes the lock file when it releases it; a lock taken on a file
-        that was removed meanwhile is no lock, so it is taken again on the new file."""
-        began = time.monotonic()
-        while True:
-            left = None if wait is None else max(0.0, wait - (time.monotonic() - began))
-            asked = wait if limit is None else limit  # what the messages name, not what is left
-            handle = self._acquire(what=what, wait=left, on_wait=on_wait, limit=asked)
-            if _same_file(handle, self.path):
-                break
-            handle.close()
-            on_wait = None  # said once
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()}")
-        handle.flush()
-        self._file = handle
-
-    def _acquire(
-        self,
-        *,
-        what: str,
-        wait: float | None,
-        on_wait: Waiter | None,
-        limit: float | None,
-    ) -> IO[str]:
-        handle = open(self.path, "a+")  # noqa: SIM115 - held for the lock's lifetime
-        try:
-            if not _try_lock(handle):
-                holder = _holder(handle)
-                if wait is None:
-                    raise LockError(
-                        f"{what} is being worked on by {holder}. Wait for it to finish (or "
-                        "pass --wait [SECONDS] to queue behind it); nothing was sent."
-                    )
-                asked = wait if limit is None else limit
-                most = "" if asked == math.inf else f" (at most {asked:g} s)"
-                if on_wait is not None:
-                    on_wait(
-                        f"Waiting for {holder} to finish with {what[0].lower()}{what[1:]}"
-                        f"{most}; Ctrl-C stops waiting."
-                    )
-                deadline = time.monotonic() + wait
-                while not _try_lock(handle):
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise LockError(
-                            f"{what} is still being worked on by {holder} after waiting "
-                            f"{asked:g} s; nothing was sent. Try again later, or wait longer "
-                            "(--wait SECONDS, or --wait alone for no limit)."
-                        )
-                    time.sleep(min(self.POLL_S, left))
-        except BaseException:
-            handle.close()
-            raise
-        return handle
-
-    def release(self) -> None:
-        """Remove the lock file, then unlock: the lock directory does not grow with every
-        run and subscription (see ``acquire`` for a waiter that got the removed file)."""
-        if self._file is not None:
-            if _same_file(self._file, self.path):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.path)
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
-
-
-def _try_lock(handle: IO[str]) -> bool:
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
-def _same_file(handle: IO[str], path: Path) -> bool:
-    try:
-        named = os.stat(path)
-    except FileNotFoundError:
-        return False
-    held = os.fstat(handle.fileno())
-    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
-
-
-def _holder(handle: IO[str]) -> str:
-    handle.seek(0)
-    return handle.read().strip() or "another process"
-
-
-class Locks:
-    """Several locks taken in order and released together."""
-
-    def __init__(
-        self, journal_path: Path, *, wait: float | None, on_wait: Waiter | None = None
-    ) -> None:
-        self.journal_path = journal_path
-        self.wait = wait
-        self.on_wait = on_wait
-        self.held: list[Lock] = []
-        # One --wait SECONDS covers every lock taken here, not each of them.
-        self.deadline = None if wait is None else time.monotonic() + wait
-
-    def take(self, key: str, what: str) -> None:
-        lock = Lock(self.journal_path, key)
-        left = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
-        try:
-            lock.acquire(what=what, wait=left, on_wait=self.on_wait, limit=self.wait)
-        except LockError:
-            self.release()
-            raise
-        self.held.append(lock)
-
-    def release(self) -> None:
-        while self.held:
-            self.held.pop().release()

@@ -837,7 +837,8 @@ def apply_plan(
     )
     from paycancel_cli.bulk import Plan as Confirm
     from paycancel_cli.core import host, new_run_id, os_user
-    from paycancel_cli.journal import AppliedPlan, Journal, Lock, Locks, record_plan
+    from paycancel_cli.journal import AppliedPlan, Journal, record_plan
+    from paycancel_cli.locks import Lock, Locks
     from paycancel_cli.session import Session
 
     plan = read_plan(path)

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from paycancel_cli.errors import PaycancelError, UsageError
-from paycancel_cli.journal import Journal, Lock, RunRow
+from paycancel_cli.journal import Journal, RunRow
+from paycancel_cli.locks import Lock
 
 if TYPE_CHECKING:
     from paycancel_cli.bulk import BulkOutcome, BulkRequest, BulkUI
