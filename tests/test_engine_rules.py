@@ -617,9 +617,12 @@ def lost_cancel(kind: str) -> httpx.Response:
 
 class RacedVipps:
     """A Vipps payment whose reads the test scripts (the last read repeats) and whose
-    cancels answer in turn from ``cancels`` (a response, or ``lost_cancel``'s kind)."""
+    cancels answer in turn from ``cancels``: ``lost_cancel``'s kind, an HTTP status for
+    a 6040 refusal, or the payment a 200 answer shows."""
 
-    def __init__(self, reads: list[dict[str, object]], cancels: list[str | int]) -> None:
+    def __init__(
+        self, reads: list[dict[str, object]], cancels: list[str | int | dict[str, object]]
+    ) -> None:
         self.reads = reads
         self.cancels = cancels
         self.gets = 0
@@ -635,6 +638,8 @@ class RacedVipps:
         answer = self.cancels.pop(0)
         if isinstance(answer, str):
             return lost_cancel(answer)
+        if isinstance(answer, dict):
+            return jresp(200, answer)
         return jresp(answer, vipps_problem("6040"))
 
     def run(self) -> Result:
@@ -671,4 +676,17 @@ def test_a_lost_vipps_answer_then_a_refusal_as_the_rest_was_captured_is_no_relea
     assert result.released() is None
     assert fake.posts == 2 and fake.gets == 3 and result.attempts == 2
     assert result.before is not None and result.before.cancelable
+    assert result.after is not None and result.after.captured == Money(Decimal("7.50"), "NOK")
+
+
+def test_a_vipps_yes_that_shows_the_rest_captured_is_no_release_by_this_run() -> None:
+    # Read first: 7.50 left.  The cancel is answered 200, but the payment it shows (and
+    # the read back) has the 7.50 captured and still 2.50 released, as before: a yes
+    # that released nothing is for a person to check, never a cancel of 0.00.
+    fake = RacedVipps([PARTLY_RELEASED, REST_CAPTURED], [REST_CAPTURED])
+    result = fake.run()
+    assert result.outcome is Outcome.FAILED, result
+    assert result.error is not None and result.error.code == "not_confirmed"
+    assert result.released() is None
+    assert fake.posts == 1 and fake.gets == 2 and result.attempts == 1
     assert result.after is not None and result.after.captured == Money(Decimal("7.50"), "NOK")
