@@ -80,7 +80,12 @@ TARGETS: dict[str, Target] = {
     # money helpers beside them)
     "models": Target(
         (f"{PKG}/models.py",),
-        ("tests/test_exit_codes.py", "tests/test_engine.py", "tests/test_safety_net.py"),
+        (
+            "tests/test_models.py",
+            "tests/test_exit_codes.py",
+            "tests/test_engine.py",
+            "tests/test_safety_net.py",
+        ),
     ),
     # the adapters' classification of provider answers
     "adapters": Target(

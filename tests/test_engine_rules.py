@@ -598,3 +598,95 @@ def test_sent_first_a_lost_answer_then_an_accepted_cancel_keeps_the_read_between
     result = asyncio.run(go())
     assert result.outcome is Outcome.CANCELLED and posts == 2 and result.attempts == 2
     assert result.before is not None and result.before.native_status == "PENDING"
+
+
+# Vipps races after a lost cancel answer, for a payment partly released before this run
+# (10.00 authorized, 2.50 released earlier, 7.50 left): the rest captured meanwhile
+# leaves nothing to cancel while the cancelled aggregate still shows 2.50 released.
+
+PARTLY_RELEASED = vipps_payment(canc=250)
+REST_CAPTURED = vipps_payment(cap=750, canc=250)
+
+
+def lost_cancel(kind: str) -> httpx.Response:
+    """A cancel whose answer never says what happened: a 5xx, or the connection dropped."""
+    if kind == "dropped":
+        raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+    return jresp(503, {"title": "Service Unavailable"})
+
+
+class RacedVipps:
+    """A Vipps payment whose reads the test scripts (the last read repeats) and whose
+    cancels answer in turn from ``cancels``: ``lost_cancel``'s kind, an HTTP status for
+    a 6040 refusal, or the payment a 200 answer shows."""
+
+    def __init__(
+        self, reads: list[dict[str, object]], cancels: list[str | int | dict[str, object]]
+    ) -> None:
+        self.reads = reads
+        self.cancels = cancels
+        self.gets = 0
+        self.posts = 0
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/accesstoken/get"):
+            return jresp(200, {"token_type": "Bearer", "expires_in": 3599, "access_token": "t"})
+        if request.method == "GET":
+            self.gets += 1
+            return jresp(200, self.reads.pop(0) if len(self.reads) > 1 else self.reads[0])
+        self.posts += 1
+        answer = self.cancels.pop(0)
+        if isinstance(answer, str):
+            return lost_cancel(answer)
+        if isinstance(answer, dict):
+            return jresp(200, answer)
+        return jresp(answer, vipps_problem("6040"))
+
+    def run(self) -> Result:
+        return run_engine("vipps", self.handler, "ref-00000001")
+
+
+@pytest.mark.parametrize("lost", ["503", "dropped"])
+def test_a_lost_vipps_answer_then_the_rest_captured_is_no_release_by_this_run(lost: str) -> None:
+    # Read first: 7.50 left.  The cancel's answer is lost; the read back shows the 7.50
+    # captured and still 2.50 released, as before: nothing this run released.
+    fake = RacedVipps([PARTLY_RELEASED, REST_CAPTURED], [lost])
+    result = fake.run()
+    assert result.outcome is Outcome.ALREADY_CANCELLED, result
+    assert result.released() is None
+    assert fake.posts == 1 and fake.gets == 2 and result.attempts == 1
+    assert result.before is not None and result.before.cancelable
+    assert result.after is not None and not result.after.cancelable
+    assert result.after.captured == Money(Decimal("7.50"), "NOK")
+    totals, unknown = cancelled_totals([result])
+    assert totals == {} and unknown == 0
+
+
+@pytest.mark.parametrize("lost", ["503", "dropped"])
+def test_a_lost_vipps_answer_then_a_refusal_as_the_rest_was_captured_is_no_release(
+    lost: str,
+) -> None:
+    # Read first: 7.50 left.  The first cancel's answer is lost and the read back shows
+    # it did not land (still 7.50 left); before the cancel is sent again, the 7.50 is
+    # captured and the second cancel is refused (6040).  The read after the refusal
+    # shows 2.50 released, as before the run: not a release by this run.
+    fake = RacedVipps([PARTLY_RELEASED, PARTLY_RELEASED, REST_CAPTURED], [lost, 400])
+    result = fake.run()
+    assert result.outcome is Outcome.ALREADY_CANCELLED, result
+    assert result.released() is None
+    assert fake.posts == 2 and fake.gets == 3 and result.attempts == 2
+    assert result.before is not None and result.before.cancelable
+    assert result.after is not None and result.after.captured == Money(Decimal("7.50"), "NOK")
+
+
+def test_a_vipps_yes_that_shows_the_rest_captured_is_no_release_by_this_run() -> None:
+    # Read first: 7.50 left.  The cancel is answered 200, but the payment it shows (and
+    # the read back) has the 7.50 captured and still 2.50 released, as before: a yes
+    # that released nothing is for a person to check, never a cancel of 0.00.
+    fake = RacedVipps([PARTLY_RELEASED, REST_CAPTURED], [REST_CAPTURED])
+    result = fake.run()
+    assert result.outcome is Outcome.FAILED, result
+    assert result.error is not None and result.error.code == "not_confirmed"
+    assert result.released() is None
+    assert fake.posts == 1 and fake.gets == 2 and result.attempts == 1
+    assert result.after is not None and result.after.captured == Money(Decimal("7.50"), "NOK")
