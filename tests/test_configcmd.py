@@ -15,7 +15,7 @@ import pytest
 
 from paycancel_cli.config import load_config
 from paycancel_cli.errors import ConfigError
-from paycancel_cli.preflight import PROBES
+from paycancel_cli.providers import probes
 from paycancel_cli.sandbox import Sandbox
 
 from .conftest import SENTINEL, CliResult, write_config
@@ -747,7 +747,7 @@ def test_readme_documents_configuration_and_the_preflight() -> None:
     # the pre-flight by hand before the first night; the nightly line needs no gate
     assert "/opt/paycancel/bin/paycancel --config /etc/paycancel/config.toml config check" in cron
     assert "config check" not in cron[cron.index("```cron") :].split("```")[1]
-    for provider, sent in PROBES.items():
+    for provider, sent in probes().items():
         assert sent.split(" (")[0].split(" ", 1)[1] in readme, provider
 
 
