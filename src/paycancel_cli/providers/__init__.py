@@ -1,4 +1,8 @@
-"""The provider registry: provider key -> adapter class, imported only when used."""
+"""The provider registry: provider key -> adapter class, imported only when used.
+
+A provider is its adapter module (the adapter and, beside it, its account class), its
+simulator (``paycancel_cli.sandbox.<key>``) and one line here.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import TYPE_CHECKING, cast
 if TYPE_CHECKING:
     import httpx
 
-    from paycancel_cli.config import Account
+    from paycancel_cli.providers.accounts import AccountBase
     from paycancel_cli.providers.base import Adapter, Provider
 
 ADAPTERS: dict[str, str] = {
@@ -25,7 +29,12 @@ def adapter_class(provider: str) -> type[Adapter]:
     return cast("type[Adapter]", getattr(importlib.import_module(module), name))
 
 
-def make_provider(account: Account, client: httpx.AsyncClient) -> Provider:
+def account_type(provider: str) -> type[AccountBase]:
+    """The account class of ``provider`` (its config fields), declared by its adapter."""
+    return adapter_class(provider).account_type
+
+
+def make_provider(account: AccountBase, client: httpx.AsyncClient) -> Provider:
     """The adapter for ``account``, talking through ``client``."""
     return adapter_class(account.provider)(account, client)
 

@@ -43,6 +43,7 @@ from paycancel_cli.errors import (
 )
 from paycancel_cli.httpclient import MAX_BODY_BYTES, BodyTooLarge
 from paycancel_cli.models import Payment, PaymentStatus
+from paycancel_cli.providers.accounts import AccountBase
 
 _FORBIDDEN = re.compile(r"[/?#%\\\s\x00-\x1f\x7f]")
 
@@ -479,9 +480,11 @@ class Adapter(IdRules):
     key: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     min_cancel_retry_s: ClassVar[float] = 0.0
-    # Paths with ``{id}`` for the (percent-encoded) payment id.
-    get_path: ClassVar[str]
-    cancel_path: ClassVar[str]
+    # The provider's account: its config fields, secrets, hosts and default URL.
+    account_type: ClassVar[type[AccountBase]]
+    # A payment's path, ``{id}`` standing for the (percent-encoded) id: a GET reads it,
+    # a POST to its ``/cancel`` cancels it.
+    path: ClassVar[str]
     # What a payment is called in "not found" messages, the codes besides HTTP 404 that
     # mean not found, and the code a not-found answer gets when its body names none.
     noun: ClassVar[str] = "payment"
@@ -526,7 +529,7 @@ class Adapter(IdRules):
     @classmethod
     def probe_sent(cls) -> str:
         """What `config check` sends, for the README and `config check --help`."""
-        path = cls.get_path.format(id=cls.probe_id)
+        path = cls.path.format(id=cls.probe_id)
         return f"GET {path} (404 expected)"
 
     # -- what the base owns -------------------------------------------------------------
@@ -553,14 +556,14 @@ class Adapter(IdRules):
 
     async def get(self, payment_id: str) -> Payment:
         self.validate_id(payment_id)
-        response = await self._send("GET", self.get_path.format(id=segment(payment_id)))
+        response = await self._send("GET", self.path.format(id=segment(payment_id)))
         return self.parse(self._ok(response, payment_id), payment_id)
 
     async def cancel(self, payment_id: str, *, reason: str, idempotency_key: str) -> Payment:
         self.validate_id(payment_id)
         response = await self._send(
             "POST",
-            self.cancel_path.format(id=segment(payment_id)),
+            self.path.format(id=segment(payment_id)) + "/cancel",
             write=True,
             **self.cancel_request(reason, idempotency_key),
         )

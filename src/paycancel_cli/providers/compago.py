@@ -9,13 +9,14 @@ not expired.  A 400 on cancel ("Cannot cancel payment intent") does not say why.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import httpx
+from pydantic import SecretStr
 
-from paycancel_cli.config import CompagoAccount
 from paycancel_cli.errors import NotCancellable, PaycancelError, ProviderUnavailable
 from paycancel_cli.models import Payment, PaymentStatus
+from paycancel_cli.providers.accounts import AccountBase
 from paycancel_cli.providers.base import (
     Adapter,
     Capability,
@@ -46,6 +47,20 @@ def _describe(body: Any) -> tuple[str | None, str]:
     return None, "no error details"
 
 
+class CompagoAccount(AccountBase):
+    secret_fields = ("api_key",)
+    hosts: ClassVar[dict[str, bool]] = {
+        "api.harmony.compago.com": True,
+        "demo.api.harmony.compago.com": False,
+    }
+    provider: Literal["compago"]
+    api_key: SecretStr
+    documented_prefixes: ClassVar[tuple[str, ...]] = ("/api",)
+
+    live_url: ClassVar[str] = "https://api.harmony.compago.com"
+    test_url: ClassVar[str | None] = "https://demo.api.harmony.compago.com"
+
+
 class Compago(Adapter):
     key: ClassVar[str] = "compago"
     title: ClassVar[str] = "Compago"
@@ -54,12 +69,12 @@ class Compago(Adapter):
     list_ids: ClassVar[str] = "payment intent UUIDs"
     id_pattern: ClassVar[re.Pattern[str]] = re.compile(UUID)
     id_shape: ClassVar[str] = "a UUID"
-    get_path: ClassVar[str] = "/api/payment-intent/{id}"
-    cancel_path: ClassVar[str] = "/api/payment-intent/{id}/cancel"
+    path: ClassVar[str] = "/api/payment-intent/{id}"
     noun: ClassVar[str] = "payment intent"
     not_found_code_always: ClassVar[bool] = True
     probe_id: ClassVar[str] = "00000000-0000-4000-8000-00000000c4ec"
     describe = staticmethod(_describe)
+    account_type: ClassVar[type[AccountBase]] = CompagoAccount
     account: CompagoAccount
 
     def auth_headers(self) -> dict[str, str]:

@@ -16,13 +16,14 @@ is still open, a failure).
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import httpx
+from pydantic import SecretStr, field_validator
 
-from paycancel_cli.config import FlexAccount
 from paycancel_cli.errors import NotCancellable, PaycancelError
 from paycancel_cli.models import Money, Payment, PaymentStatus
+from paycancel_cli.providers.accounts import AccountBase
 from paycancel_cli.providers.base import (
     Adapter,
     Capability,
@@ -56,6 +57,27 @@ def _describe(body: Any) -> tuple[str | None, str]:
     return None, "no error details"
 
 
+class FlexAccount(AccountBase):
+    secret_fields = ("api_key",)
+    provider: Literal["flex"]
+    api_key: SecretStr
+
+    @field_validator("api_key")
+    @classmethod
+    def _secret_key(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith("fsk_"):
+            raise ValueError("must be a Flex secret key starting fsk_test_ or fsk_")
+        return value
+
+    def _live_from_key(self) -> bool | None:
+        return not self.api_key.get_secret_value().startswith("fsk_test_")
+
+    def _key_prefix(self) -> str:
+        return "fsk_ (not fsk_test_)" if self._live_from_key() else "fsk_test_"
+
+    live_url: ClassVar[str] = "https://api.withflex.com"
+
+
 class Flex(Adapter):
     key: ClassVar[str] = "flex"
     title: ClassVar[str] = "Flex"
@@ -70,13 +92,13 @@ class Flex(Adapter):
     id_shape: ClassVar[str] = "letters, digits and '_', e.g. fpi_01HACM7FZ1084XB1GB6053VM0D"
     # Flex takes no body on a cancel and documents no idempotency header: the key stays
     # in the journal only, and the engine reads back before any re-send.
-    get_path: ClassVar[str] = "/v1/payment_intents/{id}"
-    cancel_path: ClassVar[str] = "/v1/payment_intents/{id}/cancel"
+    path: ClassVar[str] = "/v1/payment_intents/{id}"
     noun: ClassVar[str] = "payment intent"
     not_found_codes: ClassVar[frozenset[str]] = frozenset({"resource_missing"})
     not_found_code: ClassVar[str] = "resource_missing"
     probe_id: ClassVar[str] = "fpi_paycancelconfigcheck"
     describe = staticmethod(_describe)
+    account_type: ClassVar[type[AccountBase]] = FlexAccount
     account: FlexAccount
 
     def auth_headers(self) -> dict[str, str]:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import httpx
+from pydantic import SecretStr, StringConstraints
 
-from paycancel_cli.config import FlexPortalAccount
 from paycancel_cli.errors import InputError, NotCancellable, PaycancelError
 from paycancel_cli.models import Money, Payment, PaymentStatus
+from paycancel_cli.providers.accounts import AccountBase
 from paycancel_cli.providers.base import (
     Adapter,
     Capability,
@@ -53,6 +54,23 @@ _NOT_CANCELLABLE = {
 PAGE_SIZE = 100
 
 
+class FlexPortalAccount(AccountBase):
+    secret_fields = ("api_key",)
+    hosts: ClassVar[dict[str, bool]] = {
+        "api-eu.flexportal.io": True,
+        "api-us.flexportal.io": True,
+        "api-qatar.flexportal.io": True,
+        "api-test.flexportal.io": False,
+    }
+    provider: Literal["flexportal"]
+    api_key: SecretStr
+    tenant_id: Annotated[str, StringConstraints(min_length=1)]
+    region: Literal["eu", "us", "qatar"]
+
+    live_url: ClassVar[str] = "https://api-{region}.flexportal.io"
+    test_url: ClassVar[str | None] = "https://api-test.flexportal.io"
+
+
 class FlexPortal(Adapter):
     key: ClassVar[str] = "flexportal"
     title: ClassVar[str] = "FlexPortal"
@@ -66,11 +84,11 @@ class FlexPortal(Adapter):
     id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9_-]{1,128}")
     id_shape: ClassVar[str] = "letters, digits, '_' and '-'"
     # FlexPortal documents no idempotency header; a repeat answers ALREADY_CANCELLED.
-    get_path: ClassVar[str] = "/v1/payments/{id}"
-    cancel_path: ClassVar[str] = "/v1/payments/{id}/cancel"
+    path: ClassVar[str] = "/v1/payments/{id}"
     not_found_codes: ClassVar[frozenset[str]] = frozenset({"NOT_FOUND"})
     not_found_code: ClassVar[str] = "NOT_FOUND"
     probe_id: ClassVar[str] = "paycancel-config-check"
+    account_type: ClassVar[type[AccountBase]] = FlexPortalAccount
     account: FlexPortalAccount
 
     def auth_headers(self) -> dict[str, str]:

@@ -15,13 +15,14 @@ still open, it failed.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import httpx
+from pydantic import SecretStr, field_validator
 
-from paycancel_cli.config import HedgePaymentsAccount
 from paycancel_cli.errors import NotCancellable, PaycancelError
 from paycancel_cli.models import Money, Payment, PaymentStatus
+from paycancel_cli.providers.accounts import AccountBase
 from paycancel_cli.providers.base import (
     Adapter,
     Capability,
@@ -46,6 +47,35 @@ _STATUS = {
 }
 
 
+class HedgePaymentsAccount(AccountBase):
+    secret_fields = ("api_key",)
+    hosts: ClassVar[dict[str, bool]] = {
+        "api.hedgepayments.com": True,
+        "api-sandbox.hedgepayments.com": False,
+    }
+    provider: Literal["hedgepayments"]
+    api_key: SecretStr
+
+    @field_validator("api_key")
+    @classmethod
+    def _secret_key(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("sk_test_", "sk_live_")):
+            raise ValueError("must be a secret key starting sk_test_ or sk_live_ (not pk_)")
+        return value
+
+    def _live_from_key(self) -> bool | None:
+        return not self.api_key.get_secret_value().startswith("sk_test_")
+
+    def _key_prefix(self) -> str:
+        return "sk_live_" if self._live_from_key() else "sk_test_"
+
+    live_url: ClassVar[str] = "https://api.hedgepayments.com"
+    test_url: ClassVar[str | None] = "https://api-sandbox.hedgepayments.com"
+
+    def _test_url(self) -> bool:
+        return self.api_key.get_secret_value().startswith("sk_test_")
+
+
 class HedgePayments(Adapter):
     key: ClassVar[str] = "hedgepayments"
     title: ClassVar[str] = "HedgePayments"
@@ -58,9 +88,9 @@ class HedgePayments(Adapter):
     list_ids: ClassVar[str] = "payment ids"
     id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"pay_[A-Za-z0-9]{1,64}")
     id_shape: ClassVar[str] = "'pay_' followed by letters and digits, e.g. pay_abc123xyz"
-    get_path: ClassVar[str] = "/v1/payments/{id}"
-    cancel_path: ClassVar[str] = "/v1/payments/{id}/cancel"
+    path: ClassVar[str] = "/v1/payments/{id}"
     probe_id: ClassVar[str] = "pay_paycancelconfigcheck"
+    account_type: ClassVar[type[AccountBase]] = HedgePaymentsAccount
     account: HedgePaymentsAccount
 
     def auth_headers(self) -> dict[str, str]:

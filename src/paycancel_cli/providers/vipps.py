@@ -27,14 +27,15 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import httpx
+from pydantic import SecretStr, StringConstraints, field_validator
 
 from paycancel_cli import __version__
-from paycancel_cli.config import VippsAccount
 from paycancel_cli.errors import AuthError, Busy, NotCancellable, PaycancelError, ProviderError
 from paycancel_cli.models import Money, Payment, PaymentStatus
+from paycancel_cli.providers.accounts import AccountBase
 from paycancel_cli.providers.base import (
     Adapter,
     Capability,
@@ -96,6 +97,28 @@ def _describe(body: Any) -> tuple[str | None, str]:
     return code, message or "error"
 
 
+class VippsAccount(AccountBase):
+    secret_fields = ("client_secret", "subscription_key")
+    hosts: ClassVar[dict[str, bool]] = {"api.vipps.no": True, "apitest.vipps.no": False}
+    provider: Literal["vipps"]
+    client_id: Annotated[str, StringConstraints(min_length=1)]
+    client_secret: SecretStr
+    subscription_key: SecretStr
+    merchant_serial_number: Annotated[str, StringConstraints(pattern=r"^[0-9]{4,6}$")]
+    documented_prefixes: ClassVar[tuple[str, ...]] = ("/epayment/v1", "/epayment")
+
+    @field_validator("merchant_serial_number", mode="before")
+    @classmethod
+    def _number_as_text(cls, value: Any) -> Any:
+        # TOML readers write it as a number as often as a string; both mean the same.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+    live_url: ClassVar[str] = "https://api.vipps.no"
+    test_url: ClassVar[str | None] = "https://apitest.vipps.no"
+
+
 class Vipps(Adapter):
     key: ClassVar[str] = "vipps"
     title: ClassVar[str] = "Vipps"
@@ -112,10 +135,10 @@ class Vipps(Adapter):
     id_shape: ClassVar[str] = "8 to 50 letters, digits and '-'"
     # ePayment's cancel takes no reason (it stays in the journal) and, by the spec, no
     # body: cancelPayment has no requestBody, so none is sent, nor a Content-Type.
-    get_path: ClassVar[str] = "/epayment/v1/payments/{id}"
-    cancel_path: ClassVar[str] = "/epayment/v1/payments/{id}/cancel"
+    path: ClassVar[str] = "/epayment/v1/payments/{id}"
     not_found_codes: ClassVar[frozenset[str]] = frozenset({"5090"})
     describe = staticmethod(_describe)
+    account_type: ClassVar[type[AccountBase]] = VippsAccount
     account: VippsAccount
 
     def __init__(self, account: VippsAccount, client: httpx.AsyncClient) -> None:
