@@ -14,6 +14,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -58,17 +59,7 @@ class CheckResult:
         return EXIT[self.status]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "type": "check",
-            "account": self.account,
-            "provider": self.provider,
-            "live": self.live,
-            "url": self.url,
-            "status": self.status,
-            "ms": self.ms,
-            "message": self.message,
-            "fix": self.fix,
-        }
+        return {"type": "check", **dataclasses.asdict(self)}
 
 
 def exit_code(results: list[CheckResult]) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import ipaddress
 from functools import cache
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -43,6 +43,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class KeyRule(NamedTuple):
+    """An ``api_key`` whose prefix tells a live key from a test one."""
+
+    valid: tuple[str, ...]  # the prefixes a key must start with
+    problem: str  # what is wrong with a key that starts otherwise
+    test: str  # the prefix of a test key
+    live: str  # how a live key's prefix is shown
+
+
 class AccountBase(BaseModel):
     """Fields every account accepts.  A provider's account class (declared beside its
     adapter) adds its own fields, its ``secret_fields``, its ``hosts`` and its default
@@ -53,6 +62,8 @@ class AccountBase(BaseModel):
     # The provider's own hosts, and whether each is live: a base_url naming one of
     # them decides live/test as firmly as a key prefix does.
     hosts: ClassVar[dict[str, bool]] = {}
+    # For a provider whose ``api_key`` prefix tells live from test.
+    api_key_rule: ClassVar[KeyRule | None] = None
 
     name: str = ""
     provider: str
@@ -115,13 +126,26 @@ class AccountBase(BaseModel):
             return bool(key_live)
         return True if key_live is None else key_live
 
+    @field_validator("api_key", check_fields=False)
+    @classmethod
+    def _api_key_prefix(cls, value: SecretStr) -> SecretStr:
+        rule = cls.api_key_rule
+        if rule is not None and not value.get_secret_value().startswith(rule.valid):
+            raise ValueError(rule.problem)
+        return value
+
     def _live_from_key(self) -> bool | None:
         """What the key's prefix says (None: the key does not tell)."""
-        return None
+        if self.api_key_rule is None:
+            return None
+        key: SecretStr = getattr(self, "api_key")  # noqa: B009 (a provider's own field)
+        return not key.get_secret_value().startswith(self.api_key_rule.test)
 
     def _key_prefix(self) -> str:
         """The documented prefix that made ``_live_from_key`` decide (never more)."""
-        return ""
+        if self.api_key_rule is None:
+            return ""
+        return self.api_key_rule.live if self._live_from_key() else self.api_key_rule.test
 
     @property
     def decided_by(self) -> str:
@@ -152,7 +176,10 @@ class AccountBase(BaseModel):
         return self.live_url.format_map(dict(self))
 
     def _test_url(self) -> bool:
-        """Whether the account talks to ``test_url`` (default: a test environment)."""
+        """Whether the account talks to ``test_url``: a test key where the key tells,
+        else a test environment."""
+        if self.api_key_rule is not None:
+            return not self._live_from_key()
         return self.environment in TEST_ENVIRONMENTS
 
     # The path prefixes the provider's docs print as part of their base URL; a base_url

@@ -19,11 +19,11 @@ import re
 from typing import Any, ClassVar, Literal
 
 import httpx
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr
 
 from paycancel_cli.errors import NotCancellable, PaycancelError
 from paycancel_cli.models import Money, Payment, PaymentStatus
-from paycancel_cli.providers.accounts import AccountBase
+from paycancel_cli.providers.accounts import AccountBase, KeyRule
 from paycancel_cli.providers.base import (
     Adapter,
     Capability,
@@ -62,19 +62,12 @@ class FlexAccount(AccountBase):
     provider: Literal["flex"]
     api_key: SecretStr
 
-    @field_validator("api_key")
-    @classmethod
-    def _secret_key(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().startswith("fsk_"):
-            raise ValueError("must be a Flex secret key starting fsk_test_ or fsk_")
-        return value
-
-    def _live_from_key(self) -> bool | None:
-        return not self.api_key.get_secret_value().startswith("fsk_test_")
-
-    def _key_prefix(self) -> str:
-        return "fsk_ (not fsk_test_)" if self._live_from_key() else "fsk_test_"
-
+    api_key_rule: ClassVar[KeyRule | None] = KeyRule(
+        ("fsk_",),
+        "must be a Flex secret key starting fsk_test_ or fsk_",
+        test="fsk_test_",
+        live="fsk_ (not fsk_test_)",
+    )
     live_url: ClassVar[str] = "https://api.withflex.com"
 
 

@@ -18,11 +18,11 @@ import re
 from typing import Any, ClassVar, Literal
 
 import httpx
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr
 
 from paycancel_cli.errors import NotCancellable, PaycancelError
 from paycancel_cli.models import Money, Payment, PaymentStatus
-from paycancel_cli.providers.accounts import AccountBase
+from paycancel_cli.providers.accounts import AccountBase, KeyRule
 from paycancel_cli.providers.base import (
     Adapter,
     Capability,
@@ -56,24 +56,14 @@ class HedgePaymentsAccount(AccountBase):
     provider: Literal["hedgepayments"]
     api_key: SecretStr
 
-    @field_validator("api_key")
-    @classmethod
-    def _secret_key(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().startswith(("sk_test_", "sk_live_")):
-            raise ValueError("must be a secret key starting sk_test_ or sk_live_ (not pk_)")
-        return value
-
-    def _live_from_key(self) -> bool | None:
-        return not self.api_key.get_secret_value().startswith("sk_test_")
-
-    def _key_prefix(self) -> str:
-        return "sk_live_" if self._live_from_key() else "sk_test_"
-
+    api_key_rule: ClassVar[KeyRule | None] = KeyRule(
+        ("sk_test_", "sk_live_"),
+        "must be a secret key starting sk_test_ or sk_live_ (not pk_)",
+        test="sk_test_",
+        live="sk_live_",
+    )
     live_url: ClassVar[str] = "https://api.hedgepayments.com"
     test_url: ClassVar[str | None] = "https://api-sandbox.hedgepayments.com"
-
-    def _test_url(self) -> bool:
-        return self.api_key.get_secret_value().startswith("sk_test_")
 
 
 class HedgePayments(Adapter):

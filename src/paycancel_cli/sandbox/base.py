@@ -55,6 +55,7 @@ class ProviderSim(ABC):
     prefix: ClassVar[tuple[str, ...]]
     lists: ClassVar[bool] = False
     special_faults: ClassVar[frozenset[str]] = frozenset()
+    mistyped: ClassVar[tuple[str, str] | None] = None
     # The sandbox's test-only credentials (a template the ``Sandbox`` copies), and what
     # the built-in account adds to them.
     credentials: ClassVar[dict[str, str]]
@@ -190,7 +191,11 @@ class ProviderSim(ABC):
 
     def mistype(self, body: Any) -> Any:
         """The ``wrong_types`` fault: ``body`` with a value of the wrong type where the
-        client needs a number or a state (default: every number becomes a string)."""
+        client needs a number or a state (default: every number becomes a string; with
+        ``mistyped`` = (id field, state field): a numeric state and no id)."""
+        if self.mistyped is not None and isinstance(body, dict):
+            id_field, state_field = self.mistyped
+            return {**{k: v for k, v in body.items() if k != id_field}, state_field: 42}
         if isinstance(body, dict):
             return {k: self.mistype(v) for k, v in body.items()}
         if isinstance(body, list):

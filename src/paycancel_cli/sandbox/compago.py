@@ -58,18 +58,11 @@ class CompagoSim(ProviderSim):
     prefix: ClassVar[tuple[str, ...]] = ("api", "payment-intent")
     credentials: ClassVar[dict[str, str]] = {"api_key": "cpk_sandbox_0000000000000000"}
     environment: ClassVar[str] = "demo"
+    mistyped: ClassVar[tuple[str, str] | None] = ("id", "status")  # wrong_types
 
     def payment_id_of(self, request: Request, op: str) -> str | None:
         found = super().payment_id_of(request, op)
         return None if found is None else found.lower()
-
-    def mistype(self, body: Any) -> Any:
-        """``wrong_types``: a numeric status and no id."""
-        if not isinstance(body, dict):
-            return body
-        out = {k: v for k, v in body.items() if k != "id"}
-        out["status"] = 42
-        return out
 
     demo: ClassVar[tuple[DemoPayment, ...]] = (
         DemoPayment(

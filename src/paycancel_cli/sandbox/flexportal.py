@@ -284,23 +284,7 @@ class FlexPortalSim(ProviderSim):
                     "taxAmount": money(0),
                 }
             ]
-        attempt = iso_at(created + timedelta(days=1))
-        if status in ("processing", "paid", "failed"):
-            record["provider"] = "stripe"
-            record["captureAttempts"] = 1
-            record["lastCaptureAttempt"] = attempt
-        if status == "paid":
-            record["transactionId"] = f"pi_sandbox_{seq:06d}"
-            record["paidAt"] = attempt
-        elif status == "failed":
-            record["lastCaptureError"] = {
-                "code": "card_declined",
-                "message": "Your card was declined.",
-                "declineCode": "insufficient_funds",
-            }
-            record["nextRetryAt"] = iso_at(created + timedelta(days=4))
-        elif status == "cancelled":
-            record["notes"] = "Cancelled before the sandbox started"
+        _settle(record, status, created, seq)
         self.records[payment_id] = record
         self._seq[payment_id] = seq
         if rental_id is not None:
@@ -341,6 +325,27 @@ class FlexPortalSim(ProviderSim):
                     )
                 )
         return ids
+
+
+def _settle(record: dict[str, Any], status: str, created: datetime, seq: int) -> None:
+    """The fields a seeded payment has from its capture attempts, by its status."""
+    attempt = iso_at(created + timedelta(days=1))
+    if status in ("processing", "paid", "failed"):
+        record["provider"] = "stripe"
+        record["captureAttempts"] = 1
+        record["lastCaptureAttempt"] = attempt
+    if status == "paid":
+        record["transactionId"] = f"pi_sandbox_{seq:06d}"
+        record["paidAt"] = attempt
+    elif status == "failed":
+        record["lastCaptureError"] = {
+            "code": "card_declined",
+            "message": "Your card was declined.",
+            "declineCode": "insufficient_funds",
+        }
+        record["nextRetryAt"] = iso_at(created + timedelta(days=4))
+    elif status == "cancelled":
+        record["notes"] = "Cancelled before the sandbox started"
 
 
 def _safe(text: str) -> str:

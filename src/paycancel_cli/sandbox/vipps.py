@@ -94,6 +94,7 @@ class VippsSim(ProviderSim):
     key: ClassVar[str] = KEY
     id_field: ClassVar[str] = "reference"
     prefix: ClassVar[tuple[str, ...]] = ("epayment", "v1", "payments")
+    mistyped: ClassVar[tuple[str, str] | None] = ("reference", "state")  # wrong_types
     credentials: ClassVar[dict[str, str]] = {
         "client_id": "sandbox-client",
         "client_secret": "sandbox-client-secret-0000",
@@ -500,13 +501,6 @@ class VippsSim(ProviderSim):
             self._processing_once.discard(reference)
             return answer, False
         return self.handle(request, op), False
-
-    def mistype(self, body: Any) -> Any:
-        if not isinstance(body, dict):
-            return body
-        out = {k: v for k, v in body.items() if k != "reference"}
-        out["state"] = 42
-        return out
 
     # -- seeding ------------------------------------------------------------------------
 
