@@ -61,7 +61,8 @@ class AccountBase(BaseModel):
     secret_fields: ClassVar[tuple[str, ...]] = ()
     # The provider's own hosts, and whether each is live: a base_url naming one of
     # them decides live/test as firmly as a key prefix does.
-    hosts: ClassVar[dict[str, bool]] = {}
+    # (None: the hosts of ``live_url``, live, and ``test_url``, test.)
+    hosts: ClassVar[dict[str, bool] | None] = None
     # For a provider whose ``api_key`` prefix tells live from test.
     api_key_rule: ClassVar[KeyRule | None] = None
 
@@ -170,6 +171,14 @@ class AccountBase(BaseModel):
     live_url: ClassVar[str]
     test_url: ClassVar[str | None] = None
 
+    @classmethod
+    def own_hosts(cls) -> dict[str, bool]:
+        """This provider's hosts, and whether each is live."""
+        if cls.hosts is not None:
+            return cls.hosts
+        urls = {cls.live_url: True, **({cls.test_url: False} if cls.test_url else {})}
+        return {urlsplit(url).hostname or "": live for url, live in urls.items()}
+
     def default_base_url(self) -> str:
         if self.test_url is not None and self._test_url():
             return self.test_url
@@ -214,5 +223,5 @@ def known_hosts() -> dict[str, bool]:
     return {
         host: live
         for key in registry.ADAPTERS
-        for host, live in registry.account_type(key).hosts.items()
+        for host, live in registry.account_type(key).own_hosts().items()
     }

@@ -49,10 +49,6 @@ def _describe(body: Any) -> tuple[str | None, str]:
 
 class CompagoAccount(AccountBase):
     secret_fields = ("api_key",)
-    hosts: ClassVar[dict[str, bool]] = {
-        "api.harmony.compago.com": True,
-        "demo.api.harmony.compago.com": False,
-    }
     provider: Literal["compago"]
     api_key: SecretStr
     documented_prefixes: ClassVar[tuple[str, ...]] = ("/api",)

@@ -69,6 +69,8 @@ class FlexAccount(AccountBase):
         live="fsk_ (not fsk_test_)",
     )
     live_url: ClassVar[str] = "https://api.withflex.com"
+    # Flex's one host serves test and live keys alike: it decides nothing.
+    hosts: ClassVar[dict[str, bool] | None] = {}
 
 
 class Flex(Adapter):

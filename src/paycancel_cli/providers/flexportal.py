@@ -56,7 +56,7 @@ PAGE_SIZE = 100
 
 class FlexPortalAccount(AccountBase):
     secret_fields = ("api_key",)
-    hosts: ClassVar[dict[str, bool]] = {
+    hosts: ClassVar[dict[str, bool] | None] = {  # one live host per region
         "api-eu.flexportal.io": True,
         "api-us.flexportal.io": True,
         "api-qatar.flexportal.io": True,

@@ -49,10 +49,6 @@ _STATUS = {
 
 class HedgePaymentsAccount(AccountBase):
     secret_fields = ("api_key",)
-    hosts: ClassVar[dict[str, bool]] = {
-        "api.hedgepayments.com": True,
-        "api-sandbox.hedgepayments.com": False,
-    }
     provider: Literal["hedgepayments"]
     api_key: SecretStr
 

@@ -99,7 +99,6 @@ def _describe(body: Any) -> tuple[str | None, str]:
 
 class VippsAccount(AccountBase):
     secret_fields = ("client_secret", "subscription_key")
-    hosts: ClassVar[dict[str, bool]] = {"api.vipps.no": True, "apitest.vipps.no": False}
     provider: Literal["vipps"]
     client_id: Annotated[str, StringConstraints(min_length=1)]
     client_secret: SecretStr
@@ -165,34 +164,23 @@ class Vipps(Adapter):
         """`config check`: fetch a fresh access token, which proves every credential."""
         await self._access_token(rejected=self._token or "")
 
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        write: bool = False,
-        headers: dict[str, str] | None = None,
-        **kwargs: Any,
-    ) -> httpx.Response:
+    def auth_headers(self) -> dict[str, str]:
+        return {}  # the access token's headers are per request: see ``_send``
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """With the cached access token, and once more with a new one on a 401."""
+        extra = kwargs.pop("headers", None) or {}
         rejected: str | None = None
         for _ in range(2):
             token = await self._access_token(rejected=rejected)
-            all_headers = {
+            headers = {
                 "Authorization": f"Bearer {token}",
                 "Ocp-Apim-Subscription-Key": self.account.subscription_key.get_secret_value(),
                 "Merchant-Serial-Number": self.account.merchant_serial_number,
                 **SYSTEM_HEADERS,
-                **(headers or {}),
+                **extra,
             }
-            response = await send(
-                self.client,
-                method,
-                path,
-                provider=self.title,
-                write=write,
-                headers=all_headers,
-                **kwargs,
-            )
+            response = await super()._send(method, path, headers=headers, **kwargs)
             if response.status_code != 401 or rejected is not None:
                 return response
             rejected = token
