@@ -15,7 +15,7 @@ import pytest
 
 from paycancel_cli.config import load_config
 from paycancel_cli.errors import ConfigError
-from paycancel_cli.preflight import PROBES
+from paycancel_cli.providers import probes
 from paycancel_cli.sandbox import Sandbox
 
 from .conftest import SENTINEL, CliResult, write_config
@@ -750,7 +750,7 @@ def test_readme_documents_configuration_and_the_preflight() -> None:
     line = cron[cron.index("```cron") :].split("```")[1]
     first, *rest = line.split("; ")
     assert "config check" in first and "&&" not in line and "bulk-cancel" in rest[-1]
-    for provider, sent in PROBES.items():
+    for provider, sent in probes().items():
         assert sent.split(" (")[0].split(" ", 1)[1] in readme, provider
 
 

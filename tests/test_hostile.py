@@ -254,12 +254,11 @@ class _Trickle(httpx.AsyncByteStream):
 
 
 def _read_through_client(stream: httpx.AsyncByteStream, timeout_s: float) -> Exception | None:
-    from paycancel_cli.config import ACCOUNT_TYPES
     from paycancel_cli.httpclient import make_client
-    from paycancel_cli.providers import make_provider
+    from paycancel_cli.providers import account_type, make_provider
     from paycancel_cli.redact import Redactor
 
-    acc = ACCOUNT_TYPES["hedgepayments"].model_validate(
+    acc = account_type("hedgepayments").model_validate(
         {"name": "h", "provider": "hedgepayments", "api_key": "sk_test_unit12345",
          "base_url": "https://unit.test", "timeout_s": timeout_s}
     )  # fmt: skip

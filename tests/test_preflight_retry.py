@@ -11,6 +11,7 @@ import pytest
 import stamina
 
 from paycancel_cli import preflight
+from paycancel_cli.providers import adapter_class
 from paycancel_cli.sandbox import Faults, Sandbox
 
 from .conftest import write_config
@@ -30,7 +31,7 @@ def check(cli: Any, path: Path, account: str) -> tuple[int, dict[str, Any]]:
 def test_a_502_then_an_answer_is_ok(cli: Any, tmp_path: Path, real_backoff: None) -> None:
     with Sandbox() as sb:
         path = write_config(tmp_path / "c.toml", sb.account_config())
-        probe = preflight.PROBE_IDS["hedgepayments"]
+        probe = adapter_class("hedgepayments").probe_id
         sb.add_fault("hedgepayments", probe, "html_502", op="get", times=preflight.ATTEMPTS - 1)
         code, line = check(cli, path, "hedgepayments")
         assert (code, line["status"]) == (0, "ok"), line
@@ -42,7 +43,7 @@ def test_a_provider_down_is_unreachable_after_a_bounded_number_of_requests(
 ) -> None:
     with Sandbox() as sb:
         path = write_config(tmp_path / "c.toml", sb.account_config())
-        sb.add_fault("flexportal", preflight.PROBE_IDS["flexportal"], "html_502", op="get")
+        sb.add_fault("flexportal", adapter_class("flexportal").probe_id, "html_502", op="get")
         code, line = check(cli, path, "flexportal")
         assert (code, line["status"]) == (5, "unreachable")
         assert f"({preflight.ATTEMPTS} attempts)" in line["message"]

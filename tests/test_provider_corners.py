@@ -13,11 +13,10 @@ from typing import Any
 
 import pytest
 
-from paycancel_cli.config import ACCOUNT_TYPES
 from paycancel_cli.engine import Canceller, fresh_key
 from paycancel_cli.errors import Busy, InputError
 from paycancel_cli.httpclient import make_client
-from paycancel_cli.providers import make_provider
+from paycancel_cli.providers import account_type, make_provider
 from paycancel_cli.providers.vipps import Vipps
 from paycancel_cli.redact import Redactor
 from paycancel_cli.sandbox import Faults, Sandbox
@@ -126,7 +125,7 @@ def test_vipps_423_is_retried_with_the_same_key(
 
 def test_vipps_busy_retries_wait_within_the_cancel_limit() -> None:
     async def make() -> Canceller:
-        acc = ACCOUNT_TYPES["vipps"].model_validate(
+        acc = account_type("vipps").model_validate(
             {
                 "name": "v", "provider": "vipps", "client_id": "c", "environment": "test",
                 "client_secret": "secret-123", "subscription_key": "subkey-123",
@@ -247,7 +246,7 @@ def test_many_401s_at_once_fetch_one_new_token(how: str) -> None:
             for _ in range(8)
         ]
         fields = sb.account_config()["vipps"]
-        acc = ACCOUNT_TYPES["vipps"].model_validate({"name": "vipps", **fields})
+        acc = account_type("vipps").model_validate({"name": "vipps", **fields})
 
         async def go() -> None:
             client = make_client(acc, redactor=Redactor())
@@ -396,11 +395,11 @@ def test_base_url_with_the_documented_prefix_is_accepted(
 
 
 def test_documented_base_urls_name_the_provider_roots() -> None:
-    flex = ACCOUNT_TYPES["flex"].model_validate(
+    flex = account_type("flex").model_validate(
         {"name": "f", "provider": "flex", "api_key": "fsk_test_x1234567",
          "base_url": "https://api.withflex.com/v1"}
     )  # fmt: skip
-    compago = ACCOUNT_TYPES["compago"].model_validate(
+    compago = account_type("compago").model_validate(
         {"name": "c", "provider": "compago", "api_key": "cpk_x1234567",
          "base_url": "https://demo.api.harmony.compago.com/api"}
     )  # fmt: skip

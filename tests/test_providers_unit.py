@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from paycancel_cli.config import ACCOUNT_TYPES, Account
+from paycancel_cli.config import Account
 from paycancel_cli.errors import (
     AuthError,
     InputError,
@@ -21,7 +21,7 @@ from paycancel_cli.errors import (
     RateLimited,
 )
 from paycancel_cli.models import Money, PaymentStatus
-from paycancel_cli.providers import make_provider
+from paycancel_cli.providers import account_type, make_provider
 from paycancel_cli.providers.base import Provider
 
 ACCOUNTS: dict[str, dict[str, Any]] = {
@@ -46,7 +46,7 @@ def account(provider: str) -> Account:
         "base_url": "https://unit.test/prefix",
         **ACCOUNTS[provider],
     }
-    return ACCOUNT_TYPES[provider].model_validate(fields)  # type: ignore[return-value]
+    return account_type(provider).model_validate(fields)  # type: ignore[return-value]
 
 
 Handler = Callable[[httpx.Request], httpx.Response]

@@ -30,8 +30,9 @@ def _root_params(ctx: Any) -> dict[str, Any]:
 
 
 def _config(ctx: Any) -> Any:
-    from paycancel_cli.config import ACCOUNT_TYPES, Config, Defaults, load_config, sandbox_config
+    from paycancel_cli.config import Config, Defaults, load_config, sandbox_config
     from paycancel_cli.errors import PaycancelError
+    from paycancel_cli.providers import ADAPTERS
 
     params = _root_params(ctx)
     try:
@@ -42,7 +43,7 @@ def _config(ctx: Any) -> Any:
         base = Config(entries={}, defaults=Defaults())
     if params.get("sandbox"):
         # The built-in accounts are named after their provider; no server is started.
-        return sandbox_config({}, base), sorted(ACCOUNT_TYPES)
+        return sandbox_config({}, base), sorted(ADAPTERS)
     return base, list(base.entries)
 
 

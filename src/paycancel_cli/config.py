@@ -9,7 +9,6 @@ secret cannot leak through a validation error.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import stat
@@ -20,18 +19,13 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
-from urllib.parse import urlsplit
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
-    StringConstraints,
     ValidationError,
-    field_validator,
-    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -41,272 +35,13 @@ from pydantic_settings import (
 )
 
 from paycancel_cli.errors import ConfigError
+from paycancel_cli.providers import ADAPTERS, account_type
+from paycancel_cli.providers.accounts import AccountBase
 
 ACCOUNT_NAME = r"^[a-z][a-z0-9_]*$"
-# The providers' own hosts, and whether each is live: a base_url naming one of them
-# decides live/test as firmly as a key prefix does.
-KNOWN_HOSTS = {
-    "api-eu.flexportal.io": True,
-    "api-us.flexportal.io": True,
-    "api-qatar.flexportal.io": True,
-    "api-test.flexportal.io": False,
-    "api.hedgepayments.com": True,
-    "api-sandbox.hedgepayments.com": False,
-    "api.vipps.no": True,
-    "apitest.vipps.no": False,
-    "api.harmony.compago.com": True,
-    "demo.api.harmony.compago.com": False,
-}
-TEST_ENVIRONMENTS = frozenset({"test", "demo", "sandbox"})
-LIVE_ENVIRONMENTS = frozenset({"live", "production"})
-
-
-def _check_base_url(url: str | None) -> str | None:
-    if url is None:
-        return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError("must be an absolute http(s) URL such as https://proxy.example:8443")
-    if parts.username or parts.password:
-        raise ValueError("must not carry credentials; put them in the account's secret fields")
-    if parts.query or parts.fragment:
-        raise ValueError("must be scheme, host, port and an optional path prefix only")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ValueError("plain http:// is only allowed on loopback addresses; use https://")
-    return url.rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class AccountBase(BaseModel):
-    """Fields every account accepts."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    secret_fields: ClassVar[tuple[str, ...]] = ()
-
-    name: str = ""
-    provider: str
-    base_url: str | None = None
-    timeout_s: float = Field(default=30.0, gt=0, le=600)
-    requests_per_minute: int | None = Field(default=None, gt=0)
-    environment: str | None = None
-    # Distinct approvers, besides a plan's author, that a cancel here needs (plans.py).
-    approvals: int = Field(default=0, ge=0, le=20)
-
-    _check_url = field_validator("base_url")(_check_base_url)
-
-    @field_validator("environment")
-    @classmethod
-    def _known_environment(cls, value: str | None) -> str | None:
-        if value is not None and value.lower() not in TEST_ENVIRONMENTS | LIVE_ENVIRONMENTS:
-            raise ValueError("must be one of test, demo, sandbox (test) or live, production")
-        return None if value is None else value.lower()
-
-    @model_validator(mode="after")
-    def _consistent(self) -> AccountBase:
-        for name in self.secret_fields:
-            secret = getattr(self, name).get_secret_value()
-            if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in secret):
-                raise ValueError(
-                    f"{name} holds whitespace or a control character (a trailing newline "
-                    "from a file or variable?)"
-                )
-            if len(secret) < 8:
-                raise ValueError(f"{name} is too short to be a real credential")
-        key_live = self._live_from_key()
-        env_live = None if self.environment is None else self.environment in LIVE_ENVIRONMENTS
-        if env_live is not None and key_live is not None and key_live != env_live:
-            raise ValueError(
-                f"environment {self.environment!r} contradicts the key, which is a "
-                f"{'live' if key_live else 'test'} key; fix one of them"
-            )
-        host_live = self._live_from_host()
-        for said, what in ((env_live, f"environment {self.environment!r}"), (key_live, "the key")):
-            if said is not None and host_live is not None and said != host_live:
-                raise ValueError(
-                    f"base_url points at the provider's {'live' if host_live else 'test'} host "
-                    f"but {what} says {'live' if said else 'test'}; fix one of them"
-                )
-        return self
-
-    def _live_from_host(self) -> bool | None:
-        host = urlsplit(self.base_url).hostname if self.base_url else None
-        return KNOWN_HOSTS.get(host or "")
-
-    @property
-    def is_live(self) -> bool:
-        """Live when the environment says so, or the key does, or nothing says test."""
-        key_live = self._live_from_key()
-        if self._live_from_host():
-            return True
-        if self.environment is not None:
-            return self.environment in LIVE_ENVIRONMENTS or bool(key_live)
-        if self._live_from_host() is False:
-            return bool(key_live)
-        return True if key_live is None else key_live
-
-    def _live_from_key(self) -> bool | None:
-        """What the key's prefix says (None: the key does not tell)."""
-        return None
-
-    def _key_prefix(self) -> str:
-        """The documented prefix that made ``_live_from_key`` decide (never more)."""
-        return ""
-
-    @property
-    def decided_by(self) -> str:
-        """What made the account live or test, in the order ``is_live`` asks."""
-        host = urlsplit(self.base_url).hostname if self.base_url else None
-        host_live = self._live_from_host()
-        key_live = self._live_from_key()
-        if host_live:
-            return f"host {host}"
-        if self.environment is not None:
-            if self.environment in LIVE_ENVIRONMENTS or not key_live:
-                return f"environment = {self.environment!r}"
-            return f"key prefix {self._key_prefix()}"
-        if host_live is False:
-            return f"key prefix {self._key_prefix()}" if key_live else f"host {host}"
-        if key_live is None:
-            return "default: no environment, test key or test host"
-        return f"key prefix {self._key_prefix()}"
-
-    def default_base_url(self) -> str:
-        raise NotImplementedError
-
-    # The path prefixes the provider's docs print as part of their base URL; a base_url
-    # copied from them with one would double it (the adapters append the full paths).
-    documented_prefixes: ClassVar[tuple[str, ...]] = ("/v1",)
-
-    @property
-    def url(self) -> str:
-        if self.base_url is None:
-            return self.default_base_url()
-        for prefix in self.documented_prefixes:
-            if self.base_url.lower().endswith(prefix):
-                return self.base_url[: -len(prefix)]
-        return self.base_url
-
-    def secrets(self) -> list[str]:
-        """Every secret value of this account, for redaction."""
-        out = []
-        for name in self.secret_fields:
-            value = getattr(self, name)
-            if isinstance(value, SecretStr) and value.get_secret_value():
-                out.append(value.get_secret_value())
-        return out
-
-
-class FlexPortalAccount(AccountBase):
-    secret_fields = ("api_key",)
-    provider: Literal["flexportal"]
-    api_key: SecretStr
-    tenant_id: Annotated[str, StringConstraints(min_length=1)]
-    region: Literal["eu", "us", "qatar"]
-
-    def default_base_url(self) -> str:
-        if self.environment in TEST_ENVIRONMENTS:
-            return "https://api-test.flexportal.io"
-        return f"https://api-{self.region}.flexportal.io"
-
-
-class HedgePaymentsAccount(AccountBase):
-    secret_fields = ("api_key",)
-    provider: Literal["hedgepayments"]
-    api_key: SecretStr
-
-    @field_validator("api_key")
-    @classmethod
-    def _secret_key(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().startswith(("sk_test_", "sk_live_")):
-            raise ValueError("must be a secret key starting sk_test_ or sk_live_ (not pk_)")
-        return value
-
-    def _live_from_key(self) -> bool | None:
-        return not self.api_key.get_secret_value().startswith("sk_test_")
-
-    def _key_prefix(self) -> str:
-        return "sk_live_" if self._live_from_key() else "sk_test_"
-
-    def default_base_url(self) -> str:
-        if self.api_key.get_secret_value().startswith("sk_test_"):
-            return "https://api-sandbox.hedgepayments.com"
-        return "https://api.hedgepayments.com"
-
-
-class FlexAccount(AccountBase):
-    secret_fields = ("api_key",)
-    provider: Literal["flex"]
-    api_key: SecretStr
-
-    @field_validator("api_key")
-    @classmethod
-    def _secret_key(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().startswith("fsk_"):
-            raise ValueError("must be a Flex secret key starting fsk_test_ or fsk_")
-        return value
-
-    def _live_from_key(self) -> bool | None:
-        return not self.api_key.get_secret_value().startswith("fsk_test_")
-
-    def _key_prefix(self) -> str:
-        return "fsk_ (not fsk_test_)" if self._live_from_key() else "fsk_test_"
-
-    def default_base_url(self) -> str:
-        return "https://api.withflex.com"
-
-
-class VippsAccount(AccountBase):
-    secret_fields = ("client_secret", "subscription_key")
-    provider: Literal["vipps"]
-    client_id: Annotated[str, StringConstraints(min_length=1)]
-    client_secret: SecretStr
-    subscription_key: SecretStr
-    merchant_serial_number: Annotated[str, StringConstraints(pattern=r"^[0-9]{4,6}$")]
-    documented_prefixes: ClassVar[tuple[str, ...]] = ("/epayment/v1", "/epayment")
-
-    @field_validator("merchant_serial_number", mode="before")
-    @classmethod
-    def _number_as_text(cls, value: Any) -> Any:
-        # TOML readers write it as a number as often as a string; both mean the same.
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        return value
-
-    def default_base_url(self) -> str:
-        if self.environment in TEST_ENVIRONMENTS:
-            return "https://apitest.vipps.no"
-        return "https://api.vipps.no"
-
-
-class CompagoAccount(AccountBase):
-    secret_fields = ("api_key",)
-    provider: Literal["compago"]
-    api_key: SecretStr
-    documented_prefixes: ClassVar[tuple[str, ...]] = ("/api",)
-
-    def default_base_url(self) -> str:
-        if self.environment in TEST_ENVIRONMENTS:
-            return "https://demo.api.harmony.compago.com"
-        return "https://api.harmony.compago.com"
-
-
-Account = FlexPortalAccount | HedgePaymentsAccount | FlexAccount | VippsAccount | CompagoAccount
-
-ACCOUNT_TYPES: dict[str, type[AccountBase]] = {
-    "flexportal": FlexPortalAccount,
-    "hedgepayments": HedgePaymentsAccount,
-    "flex": FlexAccount,
-    "vipps": VippsAccount,
-    "compago": CompagoAccount,
-}
+# Every account is an ``AccountBase``; each provider's own class (its fields) is
+# declared beside its adapter and found through the registry.
+Account = AccountBase
 
 
 class Defaults(BaseModel):
@@ -392,42 +127,32 @@ def is_placeholder(value: object) -> bool:
 _DEFERRED = "deferred-secret-placeholder"
 
 
-class AccountEntry:
-    """One configured account: its raw fields, where each came from, and the account
-    built from them on first use (secret commands and the keyring run then, once)."""
+class _RawAccount:
+    """An account's raw fields as configured, and where each came from."""
 
-    def __init__(
-        self,
-        name: str,
-        fields: Mapping[str, Any],
-        *,
-        origin: str,
-        env_vars: Mapping[str, str],
-        in_file: bool,
-        known_names: Collection[str] = (),
-        problem: ConfigError | None = None,
-        builtin: bool = False,
-    ) -> None:
-        self.name = name
-        self.builtin = builtin  # the sandbox's own accounts
-        self.fields = dict(fields)
-        self.origin = origin
-        self.env_vars = dict(env_vars)  # field -> the variable that set it
-        self.in_file = in_file
-        self._known_names = tuple(known_names)
-        self._lock = threading.Lock()
-        self._account: Account | None = None
-        self._error: ConfigError | None = None
-        self.problem = problem or self._check_statically()
+    name: str
+    fields: dict[str, Any]
+    origin: str
+    env_vars: dict[str, str]  # field -> the variable that set it
+    in_file: bool
+    builtin: bool  # the sandbox's own accounts
 
     @property
     def provider(self) -> str | None:
         value = self.fields.get("provider")
-        return value if isinstance(value, str) and value in ACCOUNT_TYPES else None
+        return value if isinstance(value, str) and value in ADAPTERS else None
 
     @property
     def model(self) -> type[AccountBase] | None:
-        return ACCOUNT_TYPES.get(self.provider or "")
+        return account_type(self.provider) if self.provider else None
+
+    def _from(self, field: str) -> str:
+        variable = self.env_vars.get(field)
+        return f" (from the environment variable {variable})" if variable else ""
+
+
+class _AccountSecrets(_RawAccount):
+    """Where an account's secret fields come from, and reading the deferred ones."""
 
     def sources(self) -> list[SecretSource]:
         """Where each set secret field comes from, by the precedence environment
@@ -445,9 +170,7 @@ class AccountEntry:
                     SecretSource(name, "env", self.env_vars[name], None, is_placeholder(value))
                 )
             elif ref is not None:
-                out.append(
-                    SecretSource(name, "keyring", self.env_vars.get(name), "/".join(ref))
-                )
+                out.append(SecretSource(name, "keyring", self.env_vars.get(name), "/".join(ref)))
             elif command is not None:
                 program = command[0] if isinstance(command, list) and command else "?"
                 variable = self.env_vars.get(name + COMMAND_SUFFIX)
@@ -465,32 +188,8 @@ class AccountEntry:
         model = self.model
         names = model.secret_fields if model else _ALL_SECRET_FIELDS
         return [
-            v
-            for n in names
-            if isinstance(v := self.fields.get(n), str) and keyring_ref(v) is None
+            v for n in names if isinstance(v := self.fields.get(n), str) and keyring_ref(v) is None
         ]
-
-    def resolve(self, on_secret: Callable[[str], None] | None = None) -> Account:
-        """The validated account; reads deferred secrets the first time only."""
-        with self._lock:
-            if self._account is not None:
-                return self._account
-            if self._error is not None:
-                raise self._error
-            if self.problem is not None:
-                raise self.problem
-            try:
-                account = self._build(self._secret_values(on_secret))
-            except ConfigError as exc:
-                self._error = exc
-                raise
-            assert account is not None
-            self._account = account
-            return account
-
-    @property
-    def resolved(self) -> Account | None:
-        return self._account
 
     def _secret_values(self, on_secret: Callable[[str], None] | None) -> dict[str, Any]:
         from paycancel_cli.secretsources import (
@@ -524,30 +223,23 @@ class AccountEntry:
     def _deferred(self) -> set[str]:
         return {s.field for s in self.sources() if s.kind in ("command", "keyring")}
 
-    def _check_statically(self) -> ConfigError | None:
-        """What is wrong with this account without reading a deferred secret."""
-        try:
-            self._check_shape()
-            deferred = self._deferred()
-            if not deferred:
-                self._account = self._build(self.fields)
-            else:
-                values = {f: _DEFERRED for f in deferred}
-                self._build({**self.fields, **values}, ignore=deferred)
-        except ConfigError as exc:
-            return exc
-        return None
+
+class _AccountChecks(_RawAccount):
+    """What is wrong with an account's fields, found without reading a deferred secret."""
+
+    _known_names: tuple[str, ...]
 
     def _check_shape(self) -> None:
-        from paycancel_cli.secretsources import COMMAND_SUFFIX, command_argv, keyring_ref
-
-        name = self.name
-        where = f"Config {self.origin}"
-        if not re.match(ACCOUNT_NAME, name):
+        if not re.match(ACCOUNT_NAME, self.name):
             raise ConfigError(
-                f"{where}: account name {name!r} is invalid; names are lower case letters, "
-                "digits and underscores, starting with a letter (e.g. flexportal_eu)."
+                f"Config {self.origin}: account name {self.name!r} is invalid; names are lower "
+                "case letters, digits and underscores, starting with a letter (e.g. "
+                "flexportal_eu)."
             )
+        self._check_commands(self._check_provider())
+
+    def _check_provider(self) -> type[AccountBase]:
+        name, where = self.name, f"Config {self.origin}"
         provider = self.fields.get("provider")
         if provider is None:
             if not self.in_file and self.env_vars:
@@ -560,29 +252,31 @@ class AccountEntry:
                 )
             raise ConfigError(
                 f"{where}: account {name!r} has no 'provider' field; set it to one of "
-                f"{', '.join(ACCOUNT_TYPES)}."
+                f"{', '.join(ADAPTERS)}."
             )
-        model = ACCOUNT_TYPES.get(str(provider))
-        if model is None:
-            hint = _did_you_mean(str(provider), ACCOUNT_TYPES)
+        if str(provider) not in ADAPTERS:
+            hint = _did_you_mean(str(provider), ADAPTERS)
             raise ConfigError(
                 f"{where}: account {name!r}, field 'provider'{self._from('provider')}: unknown "
-                f"provider {provider!r}{hint}; use one of {', '.join(ACCOUNT_TYPES)}."
+                f"provider {provider!r}{hint}; use one of {', '.join(ADAPTERS)}."
             )
+        return account_type(str(provider))
+
+    def _check_commands(self, model: type[AccountBase]) -> None:
+        """A secret read by a command has a runnable argv and is not also a keyring one."""
+        from paycancel_cli.secretsources import COMMAND_SUFFIX, command_argv, keyring_ref
+
         for field in model.secret_fields:
             command = self.fields.get(field + COMMAND_SUFFIX)
-            if command is not None:
-                command_argv(command, account=name, field=field, origin=self.origin)
-                if keyring_ref(self.fields.get(field)) is not None and field not in self.env_vars:
-                    raise ConfigError(
-                        f"{where}: account {name!r} reads '{field}' both from a command and "
-                        f"from the keyring; keep one of '{field}{COMMAND_SUFFIX}' and "
-                        f"'{field} = \"keyring:...\"'."
-                    )
-
-    def _from(self, field: str) -> str:
-        variable = self.env_vars.get(field)
-        return f" (from the environment variable {variable})" if variable else ""
+            if command is None:
+                continue
+            command_argv(command, account=self.name, field=field, origin=self.origin)
+            if keyring_ref(self.fields.get(field)) is not None and field not in self.env_vars:
+                raise ConfigError(
+                    f"Config {self.origin}: account {self.name!r} reads '{field}' both from a "
+                    f"command and from the keyring; keep one of '{field}{COMMAND_SUFFIX}' and "
+                    f"'{field} = \"keyring:...\"'."
+                )
 
     def _build(self, values: Mapping[str, Any], ignore: Collection[str] = ()) -> Account | None:
         """The account from ``values``; None when only ``ignore``d fields failed."""
@@ -599,11 +293,72 @@ class AccountEntry:
             if not problems:
                 return None
             raise ConfigError(_paragraph(self.origin, f"account {self.name!r}", problems)) from None
-        assert isinstance(
-            account,
-            FlexPortalAccount | HedgePaymentsAccount | FlexAccount | VippsAccount | CompagoAccount,
-        )
         return account
+
+
+class AccountEntry(_AccountChecks, _AccountSecrets):
+    """One configured account: its raw fields, where each came from, and the account
+    built from them on first use (secret commands and the keyring run then, once)."""
+
+    def __init__(
+        self,
+        name: str,
+        fields: Mapping[str, Any],
+        *,
+        origin: str,
+        env_vars: Mapping[str, str],
+        in_file: bool,
+        known_names: Collection[str] = (),
+        problem: ConfigError | None = None,
+        builtin: bool = False,
+    ) -> None:
+        self.name = name
+        self.builtin = builtin  # the sandbox's own accounts
+        self.fields = dict(fields)
+        self.origin = origin
+        self.env_vars = dict(env_vars)  # field -> the variable that set it
+        self.in_file = in_file
+        self._known_names = tuple(known_names)
+        self._lock = threading.Lock()
+        self._account: Account | None = None
+        self._error: ConfigError | None = None
+        self.problem = problem or self._check_statically()
+
+    def resolve(self, on_secret: Callable[[str], None] | None = None) -> Account:
+        """The validated account; reads deferred secrets the first time only."""
+        with self._lock:
+            if self._account is not None:
+                return self._account
+            if self._error is not None:
+                raise self._error
+            if self.problem is not None:
+                raise self.problem
+            try:
+                account = self._build(self._secret_values(on_secret))
+            except ConfigError as exc:
+                self._error = exc
+                raise
+            assert account is not None
+            self._account = account
+            return account
+
+    @property
+    def resolved(self) -> Account | None:
+        return self._account
+
+    def _check_statically(self) -> ConfigError | None:
+        """What is wrong with this account without reading a deferred secret."""
+        try:
+            self._check_shape()
+            deferred = self._deferred()
+            if not deferred:
+                self._account = self._build(self.fields)
+            else:
+                values = {f: _DEFERRED for f in deferred}
+                self._build({**self.fields, **values}, ignore=deferred)
+        except ConfigError as exc:
+            return exc
+        return None
 
 
 _ALL_SECRET_FIELDS = ("api_key", "client_secret", "subscription_key")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
@@ -24,7 +24,6 @@ from paycancel_cli.redact import Redactor
 if TYPE_CHECKING:
     from aiolimiter import AsyncLimiter
 
-    from paycancel_cli.config import Account
 
 log = logging.getLogger("paycancel.http")
 
@@ -88,13 +87,28 @@ class Bounded(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+class ClientAccount(Protocol):
+    """What a client needs of an account."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def timeout_s(self) -> float: ...
+
+    def secrets(self) -> list[str]: ...
+
+
 @dataclass
 class Counter:
     requests: int = 0
 
 
 def make_client(
-    account: Account,
+    account: ClientAccount,
     *,
     redactor: Redactor,
     counter: Counter | None = None,

@@ -318,8 +318,8 @@ def checked_ping_url(url: str, redactor: Redactor) -> str:
     this one's included, shows it); exit 2 when it is not a usable check URL."""
     from urllib.parse import urlsplit
 
-    from paycancel_cli.config import _is_loopback
     from paycancel_cli.errors import UsageError
+    from paycancel_cli.providers.accounts import is_loopback as _is_loopback
 
     try:
         parts = urlsplit(url.strip())

@@ -14,15 +14,14 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal
 
 from paycancel_cli.errors import (
     AuthError,
     ConfigError,
-    NotFound,
     PaycancelError,
     ProviderUnavailable,
     RateLimited,
@@ -35,21 +34,6 @@ if TYPE_CHECKING:
 
 Status = Literal["ok", "rejected", "unreachable", "misconfigured", "error"]
 
-# A payment id of the provider's shape that no real payment has.
-PROBE_IDS = {
-    "flexportal": "paycancel-config-check",
-    "hedgepayments": "pay_paycancelconfigcheck",
-    "flex": "fpi_paycancelconfigcheck",
-    "compago": "00000000-0000-4000-8000-00000000c4ec",
-}
-# What each check sends, for the README and `config check --help`.
-PROBES = {
-    "flexportal": f"GET /v1/payments/{PROBE_IDS['flexportal']} (404 expected)",
-    "hedgepayments": f"GET /v1/payments/{PROBE_IDS['hedgepayments']} (404 expected)",
-    "flex": f"GET /v1/payment_intents/{PROBE_IDS['flex']} (404 expected)",
-    "vipps": "POST /accesstoken/get (a fresh access token)",
-    "compago": f"GET /api/payment-intent/{PROBE_IDS['compago']} (404 expected)",
-}
 # Exit codes by status, and the order in which they win (SPEC "Exit codes").
 EXIT = {"ok": 0, "misconfigured": 2, "rejected": 3, "error": 1, "unreachable": 5}
 PRECEDENCE = (2, 3, 4, 1, 5)
@@ -57,11 +41,6 @@ PRECEDENCE = (2, 3, 4, 1, 5)
 # between them (seconds, exponential with jitter).
 ATTEMPTS = 3
 WAIT_INITIAL_S, WAIT_MAX_S = 0.25, 1.0
-
-
-@runtime_checkable
-class _Verifies(Protocol):
-    async def verify_credentials(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -80,17 +59,7 @@ class CheckResult:
         return EXIT[self.status]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "type": "check",
-            "account": self.account,
-            "provider": self.provider,
-            "live": self.live,
-            "url": self.url,
-            "status": self.status,
-            "ms": self.ms,
-            "message": self.message,
-            "fix": self.fix,
-        }
+        return {"type": "check", **dataclasses.asdict(self)}
 
 
 def exit_code(results: list[CheckResult]) -> int:
@@ -197,13 +166,7 @@ async def _probe(session: Any, account: Account) -> None:
 
 
 async def _probe_once(session: Any, account: Account) -> None:
-    provider = session.provider(account.name)
-    if isinstance(provider, _Verifies):
-        await provider.verify_credentials()
-        return
-    # A 404 means the credentials were accepted; the payment was never there.
-    with contextlib.suppress(NotFound):
-        await provider.get(PROBE_IDS[account.provider])
+    await session.provider(account.name).probe()
 
 
 def _rejected_fix(config: Config, account: Account) -> str:

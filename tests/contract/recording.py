@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from paycancel_cli.config import ACCOUNT_TYPES, Account
+from paycancel_cli.config import Account
 from paycancel_cli.httpclient import make_client
-from paycancel_cli.providers import make_provider
+from paycancel_cli.providers import account_type, make_provider
 from paycancel_cli.providers.base import Provider
 from paycancel_cli.redact import Redactor
 from paycancel_cli.sandbox import Sandbox
@@ -64,7 +64,7 @@ def sandbox_account(
     sandbox: Sandbox, provider: str, override: dict[str, str] | None = None
 ) -> Account:
     fields = {"name": provider, **sandbox.account_config()[provider], **(override or {})}
-    return ACCOUNT_TYPES[provider].model_validate(fields)
+    return account_type(provider).model_validate(fields)
 
 
 def with_adapter(

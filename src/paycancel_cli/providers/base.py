@@ -18,11 +18,13 @@ answer is ambiguous (the cancel may have happened), so the engine reads back.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol
@@ -33,12 +35,15 @@ import httpx
 from paycancel_cli.errors import (
     AuthError,
     InputError,
+    NotFound,
+    PaycancelError,
     ProviderError,
     ProviderUnavailable,
     RateLimited,
 )
 from paycancel_cli.httpclient import MAX_BODY_BYTES, BodyTooLarge
-from paycancel_cli.models import Payment
+from paycancel_cli.models import Payment, PaymentStatus
+from paycancel_cli.providers.accounts import AccountBase
 
 _FORBIDDEN = re.compile(r"[/?#%\\\s\x00-\x1f\x7f]")
 
@@ -75,6 +80,10 @@ class Provider(Protocol):
         ...
 
     def list_for_subscription(self, subscription_id: str) -> AsyncIterator[Payment]: ...
+
+    async def probe(self) -> None:
+        """`config check`'s one harmless authenticated request (see ``probe_sent``)."""
+        ...
 
 
 class IdRules:
@@ -456,3 +465,171 @@ def unexpected(
         code=code,
         http_status=response.status_code,
     )
+
+
+class Adapter(IdRules):
+    """One provider's adapter: this base owns send -> check -> parse -> classify; a
+    provider declares its paths, its auth headers, its error body (``describe``), its
+    not-found and refusal mapping, how it parses a payment and its pre-flight probe.
+
+    ``_ok`` is the one check of an answer: the shared 401/403, 429 and 5xx, a 2xx body
+    that must be a JSON object, then not found, then the provider's refusals, and
+    anything else is unexpected.
+    """
+
+    key: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    min_cancel_retry_s: ClassVar[float] = 0.0
+    # The provider's account: its config fields, secrets, hosts and default URL.
+    account_type: ClassVar[type[AccountBase]]
+    # A payment's path, ``{id}`` standing for the (percent-encoded) id: a GET reads it,
+    # a POST to its ``/cancel`` cancels it.
+    path: ClassVar[str]
+    # What a payment is called in "not found" messages, the codes besides HTTP 404 that
+    # mean not found, and the code a not-found answer gets when its body names none.
+    noun: ClassVar[str] = "payment"
+    not_found_codes: ClassVar[frozenset[str]] = frozenset()
+    not_found_code: ClassVar[str] = "not_found"
+    not_found_code_always: ClassVar[bool] = False  # ignore the body's code for a 404
+    # `config check`: a payment id of the provider's shape that no real payment has.
+    probe_id: ClassVar[str]
+
+    def __init__(self, account: Any, client: httpx.AsyncClient) -> None:
+        self.account = account
+        self.client = client
+
+    # -- what a provider declares -------------------------------------------------------
+
+    def auth_headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    @staticmethod
+    def describe(body: Any) -> tuple[str | None, str]:
+        """``(code, message)`` of the provider's error body."""
+        return error_object(body)
+
+    def cancel_request(self, reason: str, idempotency_key: str) -> dict[str, Any]:
+        """The cancel's extra request arguments (``json``, ``headers``); none by default."""
+        return {}
+
+    def not_found_scope(self) -> str:
+        """Where the payment was looked for, for the not-found message (" in ...")."""
+        return ""
+
+    def refusal(
+        self, response: httpx.Response, payment_id: str, error: ErrorAnswer, *, write: bool
+    ) -> PaycancelError | None:
+        """The provider's refusal for this error answer, if it is one."""
+        return None
+
+    def parse(self, body: dict[str, Any], asked: str, *, write: bool = False) -> Payment:
+        """The payment an answer's body describes (raises ``bad_answer``)."""
+        raise NotImplementedError
+
+    @classmethod
+    def probe_sent(cls) -> str:
+        """What `config check` sends, for the README and `config check --help`."""
+        path = cls.path.format(id=cls.probe_id)
+        return f"GET {path} (404 expected)"
+
+    # -- what the base owns -------------------------------------------------------------
+
+    def payment(
+        self,
+        payment_id: str,
+        native: str,
+        verdict: tuple[PaymentStatus, bool, str | None],
+        **amounts: Any,
+    ) -> Payment:
+        """A ``Payment`` of this account: ``verdict`` is (status, cancelable, why not)."""
+        status, cancelable, why = verdict
+        return Payment(
+            account=self.account.name,
+            provider=self.key,
+            payment_id=payment_id,
+            status=status,
+            native_status=native,
+            cancelable=cancelable,
+            why_not=why,
+            **amounts,
+        )
+
+    async def get(self, payment_id: str) -> Payment:
+        self.validate_id(payment_id)
+        response = await self._send("GET", self.path.format(id=segment(payment_id)))
+        return self.parse(self._ok(response, payment_id), payment_id)
+
+    async def cancel(self, payment_id: str, *, reason: str, idempotency_key: str) -> Payment:
+        self.validate_id(payment_id)
+        response = await self._send(
+            "POST",
+            self.path.format(id=segment(payment_id)) + "/cancel",
+            write=True,
+            **self.cancel_request(reason, idempotency_key),
+        )
+        return await self.after_cancel(response, payment_id)
+
+    async def after_cancel(self, response: httpx.Response, payment_id: str) -> Payment:
+        """The payment after a cancel: by default the one the answer holds."""
+        return self.parse(self._ok(response, payment_id, write=True), payment_id, write=True)
+
+    async def probe(self) -> None:
+        # A 404 means the credentials were accepted; the payment was never there.
+        with contextlib.suppress(NotFound):
+            await self.get(self.probe_id)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        write: bool = False,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        return await send(
+            self.client,
+            method,
+            path,
+            provider=self.title,
+            write=write,
+            headers={**self.auth_headers(), **(headers or {})},
+            **kwargs,
+        )
+
+    def _ok(self, response: httpx.Response, payment_id: str, *, write: bool = False) -> Any:
+        raise_for_common(
+            response,
+            provider=self.title,
+            account=self.account.name,
+            describe=self.describe,
+            write=write,
+        )
+        body = parse_json(response)
+        if response.status_code < 300:
+            if isinstance(body, dict):
+                return body
+            raise unusable_body(response, self.title, payment_id, write=write)
+        code, message = describe_error(response, self.describe)
+        if response.status_code == 404 or code in self.not_found_codes:
+            raise NotFound(
+                f"{self.title}: {self.noun} {payment_id} not found{self.not_found_scope()} "
+                f"({message})",
+                code=self.not_found_code
+                if self.not_found_code_always
+                else code or self.not_found_code,
+                http_status=response.status_code,
+            )
+        refused = self.refusal(response, payment_id, ErrorAnswer(code, message, body), write=write)
+        if refused is not None:
+            raise refused
+        raise unexpected(response, self.title, code, message)
+
+
+@dataclass(frozen=True)
+class ErrorAnswer:
+    """An error answer as an adapter's ``refusal`` sees it."""
+
+    code: str | None
+    message: str
+    body: Any

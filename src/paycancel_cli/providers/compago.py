@@ -9,32 +9,22 @@ not expired.  A 400 on cancel ("Cannot cancel payment intent") does not say why.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import httpx
+from pydantic import SecretStr
 
-from paycancel_cli.config import CompagoAccount
-from paycancel_cli.errors import (
-    NotCancellable,
-    NotFound,
-    PaycancelError,
-    ProviderUnavailable,
-)
+from paycancel_cli.errors import NotCancellable, PaycancelError, ProviderUnavailable
 from paycancel_cli.models import Payment, PaymentStatus
+from paycancel_cli.providers.accounts import AccountBase
 from paycancel_cli.providers.base import (
+    Adapter,
     Capability,
-    IdRules,
+    ErrorAnswer,
     Malformed,
     bad_answer,
-    describe_error,
     describe_json,
-    parse_json,
-    raise_for_common,
-    segment,
-    send,
     text_or_none,
-    unexpected,
-    unusable_body,
     want_same_id,
     want_state,
 )
@@ -57,43 +47,36 @@ def _describe(body: Any) -> tuple[str | None, str]:
     return None, "no error details"
 
 
-class Compago(IdRules):
+class CompagoAccount(AccountBase):
+    secret_fields = ("api_key",)
+    provider: Literal["compago"]
+    api_key: SecretStr
+    documented_prefixes: ClassVar[tuple[str, ...]] = ("/api",)
+
+    live_url: ClassVar[str] = "https://api.harmony.compago.com"
+    test_url: ClassVar[str | None] = "https://demo.api.harmony.compago.com"
+
+
+class Compago(Adapter):
     key: ClassVar[str] = "compago"
     title: ClassVar[str] = "Compago"
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.CANCEL_FIRST})
     no_list_reason: ClassVar[str] = "Compago documents no list or search of payment intents"
     list_ids: ClassVar[str] = "payment intent UUIDs"
-    min_cancel_retry_s: ClassVar[float] = 0.0
-
-    def __init__(self, account: CompagoAccount, client: httpx.AsyncClient) -> None:
-        self.account = account
-        self.client = client
-        self._headers = {"x-api-key": account.api_key.get_secret_value()}
-
     id_pattern: ClassVar[re.Pattern[str]] = re.compile(UUID)
     id_shape: ClassVar[str] = "a UUID"
+    path: ClassVar[str] = "/api/payment-intent/{id}"
+    noun: ClassVar[str] = "payment intent"
+    not_found_code_always: ClassVar[bool] = True
+    probe_id: ClassVar[str] = "00000000-0000-4000-8000-00000000c4ec"
+    describe = staticmethod(_describe)
+    account_type: ClassVar[type[AccountBase]] = CompagoAccount
+    account: CompagoAccount
 
-    async def get(self, payment_id: str) -> Payment:
-        self.validate_id(payment_id)
-        response = await send(
-            self.client,
-            "GET",
-            f"/api/payment-intent/{segment(payment_id)}",
-            provider=self.title,
-            headers=self._headers,
-        )
-        return self._payment(self._ok(response, payment_id), payment_id)
+    def auth_headers(self) -> dict[str, str]:
+        return {"x-api-key": self.account.api_key.get_secret_value()}
 
-    async def cancel(self, payment_id: str, *, reason: str, idempotency_key: str) -> Payment:
-        self.validate_id(payment_id)
-        response = await send(
-            self.client,
-            "POST",
-            f"/api/payment-intent/{segment(payment_id)}/cancel",
-            provider=self.title,
-            write=True,
-            headers=self._headers,
-        )
+    async def after_cancel(self, response: httpx.Response, payment_id: str) -> Payment:
         if not 200 <= response.status_code < 300:
             self._ok(response, payment_id, write=True)
         # The documented answer is {}: whatever the body holds, the after state comes
@@ -110,52 +93,26 @@ class Compago(IdRules):
                 accepted=True,
             ) from None
 
-    def _ok(self, response: httpx.Response, payment_id: str, *, write: bool = False) -> Any:
-        raise_for_common(
-            response,
-            provider=self.title,
-            account=self.account.name,
-            describe=_describe,
-            write=write,
-        )
-        body = parse_json(response)
-        if response.status_code < 300:
-            if isinstance(body, dict):
-                return body
-            raise unusable_body(response, self.title, payment_id, write=write)
-        code, message = describe_error(response, _describe)
-        if response.status_code == 404:
-            raise NotFound(
-                f"{self.title}: payment intent {payment_id} not found ({message})",
-                code="not_found",
-                http_status=404,
-            )
+    def refusal(
+        self, response: httpx.Response, payment_id: str, error: ErrorAnswer, *, write: bool
+    ) -> PaycancelError | None:
         if response.status_code == 400 and write:
-            raise NotCancellable(f"{self.title}: {message}", code="cannot_cancel", http_status=400)
-        raise unexpected(response, self.title, code, message)
+            return NotCancellable(
+                f"{self.title}: {error.message}", code="cannot_cancel", http_status=400
+            )
+        return None
 
-    def _payment(self, data: dict[str, Any], asked: str) -> Payment:
+    def parse(self, body: dict[str, Any], asked: str, *, write: bool = False) -> Payment:
         try:
-            payment_id = want_same_id(data, "id", asked, fold_case=True)
-            native = want_state(data, "status", _STATES)
-            expired = data.get("expired", False)
+            payment_id = want_same_id(body, "id", asked, fold_case=True)
+            native = want_state(body, "status", _STATES)
+            expired = body.get("expired", False)
             if not isinstance(expired, bool):
                 raise Malformed(f"expired is {describe_json(expired)}, not a boolean")
         except Malformed as exc:
             raise bad_answer(self.title, asked, str(exc), write=False) from None
         if native == "PENDING" and expired:
-            why: str | None = "expired"
-            status, cancelable = PaymentStatus.EXPIRED, False
-            native = "PENDING (expired)"
-        else:
-            status, cancelable, reason = _STATES[native]
-            why = reason
-        return Payment(
-            account=self.account.name,
-            provider=self.key,
-            payment_id=payment_id,
-            status=status,
-            native_status=native,
-            cancelable=cancelable,
-            why_not=why,
-        )
+            return self.payment(
+                payment_id, "PENDING (expired)", (PaymentStatus.EXPIRED, False, "expired")
+            )
+        return self.payment(payment_id, native, _STATES[native])

@@ -16,26 +16,21 @@ is still open, a failure).
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import httpx
+from pydantic import SecretStr
 
-from paycancel_cli.config import FlexAccount
-from paycancel_cli.errors import NotCancellable, NotFound
+from paycancel_cli.errors import NotCancellable, PaycancelError
 from paycancel_cli.models import Money, Payment, PaymentStatus
+from paycancel_cli.providers.accounts import AccountBase, KeyRule
 from paycancel_cli.providers.base import (
+    Adapter,
     Capability,
-    IdRules,
+    ErrorAnswer,
     Malformed,
     bad_answer,
-    describe_error,
-    parse_json,
-    raise_for_common,
-    segment,
-    send,
     text_or_none,
-    unexpected,
-    unusable_body,
     want_minor,
     want_object,
     want_same_id,
@@ -62,7 +57,23 @@ def _describe(body: Any) -> tuple[str | None, str]:
     return None, "no error details"
 
 
-class Flex(IdRules):
+class FlexAccount(AccountBase):
+    secret_fields = ("api_key",)
+    provider: Literal["flex"]
+    api_key: SecretStr
+
+    api_key_rule: ClassVar[KeyRule | None] = KeyRule(
+        ("fsk_",),
+        "must be a Flex secret key starting fsk_test_ or fsk_",
+        test="fsk_test_",
+        live="fsk_ (not fsk_test_)",
+    )
+    live_url: ClassVar[str] = "https://api.withflex.com"
+    # Flex's one host serves test and live keys alike: it decides nothing.
+    hosts: ClassVar[dict[str, bool] | None] = {}
+
+
+class Flex(Adapter):
     key: ClassVar[str] = "flex"
     title: ClassVar[str] = "Flex"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
@@ -72,70 +83,34 @@ class Flex(IdRules):
         "Flex cannot list payments by subscription (its list has no such filter)"
     )
     list_ids: ClassVar[str] = "payment intent ids"
-    min_cancel_retry_s: ClassVar[float] = 0.0
-
-    def __init__(self, account: FlexAccount, client: httpx.AsyncClient) -> None:
-        self.account = account
-        self.client = client
-        self._headers = {"Authorization": f"Bearer {account.api_key.get_secret_value()}"}
-
     id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9_]{1,255}")
     id_shape: ClassVar[str] = "letters, digits and '_', e.g. fpi_01HACM7FZ1084XB1GB6053VM0D"
+    # Flex takes no body on a cancel and documents no idempotency header: the key stays
+    # in the journal only, and the engine reads back before any re-send.
+    path: ClassVar[str] = "/v1/payment_intents/{id}"
+    noun: ClassVar[str] = "payment intent"
+    not_found_codes: ClassVar[frozenset[str]] = frozenset({"resource_missing"})
+    not_found_code: ClassVar[str] = "resource_missing"
+    probe_id: ClassVar[str] = "fpi_paycancelconfigcheck"
+    describe = staticmethod(_describe)
+    account_type: ClassVar[type[AccountBase]] = FlexAccount
+    account: FlexAccount
 
-    async def get(self, payment_id: str) -> Payment:
-        self.validate_id(payment_id)
-        response = await send(
-            self.client,
-            "GET",
-            f"/v1/payment_intents/{segment(payment_id)}",
-            provider=self.title,
-            headers=self._headers,
-        )
-        return self._payment(self._ok(response, payment_id), payment_id)
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.account.api_key.get_secret_value()}"}
 
-    async def cancel(self, payment_id: str, *, reason: str, idempotency_key: str) -> Payment:
-        # Flex takes no body and documents no idempotency header: the key stays in
-        # the journal only, and the engine reads back before any re-send.
-        self.validate_id(payment_id)
-        response = await send(
-            self.client,
-            "POST",
-            f"/v1/payment_intents/{segment(payment_id)}/cancel",
-            provider=self.title,
-            write=True,
-            headers=self._headers,
-        )
-        return self._payment(self._ok(response, payment_id, write=True), payment_id, write=True)
-
-    def _ok(self, response: httpx.Response, payment_id: str, *, write: bool = False) -> Any:
-        raise_for_common(
-            response,
-            provider=self.title,
-            account=self.account.name,
-            describe=_describe,
-            write=write,
-        )
-        body = parse_json(response)
-        if response.status_code < 300:
-            if isinstance(body, dict):
-                return body
-            raise unusable_body(response, self.title, payment_id, write=write)
-        code, message = describe_error(response, _describe)
-        if response.status_code == 404 or code == "resource_missing":
-            raise NotFound(
-                f"{self.title}: payment intent {payment_id} not found ({message})",
-                code=code or "resource_missing",
-                http_status=response.status_code,
-            )
+    def refusal(
+        self, response: httpx.Response, payment_id: str, error: ErrorAnswer, *, write: bool
+    ) -> PaycancelError | None:
         if response.status_code == 400 and write:
-            raise NotCancellable(
-                f"{self.title}: {message}",
-                code=code or "invalid_request",
+            return NotCancellable(
+                f"{self.title}: {error.message}",
+                code=error.code or "invalid_request",
                 http_status=400,
             )
-        raise unexpected(response, self.title, code, message)
+        return None
 
-    def _payment(self, body: dict[str, Any], asked: str, *, write: bool = False) -> Payment:
+    def parse(self, body: dict[str, Any], asked: str, *, write: bool = False) -> Payment:
         try:
             data = want_object(body.get("payment_intent"), "payment_intent")
             payment_id = want_same_id(data, "payment_intent_id", asked)
@@ -144,15 +119,10 @@ class Flex(IdRules):
             received = want_minor(data, "amount_received", optional=True)
         except Malformed as exc:
             raise bad_answer(self.title, asked, str(exc), write=write) from None
-        status, cancelable, why = _STATUS[native]
-        return Payment(
-            account=self.account.name,
-            provider=self.key,
-            payment_id=payment_id,
-            status=status,
-            native_status=native,
-            cancelable=cancelable,
-            why_not=why,
+        return self.payment(
+            payment_id,
+            native,
+            _STATUS[native],
             amount=None if amount is None else Money.from_minor(amount, CURRENCY),
             captured=None if received is None else Money.from_minor(received, CURRENCY),
         )

@@ -16,26 +16,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import httpx
+from pydantic import SecretStr, StringConstraints
 
-from paycancel_cli.config import FlexPortalAccount
-from paycancel_cli.errors import InputError, NotCancellable, NotFound
+from paycancel_cli.errors import InputError, NotCancellable, PaycancelError
 from paycancel_cli.models import Money, Payment, PaymentStatus
+from paycancel_cli.providers.accounts import AccountBase
 from paycancel_cli.providers.base import (
+    Adapter,
     Capability,
-    IdRules,
+    ErrorAnswer,
     Malformed,
     bad_answer,
-    describe_error,
-    error_object,
-    parse_json,
-    raise_for_common,
-    segment,
-    send,
-    unexpected,
-    unusable_body,
     want_currency,
     want_major,
     want_object,
@@ -60,10 +54,24 @@ _NOT_CANCELLABLE = {
 PAGE_SIZE = 100
 
 
-_describe = error_object
+class FlexPortalAccount(AccountBase):
+    secret_fields = ("api_key",)
+    hosts: ClassVar[dict[str, bool] | None] = {  # one live host per region
+        "api-eu.flexportal.io": True,
+        "api-us.flexportal.io": True,
+        "api-qatar.flexportal.io": True,
+        "api-test.flexportal.io": False,
+    }
+    provider: Literal["flexportal"]
+    api_key: SecretStr
+    tenant_id: Annotated[str, StringConstraints(min_length=1)]
+    region: Literal["eu", "us", "qatar"]
+
+    live_url: ClassVar[str] = "https://api-{region}.flexportal.io"
+    test_url: ClassVar[str | None] = "https://api-test.flexportal.io"
 
 
-class FlexPortal(IdRules):
+class FlexPortal(Adapter):
     key: ClassVar[str] = "flexportal"
     title: ClassVar[str] = "FlexPortal"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
@@ -73,34 +81,40 @@ class FlexPortal(IdRules):
             Capability.CANCEL_FIRST,
         }
     )
-    min_cancel_retry_s: ClassVar[float] = 0.0
-
-    def __init__(self, account: FlexPortalAccount, client: httpx.AsyncClient) -> None:
-        self.account = account
-        self.client = client
-        self._headers = {
-            "Authorization": f"Bearer {account.api_key.get_secret_value()}",
-            "Tenant-ID": account.tenant_id,
-        }
-
     id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9_-]{1,128}")
     id_shape: ClassVar[str] = "letters, digits, '_' and '-'"
+    # FlexPortal documents no idempotency header; a repeat answers ALREADY_CANCELLED.
+    path: ClassVar[str] = "/v1/payments/{id}"
+    not_found_codes: ClassVar[frozenset[str]] = frozenset({"NOT_FOUND"})
+    not_found_code: ClassVar[str] = "NOT_FOUND"
+    probe_id: ClassVar[str] = "paycancel-config-check"
+    account_type: ClassVar[type[AccountBase]] = FlexPortalAccount
+    account: FlexPortalAccount
 
-    async def get(self, payment_id: str) -> Payment:
-        self.validate_id(payment_id)
-        response = await self._send("GET", f"/v1/payments/{segment(payment_id)}")
-        return self._payment(self._ok(response, payment_id), payment_id)
+    def auth_headers(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self.account.api_key.get_secret_value()}",
+            "Tenant-ID": self.account.tenant_id,
+        }
 
-    async def cancel(self, payment_id: str, *, reason: str, idempotency_key: str) -> Payment:
-        # FlexPortal documents no idempotency header; a repeat answers ALREADY_CANCELLED.
-        self.validate_id(payment_id)
-        response = await self._send(
-            "POST",
-            f"/v1/payments/{segment(payment_id)}/cancel",
-            json={"reason": reason},
-            write=True,
+    def cancel_request(self, reason: str, idempotency_key: str) -> dict[str, Any]:
+        return {"json": {"reason": reason}}
+
+    def not_found_scope(self) -> str:
+        return f" in tenant {self.account.tenant_id}"
+
+    def refusal(
+        self, response: httpx.Response, payment_id: str, error: ErrorAnswer, *, write: bool
+    ) -> PaycancelError | None:
+        if error.code not in _NOT_CANCELLABLE:
+            return None
+        return NotCancellable(
+            f"{self.title}: {error.message}",
+            code=error.code,
+            http_status=response.status_code,
+            already_cancelled=error.code == "ALREADY_CANCELLED",
+            status=_STATUS[_NOT_CANCELLABLE[error.code]][0].value,
         )
-        return self._payment(self._ok(response, payment_id, write=True), payment_id, write=True)
 
     async def list_for_subscription(self, subscription_id: str) -> AsyncIterator[Payment]:
         """Open payments (pending, failed) of one subscription, page by page."""
@@ -122,7 +136,7 @@ class FlexPortal(IdRules):
                         write=False,
                     )
                 for item in items:
-                    payment = self._payment({"payment": item}, None)
+                    payment = self.parse({"payment": item}, None)
                     if payment.subscription_id != subscription_id:
                         raise bad_answer(
                             self.title,
@@ -136,43 +150,7 @@ class FlexPortal(IdRules):
                 if body.get("hasMore") is not True or not isinstance(cursor, str) or not cursor:
                     break
 
-    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return await send(
-            self.client, method, path, provider=self.title, headers=self._headers, **kwargs
-        )
-
-    def _ok(self, response: httpx.Response, payment_id: str, *, write: bool = False) -> Any:
-        raise_for_common(
-            response,
-            provider=self.title,
-            account=self.account.name,
-            describe=_describe,
-            write=write,
-        )
-        body = parse_json(response)
-        if response.status_code < 300:
-            if isinstance(body, dict):
-                return body
-            raise unusable_body(response, self.title, payment_id, write=write)
-        code, message = describe_error(response, _describe)
-        if response.status_code == 404 or code == "NOT_FOUND":
-            raise NotFound(
-                f"{self.title}: payment {payment_id} not found in tenant {self.account.tenant_id} "
-                f"({message})",
-                code=code or "NOT_FOUND",
-                http_status=response.status_code,
-            )
-        if code in _NOT_CANCELLABLE:
-            raise NotCancellable(
-                f"{self.title}: {message}",
-                code=code,
-                http_status=response.status_code,
-                already_cancelled=code == "ALREADY_CANCELLED",
-                status=_STATUS[_NOT_CANCELLABLE[code]][0].value,
-            )
-        raise unexpected(response, self.title, code, message)
-
-    def _payment(self, body: dict[str, Any], asked: str | None, *, write: bool = False) -> Payment:
+    def parse(self, body: dict[str, Any], asked: str | None, *, write: bool = False) -> Payment:
         """The payment of a ``{success, payment}`` answer; ``asked`` is the id requested
         (``None`` for list items, whose ids are only checked for shape)."""
         try:
@@ -197,14 +175,10 @@ class FlexPortal(IdRules):
                 f"amount field {Money.from_major(amount, currency)}; the total shown "
                 "includes tax and fees"
             )
-        return Payment(
-            account=self.account.name,
-            provider=self.key,
-            payment_id=payment_id,
-            status=status,
-            native_status=native,
-            cancelable=cancelable,
-            why_not=why,
+        return self.payment(
+            payment_id,
+            native,
+            (status, cancelable, why),
             amount=None if shown is None else Money.from_major(shown, currency),
             subscription_id=rental,
             amount_note=note,

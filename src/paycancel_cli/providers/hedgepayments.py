@@ -15,26 +15,20 @@ still open, it failed.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import httpx
+from pydantic import SecretStr
 
-from paycancel_cli.config import HedgePaymentsAccount
-from paycancel_cli.errors import NotCancellable, NotFound
+from paycancel_cli.errors import NotCancellable, PaycancelError
 from paycancel_cli.models import Money, Payment, PaymentStatus
+from paycancel_cli.providers.accounts import AccountBase, KeyRule
 from paycancel_cli.providers.base import (
+    Adapter,
     Capability,
-    IdRules,
+    ErrorAnswer,
     Malformed,
     bad_answer,
-    describe_error,
-    error_object,
-    parse_json,
-    raise_for_common,
-    segment,
-    send,
-    unexpected,
-    unusable_body,
     want_currency,
     want_minor,
     want_same_id,
@@ -53,10 +47,22 @@ _STATUS = {
 }
 
 
-_describe = error_object
+class HedgePaymentsAccount(AccountBase):
+    secret_fields = ("api_key",)
+    provider: Literal["hedgepayments"]
+    api_key: SecretStr
+
+    api_key_rule: ClassVar[KeyRule | None] = KeyRule(
+        ("sk_test_", "sk_live_"),
+        "must be a secret key starting sk_test_ or sk_live_ (not pk_)",
+        test="sk_test_",
+        live="sk_live_",
+    )
+    live_url: ClassVar[str] = "https://api.hedgepayments.com"
+    test_url: ClassVar[str | None] = "https://api-sandbox.hedgepayments.com"
 
 
-class HedgePayments(IdRules):
+class HedgePayments(Adapter):
     key: ClassVar[str] = "hedgepayments"
     title: ClassVar[str] = "HedgePayments"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
@@ -66,86 +72,45 @@ class HedgePayments(IdRules):
         "HedgePayments documents no way to list a subscription's payments"
     )
     list_ids: ClassVar[str] = "payment ids"
-    min_cancel_retry_s: ClassVar[float] = 0.0
-
-    def __init__(self, account: HedgePaymentsAccount, client: httpx.AsyncClient) -> None:
-        self.account = account
-        self.client = client
-        self._headers = {"Authorization": f"Bearer {account.api_key.get_secret_value()}"}
-
     id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"pay_[A-Za-z0-9]{1,64}")
     id_shape: ClassVar[str] = "'pay_' followed by letters and digits, e.g. pay_abc123xyz"
+    path: ClassVar[str] = "/v1/payments/{id}"
+    probe_id: ClassVar[str] = "pay_paycancelconfigcheck"
+    account_type: ClassVar[type[AccountBase]] = HedgePaymentsAccount
+    account: HedgePaymentsAccount
 
-    async def get(self, payment_id: str) -> Payment:
-        self.validate_id(payment_id)
-        response = await send(
-            self.client,
-            "GET",
-            f"/v1/payments/{segment(payment_id)}",
-            provider=self.title,
-            headers=self._headers,
-        )
-        return self._payment(self._ok(response, payment_id), payment_id)
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.account.api_key.get_secret_value()}"}
 
-    async def cancel(self, payment_id: str, *, reason: str, idempotency_key: str) -> Payment:
-        self.validate_id(payment_id)
-        response = await send(
-            self.client,
-            "POST",
-            f"/v1/payments/{segment(payment_id)}/cancel",
-            provider=self.title,
-            write=True,
-            json={"reason": reason},
-            headers={**self._headers, "Idempotency-Key": idempotency_key},
-        )
-        if response.status_code == 409:
-            raise self._conflict(response, payment_id)
-        return self._payment(self._ok(response, payment_id, write=True), payment_id, write=True)
+    def cancel_request(self, reason: str, idempotency_key: str) -> dict[str, Any]:
+        return {"json": {"reason": reason}, "headers": {"Idempotency-Key": idempotency_key}}
 
-    def _conflict(self, response: httpx.Response, payment_id: str) -> NotCancellable:
-        code, message = describe_error(response, _describe)
+    def refusal(
+        self, response: httpx.Response, payment_id: str, error: ErrorAnswer, *, write: bool
+    ) -> PaycancelError | None:
+        if response.status_code == 409 and write:
+            return NotCancellable(
+                f"{self.title}: {error.message} (HTTP 409 to the cancel of payment {payment_id})",
+                code=error.code or "conflict",
+                http_status=409,
+            )
+        if response.status_code != 412:
+            return None
+        body = error.body
+        err = body.get("error") if isinstance(body, dict) else None
+        details = err.get("details") if isinstance(err, dict) else None
+        current = details.get("current_status") if isinstance(details, dict) else None
         return NotCancellable(
-            f"{self.title}: {message} (HTTP 409 to the cancel of payment {payment_id})",
-            code=code or "conflict",
-            http_status=409,
+            f"{self.title}: {error.message}",
+            code=error.code or "payment_not_cancelable",
+            http_status=412,
+            already_cancelled=None if current is None else current == "canceled",
+            status=_STATUS[current][0].value
+            if isinstance(current, str) and current in _STATUS
+            else None,
         )
 
-    def _ok(self, response: httpx.Response, payment_id: str, *, write: bool = False) -> Any:
-        raise_for_common(
-            response,
-            provider=self.title,
-            account=self.account.name,
-            describe=_describe,
-            write=write,
-        )
-        body = parse_json(response)
-        if response.status_code < 300:
-            if isinstance(body, dict):
-                return body
-            raise unusable_body(response, self.title, payment_id, write=write)
-        code, message = describe_error(response, _describe)
-        if response.status_code == 404:
-            raise NotFound(
-                f"{self.title}: payment {payment_id} not found ({message})",
-                code=code or "not_found",
-                http_status=404,
-            )
-        if response.status_code == 412:
-            error = body.get("error") if isinstance(body, dict) else None
-            details = error.get("details") if isinstance(error, dict) else None
-            current = details.get("current_status") if isinstance(details, dict) else None
-            raise NotCancellable(
-                f"{self.title}: {message}",
-                code=code or "payment_not_cancelable",
-                http_status=412,
-                already_cancelled=None if current is None else current == "canceled",
-                status=_STATUS[current][0].value
-                if isinstance(current, str) and current in _STATUS
-                else None,
-            )
-        raise unexpected(response, self.title, code, message)
-
-    def _payment(self, data: dict[str, Any], asked: str, *, write: bool = False) -> Payment:
+    def parse(self, data: dict[str, Any], asked: str, *, write: bool = False) -> Payment:
         try:
             payment_id = want_same_id(data, "id", asked)
             native = want_state(data, "status", _STATUS)
@@ -154,15 +119,10 @@ class HedgePayments(IdRules):
             refunded = want_minor(data, "refunded_amount", optional=True)
         except Malformed as exc:
             raise bad_answer(self.title, asked, str(exc), write=write) from None
-        status, cancelable, why = _STATUS[native]
-        return Payment(
-            account=self.account.name,
-            provider=self.key,
-            payment_id=payment_id,
-            status=status,
-            native_status=native,
-            cancelable=cancelable,
-            why_not=why,
+        return self.payment(
+            payment_id,
+            native,
+            _STATUS[native],
             amount=None if amount is None else Money.from_minor(amount, currency),
             refunded=None if refunded is None else Money.from_minor(refunded, currency),
         )

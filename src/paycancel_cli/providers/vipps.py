@@ -27,27 +27,26 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import httpx
+from pydantic import SecretStr, StringConstraints, field_validator
 
 from paycancel_cli import __version__
-from paycancel_cli.config import VippsAccount
-from paycancel_cli.errors import AuthError, Busy, NotCancellable, NotFound, ProviderError
+from paycancel_cli.errors import AuthError, Busy, NotCancellable, PaycancelError, ProviderError
 from paycancel_cli.models import Money, Payment, PaymentStatus
+from paycancel_cli.providers.accounts import AccountBase
 from paycancel_cli.providers.base import (
+    Adapter,
     Capability,
-    IdRules,
+    ErrorAnswer,
     Malformed,
     bad_answer,
     describe_error,
     parse_json,
     raise_for_common,
-    segment,
     send,
     text_or_none,
-    unexpected,
-    unusable_body,
     want_currency,
     want_minor,
     want_object,
@@ -98,7 +97,28 @@ def _describe(body: Any) -> tuple[str | None, str]:
     return code, message or "error"
 
 
-class Vipps(IdRules):
+class VippsAccount(AccountBase):
+    secret_fields = ("client_secret", "subscription_key")
+    provider: Literal["vipps"]
+    client_id: Annotated[str, StringConstraints(min_length=1)]
+    client_secret: SecretStr
+    subscription_key: SecretStr
+    merchant_serial_number: Annotated[str, StringConstraints(pattern=r"^[0-9]{4,6}$")]
+    documented_prefixes: ClassVar[tuple[str, ...]] = ("/epayment/v1", "/epayment")
+
+    @field_validator("merchant_serial_number", mode="before")
+    @classmethod
+    def _number_as_text(cls, value: Any) -> Any:
+        # TOML readers write it as a number as often as a string; both mean the same.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+    live_url: ClassVar[str] = "https://api.vipps.no"
+    test_url: ClassVar[str | None] = "https://apitest.vipps.no"
+
+
+class Vipps(Adapter):
     key: ClassVar[str] = "vipps"
     title: ClassVar[str] = "Vipps"
     # Not CANCEL_FIRST: whether a second cancel of a released payment is refused or a
@@ -109,68 +129,58 @@ class Vipps(IdRules):
     no_list_reason: ClassVar[str] = "Vipps ePayment has no list or search endpoint"
     list_ids: ClassVar[str] = "payment references"
     min_cancel_retry_s: ClassVar[float] = 12.0
+    # The bundled ePayment spec (v1.4.1): reference ^[a-zA-Z0-9-]{8,50}$.
+    id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[a-zA-Z0-9-]{8,50}")
+    id_shape: ClassVar[str] = "8 to 50 letters, digits and '-'"
+    # ePayment's cancel takes no reason (it stays in the journal) and, by the spec, no
+    # body: cancelPayment has no requestBody, so none is sent, nor a Content-Type.
+    path: ClassVar[str] = "/epayment/v1/payments/{id}"
+    not_found_codes: ClassVar[frozenset[str]] = frozenset({"5090"})
+    describe = staticmethod(_describe)
+    account_type: ClassVar[type[AccountBase]] = VippsAccount
+    account: VippsAccount
 
     def __init__(self, account: VippsAccount, client: httpx.AsyncClient) -> None:
-        self.account = account
-        self.client = client
+        super().__init__(account, client)
         self._token: str | None = None
         self._token_expires = 0.0
         self._token_lock = asyncio.Lock()
         self.on_token: list[Any] = []  # callbacks told each new token, for redaction
 
-    # The bundled ePayment spec (v1.4.1): reference ^[a-zA-Z0-9-]{8,50}$.
-    id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[a-zA-Z0-9-]{8,50}")
-    id_shape: ClassVar[str] = "8 to 50 letters, digits and '-'"
+    def cancel_request(self, reason: str, idempotency_key: str) -> dict[str, Any]:
+        return {"headers": {"Idempotency-Key": idempotency_key}}
 
-    async def get(self, payment_id: str) -> Payment:
-        self.validate_id(payment_id)
-        response = await self._call("GET", f"/epayment/v1/payments/{segment(payment_id)}")
-        return self._payment(self._ok(response, payment_id), payment_id)
+    def not_found_scope(self) -> str:
+        return f" for MSN {self.account.merchant_serial_number}"
 
-    async def cancel(self, payment_id: str, *, reason: str, idempotency_key: str) -> Payment:
-        # ePayment's cancel takes no reason (it stays in the journal) and, by the spec,
-        # no body: cancelPayment has no requestBody, so none is sent, nor a Content-Type.
-        self.validate_id(payment_id)
-        response = await self._call(
-            "POST",
-            f"/epayment/v1/payments/{segment(payment_id)}/cancel",
-            write=True,
-            headers={"Idempotency-Key": idempotency_key},
-        )
-        return self._payment(self._ok(response, payment_id, write=True), payment_id, write=True)
+    @classmethod
+    def probe_sent(cls) -> str:
+        return "POST /accesstoken/get (a fresh access token)"
+
+    async def probe(self) -> None:
+        await self.verify_credentials()
 
     async def verify_credentials(self) -> None:
         """`config check`: fetch a fresh access token, which proves every credential."""
         await self._access_token(rejected=self._token or "")
 
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        write: bool = False,
-        headers: dict[str, str] | None = None,
-        **kwargs: Any,
-    ) -> httpx.Response:
+    def auth_headers(self) -> dict[str, str]:
+        return {}  # the access token's headers are per request: see ``_send``
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """With the cached access token, and once more with a new one on a 401."""
+        extra = kwargs.pop("headers", None) or {}
         rejected: str | None = None
         for _ in range(2):
             token = await self._access_token(rejected=rejected)
-            all_headers = {
+            headers = {
                 "Authorization": f"Bearer {token}",
                 "Ocp-Apim-Subscription-Key": self.account.subscription_key.get_secret_value(),
                 "Merchant-Serial-Number": self.account.merchant_serial_number,
                 **SYSTEM_HEADERS,
-                **(headers or {}),
+                **extra,
             }
-            response = await send(
-                self.client,
-                method,
-                path,
-                provider=self.title,
-                write=write,
-                headers=all_headers,
-                **kwargs,
-            )
+            response = await super()._send(method, path, headers=headers, **kwargs)
             if response.status_code != 401 or rejected is not None:
                 return response
             rejected = token
@@ -229,36 +239,19 @@ class Vipps(IdRules):
             lifetime = 0.0
         return token.strip(), min(lifetime, 86400.0)
 
-    def _ok(self, response: httpx.Response, payment_id: str, *, write: bool = False) -> Any:
-        raise_for_common(
-            response,
-            provider=self.title,
-            account=self.account.name,
-            describe=_describe,
-            write=write,
-        )
-        body = parse_json(response)
-        if response.status_code < 300:
-            if isinstance(body, dict):
-                return body
-            raise unusable_body(response, self.title, payment_id, write=write)
-        code, message = describe_error(response, _describe)
-        if response.status_code == 404 or code == "5090":
-            raise NotFound(
-                f"{self.title}: payment {payment_id} not found for MSN "
-                f"{self.account.merchant_serial_number} ({message})",
-                code=code or "not_found",
-                http_status=response.status_code,
-            )
+    def refusal(
+        self, response: httpx.Response, payment_id: str, error: ErrorAnswer, *, write: bool
+    ) -> PaycancelError | None:
+        code, message = error.code, error.message
         if response.status_code == 423:
-            raise Busy(
+            return Busy(
                 f"{self.title}: payment {payment_id} is locked by another operation "
                 f"(HTTP 423: {message})",
                 code="locked",
                 http_status=423,
             )
         if code == ORDER_PROCESSING:
-            raise Busy(
+            return Busy(
                 f"{self.title}: {message} (6160 order processing: the user is authorizing "
                 "the payment)",
                 code=code,
@@ -267,14 +260,14 @@ class Vipps(IdRules):
                 fresh_key=True,
             )
         if code in _NOT_CANCELLABLE:
-            raise NotCancellable(
+            return NotCancellable(
                 f"{self.title}: {message} ({_NOT_CANCELLABLE[code]})",
                 code=code,
                 http_status=response.status_code,
             )
-        raise unexpected(response, self.title, code, message)
+        return None
 
-    def _payment(self, data: dict[str, Any], asked: str, *, write: bool = False) -> Payment:
+    def parse(self, data: dict[str, Any], asked: str, *, write: bool = False) -> Payment:
         try:
             reference = want_same_id(data, "reference", asked)
             state = want_state(data, "state", STATES)
@@ -289,15 +282,10 @@ class Vipps(IdRules):
             raise bad_answer(self.title, asked, str(exc), write=write) from None
         authorized, captured = sums["authorized"], sums["captured"]
         cancelled, refunded = sums["cancelled"], sums["refunded"]
-        status, cancelable, why = _normalize(state, authorized, captured, cancelled, refunded)
-        return Payment(
-            account=self.account.name,
-            provider=self.key,
-            payment_id=reference,
-            status=status,
-            native_status=state,
-            cancelable=cancelable,
-            why_not=why,
+        return self.payment(
+            reference,
+            state,
+            _normalize(state, authorized, captured, cancelled, refunded),
             amount=amount,
             authorized=authorized,
             captured=captured,

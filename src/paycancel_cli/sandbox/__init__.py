@@ -10,8 +10,8 @@ Invariants:
   prints them (nor the overrides passed as ``credentials``).
 """
 
-from paycancel_cli.sandbox.seed import DEMO_PAYMENTS
+from paycancel_cli.sandbox.seed import DEMO_PAYMENTS, SANDBOX_CREDENTIALS
 from paycancel_cli.sandbox.server import Sandbox
-from paycancel_cli.sandbox.state import SANDBOX_CREDENTIALS, Faults, RecordedRequest
+from paycancel_cli.sandbox.state import Faults, RecordedRequest
 
 __all__ = ["DEMO_PAYMENTS", "SANDBOX_CREDENTIALS", "Faults", "RecordedRequest", "Sandbox"]

@@ -16,14 +16,17 @@ from __future__ import annotations
 import copy
 import hmac
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
 from paycancel_cli.sandbox.state import (
+    BodyError,
     PaymentFault,
     RateDecision,
     Request,
     Response,
     SimContext,
+    parse_json,
 )
 
 
@@ -36,29 +39,75 @@ class DemoPayment(NamedTuple):
 
 
 class ProviderSim(ABC):
-    """One provider's simulator, mounted by the ``Sandbox`` under ``/<key>``."""
+    """One provider's simulator, mounted by the ``Sandbox`` under ``/<key>``.
+
+    The base owns routing (``prefix`` and ``lists`` make a request's op), the op
+    dispatch, the idempotency store, request bodies, the built-in account and
+    ``add_payment``; a simulator declares its routes, credentials, error answers and
+    its state machine (``get``, ``cancel``, ``list_payments``, ``_add``).
+    """
 
     key: ClassVar[str]
     id_field: ClassVar[str] = "payment_id"
     demo: ClassVar[tuple[DemoPayment, ...]] = ()
-    # Where a get or cancel path holds the payment id, e.g. v1/payments/{id}: 2.
-    id_segment: ClassVar[int] = 2
+    # The path segments before a payment id, e.g. ("v1", "payments"); a GET of the
+    # prefix itself is a list when ``lists``.
+    prefix: ClassVar[tuple[str, ...]]
+    lists: ClassVar[bool] = False
     special_faults: ClassVar[frozenset[str]] = frozenset()
+    mistyped: ClassVar[tuple[str, str] | None] = None
+    # The sandbox's test-only credentials (a template the ``Sandbox`` copies), and what
+    # the built-in account adds to them.
+    credentials: ClassVar[dict[str, str]]
+    account_extra: ClassVar[dict[str, str]] = {}
+    environment: ClassVar[str] = "test"
 
     def __init__(self, ctx: SimContext) -> None:
         self.ctx = ctx
         self.records: dict[str, dict[str, Any]] = {}
         self._next_id = 0
+        # (API key, idempotency key) -> (payment id, first answer), for ``idempotent``
+        self._replays: dict[tuple[str, str], tuple[str, Response]] = {}
+
+    @classmethod  # noqa: B027
+    def check_credentials(cls, credentials: dict[str, str]) -> None:
+        """Refuse credential overrides the provider could never issue (ValueError)."""
 
     # -- request pipeline -------------------------------------------------------------
 
-    @abstractmethod
+    @property
+    def id_segment(self) -> int:
+        """Where a get or cancel path holds the payment id."""
+        return len(self.prefix)
+
     def classify(self, method: str, segments: tuple[str, ...]) -> str:
         """The op of a request: "token", "get", "list", "cancel" or "other"."""
+        rest = route(segments, self.prefix)
+        if rest is None:
+            return "other"
+        if method == "GET" and not rest and self.lists:
+            return "list"
+        if method == "GET" and len(rest) == 1:
+            return "get"
+        if method == "POST" and len(rest) == 2 and rest[1] == "cancel":
+            return "cancel"
+        return "other"
 
-    @abstractmethod
+    def handle(self, request: Request, op: str) -> Response:
+        """Answer an authenticated request."""
+        if op in ("get", "cancel"):
+            payment_id = request.segments[self.id_segment]
+            if op == "get":
+                return self.get(request, payment_id)
+            return self.cancel(request, payment_id)
+        if op == "list":
+            return self.list_payments(request)
+        return self.no_route(request)
+
     def rate_key(self, request: Request, op: str) -> str | None:
-        """The credential that ``requests_per_minute`` counts against; None: not limited."""
+        """The credential that ``requests_per_minute`` counts against; None: not limited
+        (default: the bearer token)."""
+        return bearer_token(request) or ""
 
     @abstractmethod
     def too_many_requests(self, request: Request, decision: RateDecision) -> Response:
@@ -73,8 +122,63 @@ class ProviderSim(ABC):
         """An error response when the request's credentials are missing or wrong."""
 
     @abstractmethod
-    def handle(self, request: Request, op: str) -> Response:
-        """Answer an authenticated request."""
+    def get(self, request: Request, payment_id: str) -> Response:
+        """The provider's answer to a read of one payment."""
+
+    @abstractmethod
+    def cancel(self, request: Request, payment_id: str) -> Response:
+        """The provider's answer to a cancel (its state machine)."""
+
+    def list_payments(self, request: Request) -> Response:
+        return self.no_route(request)
+
+    @abstractmethod
+    def no_route(self, request: Request) -> Response:
+        """The provider's 404 for a path it does not serve."""
+
+    def json_body(
+        self, request: Request, refuse: Callable[[str], Response]
+    ) -> dict[str, Any] | Response:
+        """The request's JSON object (empty: ``{}``), or ``refuse``'s answer."""
+        try:
+            body = parse_json(request.body)
+        except BodyError:
+            return refuse("The request body must be valid JSON.")
+        if body is None:
+            return {}
+        if not isinstance(body, dict):
+            return refuse("The request body must be a JSON object.")
+        return body
+
+    def idempotent(
+        self,
+        request: Request,
+        payment_id: str,
+        *,
+        answer: Callable[[], Response],
+        conflict: Callable[[], Response],
+    ) -> Response:
+        """Stripe-like ``Idempotency-Key``: the first answer is stored per API key and
+        replayed for the same payment (``Idempotent-Replayed``); another payment gets
+        ``conflict``.  Without a key every request is ``answer``ed afresh."""
+        key = request.header("idempotency-key")
+        if not key:
+            return answer()
+        slot = (bearer_token(request) or "", key)
+        stored = self._replays.get(slot)
+        if stored is not None:
+            stored_payment, first = stored
+            if stored_payment != payment_id:
+                return conflict()
+            return Response(
+                first.status,
+                first.body,
+                {**first.headers, "Idempotent-Replayed": "true"},
+                first.content_type,
+            )
+        first = answer()
+        self._replays[slot] = (payment_id, first)
+        return Response(first.status, first.body, dict(first.headers), first.content_type)
 
     def decorate(self, response: Response, decision: RateDecision) -> None:  # noqa: B027
         """Add rate-limit headers to every answer when a limit is set (default: none)."""
@@ -87,7 +191,11 @@ class ProviderSim(ABC):
 
     def mistype(self, body: Any) -> Any:
         """The ``wrong_types`` fault: ``body`` with a value of the wrong type where the
-        client needs a number or a state (default: every number becomes a string)."""
+        client needs a number or a state (default: every number becomes a string; with
+        ``mistyped`` = (id field, state field): a numeric state and no id)."""
+        if self.mistyped is not None and isinstance(body, dict):
+            id_field, state_field = self.mistyped
+            return {**{k: v for k, v in body.items() if k != id_field}, state_field: 42}
         if isinstance(body, dict):
             return {k: self.mistype(v) for k, v in body.items()}
         if isinstance(body, list):
@@ -106,13 +214,22 @@ class ProviderSim(ABC):
 
     # -- test and seeding API ---------------------------------------------------------
 
-    @abstractmethod
     def add_payment(self, fields: dict[str, Any]) -> str:
         """Store a payment built from ``Sandbox.add_payment`` keyword fields; its id."""
+        return self._add(**fields)
 
-    @abstractmethod
+    # Store one payment from the simulator's own keyword fields; its id.
+    _add: Callable[..., str]
+
     def account(self, base_url: str) -> dict[str, str]:
         """The built-in account that points a client at this simulator."""
+        return {
+            "provider": self.key,
+            "base_url": base_url,
+            **self.ctx.credentials,
+            **self.account_extra,
+            "environment": self.environment,
+        }
 
     def payment(self, payment_id: str) -> dict[str, Any]:
         try:

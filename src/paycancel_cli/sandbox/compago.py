@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any, ClassVar, Final
 
 from paycancel_cli.sandbox.base import DemoPayment, ProviderSim, same_secret
-from paycancel_cli.sandbox.state import RateDecision, Request, Response, iso_now, money
+from paycancel_cli.sandbox.state import RateDecision, Request, Response, iso_at, iso_now, money
 
 KEY: Final = "compago"
 STATUSES: Final = ("PENDING", "CONFIRMED", "CANCELLED")
@@ -46,10 +46,6 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> R
     )
 
 
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
 def _is_uuid(text: str) -> bool:
     try:
         return str(uuid.UUID(text)) == text.lower()
@@ -59,18 +55,14 @@ def _is_uuid(text: str) -> bool:
 
 class CompagoSim(ProviderSim):
     key: ClassVar[str] = KEY
+    prefix: ClassVar[tuple[str, ...]] = ("api", "payment-intent")
+    credentials: ClassVar[dict[str, str]] = {"api_key": "cpk_sandbox_0000000000000000"}
+    environment: ClassVar[str] = "demo"
+    mistyped: ClassVar[tuple[str, str] | None] = ("id", "status")  # wrong_types
 
     def payment_id_of(self, request: Request, op: str) -> str | None:
         found = super().payment_id_of(request, op)
         return None if found is None else found.lower()
-
-    def mistype(self, body: Any) -> Any:
-        """``wrong_types``: a numeric status and no id."""
-        if not isinstance(body, dict):
-            return body
-        out = {k: v for k, v in body.items() if k != "id"}
-        out["status"] = 42
-        return out
 
     demo: ClassVar[tuple[DemoPayment, ...]] = (
         DemoPayment(
@@ -97,16 +89,6 @@ class CompagoSim(ProviderSim):
 
     # -- pipeline -----------------------------------------------------------------------
 
-    def classify(self, method: str, segments: tuple[str, ...]) -> str:
-        if segments[:2] != ("api", "payment-intent"):
-            return "other"
-        rest = segments[2:]
-        if method == "GET" and len(rest) == 1:
-            return "get"
-        if method == "POST" and len(rest) == 2 and rest[1] == "cancel":
-            return "cancel"
-        return "other"
-
     def rate_key(self, request: Request, op: str) -> str | None:
         return request.header("x-api-key") or ""
 
@@ -123,43 +105,43 @@ class CompagoSim(ProviderSim):
             return None
         return error(401, "Unauthorized")
 
-    def handle(self, request: Request, op: str) -> Response:
-        if op not in ("get", "cancel"):
-            return error(404, f"Cannot {request.method} {request.path}")
-        intent_id = request.segments[2].lower()
+    def no_route(self, request: Request) -> Response:
+        return error(404, f"Cannot {request.method} {request.path}")
+
+    def _intent(self, payment_id: str) -> dict[str, Any] | Response:
+        intent_id = payment_id.lower()
         if not _is_uuid(intent_id):
             return error(400, "Validation failed (uuid is expected)")
         record = self.records.get(intent_id)
         if record is None:
             return error(404, "Payment intent not found")
-        if op == "get":
-            view: dict[str, Any] = {
-                "id": record["id"],
-                "status": record["status"],
-                "expired": record["expired"],
-            }
-            if "paymentSummary" in record:
-                view["paymentSummary"] = record["paymentSummary"]
-            return Response.json(200, view)
+        return record
+
+    def get(self, request: Request, payment_id: str) -> Response:
+        record = self._intent(payment_id)
+        if isinstance(record, Response):
+            return record
+        view: dict[str, Any] = {
+            "id": record["id"],
+            "status": record["status"],
+            "expired": record["expired"],
+        }
+        if "paymentSummary" in record:
+            view["paymentSummary"] = record["paymentSummary"]
+        return Response.json(200, view)
+
+    def cancel(self, request: Request, payment_id: str) -> Response:
+        record = self._intent(payment_id)
+        if isinstance(record, Response):
+            return record
         if record["status"] != "PENDING" or record["expired"]:
             return error(400, "Cannot cancel payment intent")
         record["status"] = "CANCELLED"
         record["updatedAt"] = iso_now()
-        self.ctx.commit_cancel(intent_id)
+        self.ctx.commit_cancel(record["id"])
         return Response.json(200, {})
 
     # -- seeding ------------------------------------------------------------------------
-
-    def account(self, base_url: str) -> dict[str, str]:
-        return {
-            "provider": KEY,
-            "base_url": base_url,
-            "api_key": self.ctx.credentials["api_key"],
-            "environment": "demo",
-        }
-
-    def add_payment(self, fields: dict[str, Any]) -> str:
-        return self._add(**fields)
 
     def _add(
         self,
@@ -186,8 +168,8 @@ class CompagoSim(ProviderSim):
             "externalId": f"sandbox-order-{number:06d}",
             "organizationId": ORGANIZATION_ID,
             "terminalId": None,
-            "createdAt": _iso(created),
-            "updatedAt": _iso(created + timedelta(minutes=1)),
+            "createdAt": iso_at(created),
+            "updatedAt": iso_at(created + timedelta(minutes=1)),
         }
         if status == "CONFIRMED":
             record["paymentSummary"] = {"status": "SUCCESS"}

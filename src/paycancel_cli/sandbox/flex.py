@@ -20,10 +20,17 @@ Invariants:
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Final
+from typing import ClassVar, Final
 
 from paycancel_cli.sandbox.base import DemoPayment, ProviderSim, bearer_token, same_secret
-from paycancel_cli.sandbox.state import PaymentFault, RateDecision, Request, Response, iso_now
+from paycancel_cli.sandbox.state import (
+    PaymentFault,
+    RateDecision,
+    Request,
+    Response,
+    iso_at,
+    iso_now,
+)
 
 KEY: Final = "flex"
 STATUSES: Final = (
@@ -61,12 +68,10 @@ def error(
     )
 
 
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
 class FlexSim(ProviderSim):
     key: ClassVar[str] = KEY
+    prefix: ClassVar[tuple[str, ...]] = ("v1", "payment_intents")
+    credentials: ClassVar[dict[str, str]] = {"api_key": "fsk_test_sandbox0000000000000000"}
     special_faults: ClassVar[frozenset[str]] = frozenset({"error_shape"})
     demo: ClassVar[tuple[DemoPayment, ...]] = (
         DemoPayment(
@@ -101,24 +106,7 @@ class FlexSim(ProviderSim):
         ),
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._idempotency: dict[tuple[str, str], tuple[str, Response]] = {}
-
     # -- pipeline -----------------------------------------------------------------------
-
-    def classify(self, method: str, segments: tuple[str, ...]) -> str:
-        if segments[:2] != ("v1", "payment_intents"):
-            return "other"
-        rest = segments[2:]
-        if method == "GET" and len(rest) == 1:
-            return "get"
-        if method == "POST" and len(rest) == 2 and rest[1] == "cancel":
-            return "cancel"
-        return "other"
-
-    def rate_key(self, request: Request, op: str) -> str | None:
-        return bearer_token(request) or ""
 
     def too_many_requests(self, request: Request, decision: RateDecision) -> Response:
         return error(
@@ -145,20 +133,19 @@ class FlexSim(ProviderSim):
         )
         return error(401, "authentication_error", "invalid_api_key", message)
 
-    def handle(self, request: Request, op: str) -> Response:
-        if op == "get":
-            record = self.records.get(request.segments[2])
-            if record is None:
-                return self._not_found(request.segments[2])
-            return Response.json(200, {"payment_intent": record})
-        if op == "cancel":
-            return self._cancel_idempotent(request, request.segments[2])
+    def no_route(self, request: Request) -> Response:
         return error(
             404,
             "invalid_request_error",
             "resource_missing",
             f"Unrecognized request URL ({request.method}: {request.path}).",
         )
+
+    def get(self, request: Request, payment_id: str) -> Response:
+        record = self.records.get(payment_id)
+        if record is None:
+            return self._not_found(payment_id)
+        return Response.json(200, {"payment_intent": record})
 
     def _not_found(self, intent_id: str) -> Response:
         return error(
@@ -168,31 +155,19 @@ class FlexSim(ProviderSim):
             f"No such payment_intent: '{intent_id}'",
         )
 
-    def _cancel_idempotent(self, request: Request, intent_id: str) -> Response:
-        key = request.header("idempotency-key")
-        if not key:
-            return self._cancel(intent_id)
-        slot = (bearer_token(request) or "", key)
-        stored = self._idempotency.get(slot)
-        if stored is not None:
-            stored_intent, answer = stored
-            if stored_intent != intent_id:
-                return error(
-                    409,
-                    "idempotency_error",
-                    "idempotency_key_in_use",
-                    "Keys for idempotent requests can only be used with the same parameters "
-                    "they were first used with.",
-                )
-            return Response(
-                answer.status,
-                answer.body,
-                {**answer.headers, "Idempotent-Replayed": "true"},
-                answer.content_type,
-            )
-        answer = self._cancel(intent_id)
-        self._idempotency[slot] = (intent_id, answer)
-        return Response(answer.status, answer.body, dict(answer.headers), answer.content_type)
+    def cancel(self, request: Request, payment_id: str) -> Response:
+        return self.idempotent(
+            request,
+            payment_id,
+            answer=lambda: self._cancel(payment_id),
+            conflict=lambda: error(
+                409,
+                "idempotency_error",
+                "idempotency_key_in_use",
+                "Keys for idempotent requests can only be used with the same parameters "
+                "they were first used with.",
+            ),
+        )
 
     def _cancel(self, intent_id: str) -> Response:
         record = self.records.get(intent_id)
@@ -232,17 +207,6 @@ class FlexSim(ProviderSim):
 
     # -- seeding ------------------------------------------------------------------------
 
-    def account(self, base_url: str) -> dict[str, str]:
-        return {
-            "provider": KEY,
-            "base_url": base_url,
-            "api_key": self.ctx.credentials["api_key"],
-            "environment": "test",
-        }
-
-    def add_payment(self, fields: dict[str, Any]) -> str:
-        return self._add(**fields)
-
     def _add(self, *, status: str, amount: int, payment_id: str | None = None) -> str:
         if status not in STATUSES:
             raise ValueError(f"flex: status must be one of {STATUSES}, not {status!r}")
@@ -261,7 +225,7 @@ class FlexSim(ProviderSim):
             "transfer_data": None,
             "status": status,
             "latest_charge": f"fch_sandbox{number:06d}" if charged else None,
-            "created_at": _iso(_BASE_TIME + timedelta(minutes=number)),
+            "created_at": iso_at(_BASE_TIME + timedelta(minutes=number)),
             "invoice": None,
             "capture_method": "manual" if status == "requires_capture" else "automatic",
             "metadata": {"source": "paycancel-sandbox"},
@@ -270,5 +234,5 @@ class FlexSim(ProviderSim):
             "transfer_group": None,
         }
         if status == "canceled":
-            self.records[intent_id]["canceled_at"] = _iso(_BASE_TIME + timedelta(hours=number))
+            self.records[intent_id]["canceled_at"] = iso_at(_BASE_TIME + timedelta(hours=number))
         return intent_id

@@ -32,13 +32,12 @@ from paycancel_cli.sandbox.base import (
     same_secret,
 )
 from paycancel_cli.sandbox.state import (
-    BodyError,
     RateDecision,
     Request,
     Response,
+    iso_at,
     iso_now,
     money,
-    parse_json,
 )
 
 KEY: Final = "flexportal"
@@ -63,10 +62,6 @@ def error(status: int, code: str, message: str, headers: dict[str, str] | None =
     return Response.json(status, {"error": {"code": code, "message": message}}, headers=headers)
 
 
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
 def _month(offset: int) -> tuple[int, int]:
     months = _BASE_TIME.year * 12 + (_BASE_TIME.month - 1) + offset
     return months // 12, months % 12 + 1
@@ -74,6 +69,13 @@ def _month(offset: int) -> tuple[int, int]:
 
 class FlexPortalSim(ProviderSim):
     key: ClassVar[str] = KEY
+    prefix: ClassVar[tuple[str, ...]] = ("v1", "payments")
+    lists: ClassVar[bool] = True
+    credentials: ClassVar[dict[str, str]] = {
+        "api_key": "fpk_sandbox_0000000000000000",
+        "tenant_id": "sandbox-tenant",
+    }
+    account_extra: ClassVar[dict[str, str]] = {"region": "eu"}
     demo: ClassVar[tuple[DemoPayment, ...]] = (
         DemoPayment(
             "fpay_demo_pending_01",
@@ -110,21 +112,6 @@ class FlexPortalSim(ProviderSim):
 
     # -- pipeline -----------------------------------------------------------------------
 
-    def classify(self, method: str, segments: tuple[str, ...]) -> str:
-        if segments[:2] != ("v1", "payments"):
-            return "other"
-        rest = segments[2:]
-        if method == "GET" and not rest:
-            return "list"
-        if method == "GET" and len(rest) == 1:
-            return "get"
-        if method == "POST" and len(rest) == 2 and rest[1] == "cancel":
-            return "cancel"
-        return "other"
-
-    def rate_key(self, request: Request, op: str) -> str | None:
-        return bearer_token(request) or ""
-
     def too_many_requests(self, request: Request, decision: RateDecision) -> Response:
         return error(
             429,
@@ -145,18 +132,18 @@ class FlexPortalSim(ProviderSim):
             return error(400, "INVALID_REQUEST", "The Tenant-ID header is required.")
         return None
 
-    def handle(self, request: Request, op: str) -> Response:
-        tenant = (request.header("tenant-id") or "").strip()
-        if op == "list":
-            return self._list(request, tenant)
-        if op == "get":
-            record = self._find(request.segments[2], tenant)
-            if record is None:
-                return self._not_found(request.segments[2])
-            return Response.json(200, {"success": True, "payment": record})
-        if op == "cancel":
-            return self._cancel(request, request.segments[2], tenant)
+    @staticmethod
+    def _tenant(request: Request) -> str:
+        return (request.header("tenant-id") or "").strip()
+
+    def no_route(self, request: Request) -> Response:
         return error(404, "NOT_FOUND", f"No route for {request.method} {request.path}.")
+
+    def get(self, request: Request, payment_id: str) -> Response:
+        record = self._find(payment_id, self._tenant(request))
+        if record is None:
+            return self._not_found(payment_id)
+        return Response.json(200, {"success": True, "payment": record})
 
     def _not_found(self, payment_id: str) -> Response:
         return error(404, "NOT_FOUND", f"Payment {payment_id} not found.")
@@ -167,19 +154,14 @@ class FlexPortalSim(ProviderSim):
             return None
         return record
 
-    def _cancel(self, request: Request, payment_id: str, tenant: str) -> Response:
-        try:
-            body = parse_json(request.body)
-        except BodyError:
-            return error(400, "INVALID_REQUEST", "The request body must be valid JSON.")
-        if body is None:
-            body = {}
-        if not isinstance(body, dict):
-            return error(400, "INVALID_REQUEST", "The request body must be a JSON object.")
+    def cancel(self, request: Request, payment_id: str) -> Response:
+        body = self.json_body(request, lambda problem: error(400, "INVALID_REQUEST", problem))
+        if isinstance(body, Response):
+            return body
         reason = body.get("reason")
         if not isinstance(reason, str) or not reason.strip():
             return error(400, "INVALID_REQUEST", "reason is required and must not be empty.")
-        record = self._find(payment_id, tenant)
+        record = self._find(payment_id, self._tenant(request))
         if record is None:
             return self._not_found(payment_id)
         status = record["status"]
@@ -195,7 +177,8 @@ class FlexPortalSim(ProviderSim):
             200, {"success": True, "message": "Payment cancelled", "payment": record}
         )
 
-    def _list(self, request: Request, tenant: str) -> Response:
+    def list_payments(self, request: Request) -> Response:
+        tenant = self._tenant(request)
         raw_limit = request.query_value("limit")
         try:
             limit = DEFAULT_LIMIT if raw_limit is None else int(raw_limit)
@@ -243,19 +226,6 @@ class FlexPortalSim(ProviderSim):
 
     # -- seeding ------------------------------------------------------------------------
 
-    def account(self, base_url: str) -> dict[str, str]:
-        return {
-            "provider": KEY,
-            "base_url": base_url,
-            "api_key": self.ctx.credentials["api_key"],
-            "tenant_id": self.ctx.credentials["tenant_id"],
-            "region": "eu",
-            "environment": "test",
-        }
-
-    def add_payment(self, fields: dict[str, Any]) -> str:
-        return self._add(**fields)
-
     def _add(
         self,
         *,
@@ -280,7 +250,7 @@ class FlexPortalSim(ProviderSim):
         created = _BASE_TIME + timedelta(minutes=seq)
         year, month = _month(period)
         due = f"{year:04d}-{month:02d}-01"
-        stamp = _iso(created)
+        stamp = iso_at(created)
         record: dict[str, Any] = {
             "paymentId": payment_id,
             "tenantId": tenant_id or self.ctx.credentials["tenant_id"],
@@ -314,23 +284,7 @@ class FlexPortalSim(ProviderSim):
                     "taxAmount": money(0),
                 }
             ]
-        attempt = _iso(created + timedelta(days=1))
-        if status in ("processing", "paid", "failed"):
-            record["provider"] = "stripe"
-            record["captureAttempts"] = 1
-            record["lastCaptureAttempt"] = attempt
-        if status == "paid":
-            record["transactionId"] = f"pi_sandbox_{seq:06d}"
-            record["paidAt"] = attempt
-        elif status == "failed":
-            record["lastCaptureError"] = {
-                "code": "card_declined",
-                "message": "Your card was declined.",
-                "declineCode": "insufficient_funds",
-            }
-            record["nextRetryAt"] = _iso(created + timedelta(days=4))
-        elif status == "cancelled":
-            record["notes"] = "Cancelled before the sandbox started"
+        _settle(record, status, created, seq)
         self.records[payment_id] = record
         self._seq[payment_id] = seq
         if rental_id is not None:
@@ -371,6 +325,27 @@ class FlexPortalSim(ProviderSim):
                     )
                 )
         return ids
+
+
+def _settle(record: dict[str, Any], status: str, created: datetime, seq: int) -> None:
+    """The fields a seeded payment has from its capture attempts, by its status."""
+    attempt = iso_at(created + timedelta(days=1))
+    if status in ("processing", "paid", "failed"):
+        record["provider"] = "stripe"
+        record["captureAttempts"] = 1
+        record["lastCaptureAttempt"] = attempt
+    if status == "paid":
+        record["transactionId"] = f"pi_sandbox_{seq:06d}"
+        record["paidAt"] = attempt
+    elif status == "failed":
+        record["lastCaptureError"] = {
+            "code": "card_declined",
+            "message": "Your card was declined.",
+            "declineCode": "insufficient_funds",
+        }
+        record["nextRetryAt"] = iso_at(created + timedelta(days=4))
+    elif status == "cancelled":
+        record["notes"] = "Cancelled before the sandbox started"
 
 
 def _safe(text: str) -> str:

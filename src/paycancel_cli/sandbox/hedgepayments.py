@@ -26,15 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Final
 
 from paycancel_cli.sandbox.base import DemoPayment, ProviderSim, bearer_token, same_secret
-from paycancel_cli.sandbox.state import (
-    BodyError,
-    PaymentFault,
-    RateDecision,
-    Request,
-    Response,
-    iso_now,
-    parse_json,
-)
+from paycancel_cli.sandbox.state import PaymentFault, RateDecision, Request, Response, iso_now
 
 KEY: Final = "hedgepayments"
 STATUSES: Final = (
@@ -81,6 +73,8 @@ def _iso(moment: datetime) -> str:
 
 class HedgePaymentsSim(ProviderSim):
     key: ClassVar[str] = KEY
+    prefix: ClassVar[tuple[str, ...]] = ("v1", "payments")
+    credentials: ClassVar[dict[str, str]] = {"api_key": "sk_test_sandbox0000000000000000"}
     special_faults: ClassVar[frozenset[str]] = frozenset({"conflict_409"})
     demo: ClassVar[tuple[DemoPayment, ...]] = (
         DemoPayment(
@@ -112,24 +106,9 @@ class HedgePaymentsSim(ProviderSim):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # (api key, idempotency key) -> (payment id, stored answer)
-        self._idempotency: dict[tuple[str, str], tuple[str, Response]] = {}
         self._unanswered: set[str] = set()  # conflict_409: first cancel seen, not answered
 
     # -- pipeline -----------------------------------------------------------------------
-
-    def classify(self, method: str, segments: tuple[str, ...]) -> str:
-        if segments[:2] != ("v1", "payments"):
-            return "other"
-        rest = segments[2:]
-        if method == "GET" and len(rest) == 1:
-            return "get"
-        if method == "POST" and len(rest) == 2 and rest[1] == "cancel":
-            return "cancel"
-        return "other"
-
-    def rate_key(self, request: Request, op: str) -> str | None:
-        return bearer_token(request) or ""
 
     def too_many_requests(self, request: Request, decision: RateDecision) -> Response:
         return error(
@@ -168,54 +147,36 @@ class HedgePaymentsSim(ProviderSim):
             )
         return None
 
-    def handle(self, request: Request, op: str) -> Response:
-        if op == "get":
-            record = self.records.get(request.segments[2])
-            if record is None:
-                return self._not_found(request.segments[2])
-            return Response.json(200, record)
-        if op == "cancel":
-            return self._cancel_idempotent(request, request.segments[2])
+    def no_route(self, request: Request) -> Response:
         return error(
             404, "not_found", f"Unrecognized request URL ({request.method} {request.path})."
         )
 
+    def get(self, request: Request, payment_id: str) -> Response:
+        record = self.records.get(payment_id)
+        if record is None:
+            return self._not_found(payment_id)
+        return Response.json(200, record)
+
     def _not_found(self, payment_id: str) -> Response:
         return error(404, "not_found", f"No payment found with id {payment_id}.")
 
-    def _cancel_idempotent(self, request: Request, payment_id: str) -> Response:
-        key = request.header("idempotency-key")
-        if not key:
-            return self._cancel(request, payment_id)
-        slot = (bearer_token(request) or "", key)
-        stored = self._idempotency.get(slot)
-        if stored is not None:
-            stored_payment, answer = stored
-            if stored_payment != payment_id:
-                return error(
-                    409,
-                    "idempotency_key_in_use",
-                    "This Idempotency-Key was already used for a request on another payment.",
-                )
-            return Response(
-                answer.status,
-                answer.body,
-                {**answer.headers, "Idempotent-Replayed": "true"},
-                answer.content_type,
-            )
-        answer = self._cancel(request, payment_id)
-        self._idempotency[slot] = (payment_id, answer)
-        return Response(answer.status, answer.body, dict(answer.headers), answer.content_type)
+    def cancel(self, request: Request, payment_id: str) -> Response:
+        return self.idempotent(
+            request,
+            payment_id,
+            answer=lambda: self._cancel(request, payment_id),
+            conflict=lambda: error(
+                409,
+                "idempotency_key_in_use",
+                "This Idempotency-Key was already used for a request on another payment.",
+            ),
+        )
 
     def _cancel(self, request: Request, payment_id: str) -> Response:
-        try:
-            body = parse_json(request.body)
-        except BodyError:
-            return error(400, "invalid_request", "The request body must be valid JSON.")
-        if body is None:
-            body = {}
-        if not isinstance(body, dict):
-            return error(400, "invalid_request", "The request body must be a JSON object.")
+        body = self.json_body(request, lambda problem: error(400, "invalid_request", problem))
+        if isinstance(body, Response):
+            return body
         reason = body.get("reason")
         if reason is not None and not isinstance(reason, str):
             return error(400, "invalid_request", "reason must be a string.")
@@ -261,17 +222,6 @@ class HedgePaymentsSim(ProviderSim):
         ), False
 
     # -- seeding ------------------------------------------------------------------------
-
-    def account(self, base_url: str) -> dict[str, str]:
-        return {
-            "provider": KEY,
-            "base_url": base_url,
-            "api_key": self.ctx.credentials["api_key"],
-            "environment": "test",
-        }
-
-    def add_payment(self, fields: dict[str, Any]) -> str:
-        return self._add(**fields)
 
     def _add(
         self,

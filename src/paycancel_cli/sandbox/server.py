@@ -47,6 +47,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Final, cast
@@ -54,11 +55,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from paycancel_cli.sandbox.base import ProviderSim
 from paycancel_cli.sandbox.flexportal import FlexPortalSim
-from paycancel_cli.sandbox.seed import SIMULATORS
+from paycancel_cli.sandbox.seed import SANDBOX_CREDENTIALS, SIMULATORS
 from paycancel_cli.sandbox.state import (
     GENERIC_FAULTS,
     OVERSIZED_BYTES,
-    SANDBOX_CREDENTIALS,
     BodyError,
     Faults,
     PaymentFault,
@@ -71,11 +71,23 @@ from paycancel_cli.sandbox.state import (
     dumps,
     parse_json,
 )
-from paycancel_cli.sandbox.vipps import MSN_RE, VippsSim
+from paycancel_cli.sandbox.vipps import VippsSim
 
 FAIL_STATUSES: Final = (500, 502, 503)
 MAX_BODY_BYTES: Final = 1 << 20
 UNKNOWN_PROVIDER: Final = "unknown"
+
+
+@dataclass(frozen=True)
+class _Draw:
+    """What the faults drew for one request (``hang_s`` None: no hang)."""
+
+    hang_s: float | None
+    fail: int | None
+    drop: bool
+    latency_ms: int
+    commit_delay_ms: int
+    hostile: PaymentFault | None
 
 
 class _BadRequest(Exception):
@@ -365,6 +377,29 @@ class Sandbox:
         entry = RecordedRequest(
             sim.key, op, request.method, handler.path, dict(request.headers), request.body
         )
+        draw = self._draw(sim, request, op, entry)
+        if draw.latency_ms > 0:
+            time.sleep(draw.latency_ms / 1000)
+        response, decision = self._rate_limit(sim, request, op)
+        handled = dropped_by_fault = False
+        if response is None:
+            response, handled, dropped_by_fault = self._answer(sim, request, op, draw)
+        dropped = (draw.drop and handled) or dropped_by_fault
+        if handled and op == "cancel" and draw.commit_delay_ms > 0 and response.status < 300:
+            time.sleep(draw.commit_delay_ms / 1000)  # committed; the answer is late
+        with self._lock:
+            if decision is not None:
+                sim.decorate(response, decision)
+            entry.status = 0 if dropped else response.status
+        if dropped:
+            handler.drop()
+        elif draw.hostile is not None and draw.hostile.kind == "stall":
+            handler.trickle(response, draw.hostile.stall_s)
+        else:
+            handler.write(response)
+
+    def _draw(self, sim: ProviderSim, request: Request, op: str, entry: RecordedRequest) -> _Draw:
+        """Record the request and draw its faults (under the lock)."""
         with self._lock:
             if self.record_requests:
                 self._log.append(entry)
@@ -375,50 +410,49 @@ class Sandbox:
             if faults.fail_rate > 0 and rng.random() < faults.fail_rate:
                 fail = rng.choice(FAIL_STATUSES)
             drop = op == "cancel" and faults.drop_rate > 0 and rng.random() < faults.drop_rate
-            hang_s, latency_ms = faults.hang_s, faults.latency_ms
-            commit_delay_ms = faults.commit_delay_ms
-            hostile = _take_fault(faults, sim, request, op)
             sim.ctx.token_max_age_s = faults.token_max_age_s
-        if latency_ms > 0:
-            time.sleep(latency_ms / 1000)
+            return _Draw(
+                hang_s=faults.hang_s if hang else None,
+                fail=fail,
+                drop=drop,
+                latency_ms=faults.latency_ms,
+                commit_delay_ms=faults.commit_delay_ms,
+                hostile=_take_fault(faults, sim, request, op),
+            )
 
-        response: Response | None = None
-        decision: RateDecision | None = None
+    def _rate_limit(
+        self, sim: ProviderSim, request: Request, op: str
+    ) -> tuple[Response | None, RateDecision | None]:
+        """The provider's 429 when the request is over the limit, and the decision."""
         limit = self.requests_per_minute
+        if limit is None:
+            return None, None
         with self._lock:
-            rate_key = sim.rate_key(request, op) if limit is not None else None
-            if limit is not None and rate_key is not None:
-                per_window = max(1, round(limit * self.rate_window_s / 60))
-                decision = self._limiter.hit((sim.key, rate_key), per_window)
-                if not decision.allowed:
-                    response = sim.too_many_requests(request, decision)
-        handled = dropped_by_fault = False
-        if response is None:
-            if hang:
-                time.sleep(hang_s)
-            with self._lock:
-                if fail is not None:
-                    response = sim.server_error(request, fail)
-                else:
-                    response = sim.authenticate(request, op)
-                    if response is None and hostile is not None:
-                        response, dropped_by_fault = self._hostile(sim, hostile, request, op)
-                    elif response is None:
-                        response = sim.handle(request, op)
-                        handled = True
-        dropped = (drop and handled) or dropped_by_fault
-        if handled and op == "cancel" and commit_delay_ms > 0 and response.status < 300:
-            time.sleep(commit_delay_ms / 1000)  # committed; the answer is late
+            rate_key = sim.rate_key(request, op)
+            if rate_key is None:
+                return None, None
+            per_window = max(1, round(limit * self.rate_window_s / 60))
+            decision = self._limiter.hit((sim.key, rate_key), per_window)
+            if not decision.allowed:
+                return sim.too_many_requests(request, decision), decision
+            return None, decision
+
+    def _answer(
+        self, sim: ProviderSim, request: Request, op: str, draw: _Draw
+    ) -> tuple[Response, bool, bool]:
+        """The answer past the rate limit: (response, handled, dropped by a fault)."""
+        if draw.hang_s is not None:
+            time.sleep(draw.hang_s)
         with self._lock:
-            if decision is not None:
-                sim.decorate(response, decision)
-            entry.status = 0 if dropped else response.status
-        if dropped:
-            handler.drop()
-        elif hostile is not None and hostile.kind == "stall":
-            handler.trickle(response, hostile.stall_s)
-        else:
-            handler.write(response)
+            if draw.fail is not None:
+                return sim.server_error(request, draw.fail), False, False
+            response = sim.authenticate(request, op)
+            if response is not None:
+                return response, False, False
+            if draw.hostile is not None:
+                response, dropped = self._hostile(sim, draw.hostile, request, op)
+                return response, False, dropped
+            return sim.handle(request, op), True, False
 
     def _hostile(
         self, sim: ProviderSim, fault: PaymentFault, request: Request, op: str
@@ -663,6 +697,6 @@ def _merge_credentials(
         if unknown:
             raise ValueError(f"unknown credential field(s) for {provider}: {', '.join(unknown)}")
         merged[provider].update(fields)
-    if not MSN_RE.match(merged["vipps"]["merchant_serial_number"]):
-        raise ValueError("the Vipps merchant_serial_number must match ^[0-9]{4,6}$")
+    for sim in SIMULATORS:
+        sim.check_credentials(merged[sim.key])
     return merged

@@ -7,8 +7,6 @@ Invariants:
 - Money never passes through ``float``. ``dumps`` refuses floats and writes a
   ``Decimal`` by its exact text as a JSON number (``Decimal("258.00")`` -> ``258.00``);
   ``parse_json`` reads JSON numbers with a fraction as ``Decimal``.
-- ``SANDBOX_CREDENTIALS`` is a template: a ``Sandbox`` deep-copies it, so nothing a
-  caller passes in can change it, and no credential is ever printed or logged.
 """
 
 from __future__ import annotations
@@ -22,22 +20,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
-
-SANDBOX_CREDENTIALS: Final[dict[str, dict[str, str]]] = {
-    "flexportal": {
-        "api_key": "fpk_sandbox_0000000000000000",
-        "tenant_id": "sandbox-tenant",
-    },
-    "hedgepayments": {"api_key": "sk_test_sandbox0000000000000000"},
-    "flex": {"api_key": "fsk_test_sandbox0000000000000000"},
-    "vipps": {
-        "client_id": "sandbox-client",
-        "client_secret": "sandbox-client-secret-0000",
-        "subscription_key": "sandbox-subscription-key-0000",
-        "merchant_serial_number": "123456",
-    },
-    "compago": {"api_key": "cpk_sandbox_0000000000000000"},
-}
 
 RATE_WINDOW_S: Final = 60.0
 CENT: Final = Decimal("0.01")
@@ -260,32 +242,8 @@ def dumps(value: object, *, sort_keys: bool = False) -> bytes:
 
 
 def _encode(value: object, out: list[str], sort_keys: bool) -> None:
-    if value is None:
-        out.append("null")
-    elif value is True:
-        out.append("true")
-    elif value is False:
-        out.append("false")
-    elif isinstance(value, int):
-        out.append(str(value))
-    elif isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"cannot encode non-finite Decimal {value!r}")
-        out.append(format(value, "f"))
-    elif isinstance(value, str):
-        out.append(json.dumps(value))
-    elif isinstance(value, Mapping):
-        items = sorted(value.items()) if sort_keys else list(value.items())
-        out.append("{")
-        for index, (key, item) in enumerate(items):
-            if not isinstance(key, str):
-                raise TypeError(f"JSON object keys must be str, not {type(key).__name__}")
-            if index:
-                out.append(",")
-            out.append(json.dumps(key))
-            out.append(":")
-            _encode(item, out, sort_keys)
-        out.append("}")
+    if isinstance(value, Mapping):
+        _encode_object(value, out, sort_keys)
     elif isinstance(value, list | tuple):
         out.append("[")
         for index, item in enumerate(value):
@@ -293,10 +251,42 @@ def _encode(value: object, out: list[str], sort_keys: bool) -> None:
                 out.append(",")
             _encode(item, out, sort_keys)
         out.append("]")
-    elif isinstance(value, float):
-        raise TypeError("floats are not allowed on the sandbox's wire; use Decimal or int")
     else:
-        raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+        out.append(_scalar(value))
+
+
+def _encode_object(value: Mapping[Any, Any], out: list[str], sort_keys: bool) -> None:
+    items = sorted(value.items()) if sort_keys else list(value.items())
+    out.append("{")
+    for index, (key, item) in enumerate(items):
+        if not isinstance(key, str):
+            raise TypeError(f"JSON object keys must be str, not {type(key).__name__}")
+        if index:
+            out.append(",")
+        out.append(json.dumps(key))
+        out.append(":")
+        _encode(item, out, sort_keys)
+    out.append("}")
+
+
+def _scalar(value: object) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"cannot encode non-finite Decimal {value!r}")
+        return format(value, "f")
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, float):
+        raise TypeError("floats are not allowed on the sandbox's wire; use Decimal or int")
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
 def money(value: Decimal | str | int) -> Decimal:
@@ -307,6 +297,11 @@ def money(value: Decimal | str | int) -> Decimal:
     if not amount.is_finite() or amount < 0:
         raise ValueError(f"invalid amount {value!r}")
     return amount.quantize(CENT)
+
+
+def iso_at(moment: datetime) -> str:
+    """A timestamp as the providers write one: ``2025-01-01T08:00:00.000Z``."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def iso_now() -> str:

@@ -93,7 +93,14 @@ def _token_error(status: int, error: str, description: str) -> Response:
 class VippsSim(ProviderSim):
     key: ClassVar[str] = KEY
     id_field: ClassVar[str] = "reference"
-    id_segment: ClassVar[int] = 3
+    prefix: ClassVar[tuple[str, ...]] = ("epayment", "v1", "payments")
+    mistyped: ClassVar[tuple[str, str] | None] = ("reference", "state")  # wrong_types
+    credentials: ClassVar[dict[str, str]] = {
+        "client_id": "sandbox-client",
+        "client_secret": "sandbox-client-secret-0000",
+        "subscription_key": "sandbox-subscription-key-0000",
+        "merchant_serial_number": "123456",
+    }
     special_faults: ClassVar[frozenset[str]] = frozenset(
         {"locked_423", "order_processing_6160", "gateway_error"}
     )
@@ -195,17 +202,15 @@ class VippsSim(ProviderSim):
 
     # -- pipeline -----------------------------------------------------------------------
 
+    @classmethod
+    def check_credentials(cls, credentials: dict[str, str]) -> None:
+        if not MSN_RE.match(credentials["merchant_serial_number"]):
+            raise ValueError("the Vipps merchant_serial_number must match ^[0-9]{4,6}$")
+
     def classify(self, method: str, segments: tuple[str, ...]) -> str:
         if segments == ("accesstoken", "get"):
             return "token" if method == "POST" else "other"
-        if segments[:3] != ("epayment", "v1", "payments"):
-            return "other"
-        rest = segments[3:]
-        if method == "GET" and len(rest) == 1:
-            return "get"
-        if method == "POST" and len(rest) == 2 and rest[1] == "cancel":
-            return "cancel"
-        return "other"
+        return super().classify(method, segments)
 
     def rate_key(self, request: Request, op: str) -> str | None:
         if op == "cancel":
@@ -295,10 +300,9 @@ class VippsSim(ProviderSim):
     def handle(self, request: Request, op: str) -> Response:
         if op == "token":
             return self._issue_token()
-        if op == "get":
-            return self._get(request, request.segments[3])
-        if op == "cancel":
-            return self._cancel(request, request.segments[3])
+        return super().handle(request, op)
+
+    def no_route(self, request: Request) -> Response:
         return self.problem(
             404, "Not Found", f"No route for {request.method} {request.path}.", request.path
         )
@@ -328,7 +332,7 @@ class VippsSim(ProviderSim):
     def expire_tokens(self) -> None:
         self._tokens.clear()
 
-    def _get(self, request: Request, reference: str) -> Response:
+    def get(self, request: Request, reference: str) -> Response:
         if not REFERENCE_RE.match(reference):
             return self.invalid(request, "reference", "Must match ^[a-zA-Z0-9-]{8,50}$.")
         record = self.records.get(reference)
@@ -345,7 +349,7 @@ class VippsSim(ProviderSim):
             code="5090",
         )
 
-    def _cancel(self, request: Request, reference: str) -> Response:
+    def cancel(self, request: Request, reference: str) -> Response:
         msn = request.header("merchant-serial-number") or ""
         if not self._modifications.hit((msn, reference), MODIFICATIONS_PER_MINUTE).allowed:
             return self.problem(
@@ -493,34 +497,12 @@ class VippsSim(ProviderSim):
             return Response.json(status, {"statusCode": status, "message": message}), False
         if op == "cancel":  # order_processing_6160: through the idempotency store
             self._processing_once.add(reference)
-            answer = self._cancel(request, reference)
+            answer = self.cancel(request, reference)
             self._processing_once.discard(reference)
             return answer, False
         return self.handle(request, op), False
 
-    def mistype(self, body: Any) -> Any:
-        if not isinstance(body, dict):
-            return body
-        out = {k: v for k, v in body.items() if k != "reference"}
-        out["state"] = 42
-        return out
-
     # -- seeding ------------------------------------------------------------------------
-
-    def account(self, base_url: str) -> dict[str, str]:
-        creds = self.ctx.credentials
-        return {
-            "provider": KEY,
-            "base_url": base_url,
-            "client_id": creds["client_id"],
-            "client_secret": creds["client_secret"],
-            "subscription_key": creds["subscription_key"],
-            "merchant_serial_number": creds["merchant_serial_number"],
-            "environment": "test",
-        }
-
-    def add_payment(self, fields: dict[str, Any]) -> str:
-        return self._add(**fields)
 
     def _add(
         self,
