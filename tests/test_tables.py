@@ -23,7 +23,7 @@ from rich.progress import Progress
 
 from paycancel_cli import core
 from paycancel_cli.bulk import BulkRequest, Summary, run_bulk, summarize
-from paycancel_cli.cli import run_json
+from paycancel_cli.commands.runs import run_json
 from paycancel_cli.config import Config, load_config
 from paycancel_cli.journal import Journal
 from paycancel_cli.models import AGGREGATES, Money, Outcome, Payment, Result

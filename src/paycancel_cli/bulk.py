@@ -58,6 +58,7 @@ from paycancel_cli.errors import (
     InputError,
     JournalError,
     PaycancelError,
+    PlanRefused,
     ProviderError,
     ProviderUnavailable,
     RateLimited,
@@ -432,9 +433,50 @@ def status_before(result: Result) -> str | None:
     return None
 
 
-def report_rows(journal: Journal, run_id: str) -> Iterator[dict[str, Any]]:
-    from paycancel_cli.plans import report_fields
+# a run's applied plan, as the journal keeps it
 
+
+def plan_json(journal: Journal, run_id: str) -> dict[str, Any]:
+    """``{"plan": {...}}`` for a run that applied a plan, else nothing."""
+    from paycancel_cli.journal import applied_plan
+
+    applied = applied_plan(journal, run_id=run_id)
+    if applied is None:
+        return {}
+    return {
+        "plan": {
+            "plan_id": applied.plan_id,
+            "digest": applied.digest,
+            "author": applied.author,
+            "approvers": applied.approvers,
+        }
+    }
+
+
+def report_fields(journal: Journal, run_id: str) -> dict[str, Any]:
+    info = plan_json(journal, run_id).get("plan")
+    if info is None:
+        return {}
+    return {
+        "plan_id": info["plan_id"],
+        "plan_digest": info["digest"],
+        "plan_author": info["author"],
+        "plan_approvers": " ".join(info["approvers"]),
+    }
+
+
+def describe_run_plan(journal: Journal, run_id: str) -> str | None:
+    info = plan_json(journal, run_id).get("plan")
+    if info is None:
+        return None
+    approvers = ", ".join(info["approvers"]) or "nobody (none needed)"
+    return (
+        f"Applied plan {info['plan_id']} ({info['digest']}), made by {info['author']}, "
+        f"approved by {approvers}."
+    )
+
+
+def report_rows(journal: Journal, run_id: str) -> Iterator[dict[str, Any]]:
     plan = report_fields(journal, run_id)  # a reviewed plan's run: who made and approved it
     for row in journal.payments(run_id):
         result = row.result(run_id)
@@ -611,6 +653,22 @@ def find_run(config: Config, journal: Journal, run_id: str, command: str = "runs
     return run
 
 
+def require_plan(accounts: Iterable[Account]) -> None:
+    """Refuse a cancel, without a plan, on an account that needs approved plans."""
+    strict = sorted((a for a in accounts if a.approvals), key=lambda a: a.name)
+    if not strict:
+        return
+    a = strict[0]
+    raise PlanRefused(
+        f"Account {a.name} takes cancels only from a plan approved by {a.approvals} person(s) "
+        "besides its author (approvals = "
+        f"{a.approvals} in the config). Make a plan, have it approved, then apply it; a "
+        f"one-off is a one-row plan: echo ID | paycancel bulk-cancel - --account {a.name} "
+        "--reason TEXT --plan-out p.json --key KEY, then paycancel plan approve p.json --key "
+        "KEY (another person), then paycancel bulk-cancel --plan p.json. Nothing was sent."
+    )
+
+
 def check_confirmable(
     accounts: Iterable[Account],
     *,
@@ -623,8 +681,6 @@ def check_confirmable(
     on an account that takes cancels only from an approved plan (unless ``from_plan``)."""
     accounts = list(accounts)
     if not from_plan:
-        from paycancel_cli.plans import require_plan
-
         require_plan(accounts)
     if interactive:
         return

@@ -5,7 +5,7 @@ The flow (Terraform's ``plan -out`` / ``apply PLANFILE``, with OpenSSH signature
 approvals, no server): ``bulk-cancel --plan-out PLAN`` is a dry run written down
 (``write_plan``); ``plan show`` and ``plan approve`` read and sign it (``evaluate``,
 ``approve``); ``bulk-cancel --plan PLAN`` applies it (``apply_plan``).  Accounts with
-``approvals = N`` take cancels only from such a plan (``require_plan``).
+``approvals = N`` take cancels only from such a plan (``bulk.require_plan``).
 
 Invariants:
 - The plan file is one UTF-8 JSON document, keys in a fixed order, ending with
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from paycancel_cli.errors import UsageError
+from paycancel_cli.errors import PlanRefused, UsageError
 from paycancel_cli.models import ErrorInfo, Money, Outcome, Payment
 
 if TYPE_CHECKING:
@@ -58,12 +58,6 @@ SIGN_TIMEOUT_S = 120.0  # signing may ask for the key's passphrase
 VERIFY_TIMEOUT_S = 15.0
 STATE_FIELDS = ("status", "native_status", "cancelable", "why_not", "amount", "authorized",
                 "captured", "cancelled", "refunded")  # fmt: skip
-
-
-class PlanRefused(UsageError):
-    """A plan that cannot be made, approved or applied: exit 2, nothing sent."""
-
-    kind = "plan_refused"
 
 
 # durations and times
@@ -579,22 +573,6 @@ def refusal(v: Verdict, verb: str = "applied") -> PlanRefused:
 # policy
 
 
-def require_plan(accounts: Iterable[Account]) -> None:
-    """Refuse a cancel, without a plan, on an account that needs approved plans."""
-    strict = sorted((a for a in accounts if a.approvals), key=lambda a: a.name)
-    if not strict:
-        return
-    a = strict[0]
-    raise PlanRefused(
-        f"Account {a.name} takes cancels only from a plan approved by {a.approvals} person(s) "
-        "besides its author (approvals = "
-        f"{a.approvals} in the config). Make a plan, have it approved, then apply it; a "
-        f"one-off is a one-row plan: echo ID | paycancel bulk-cancel - --account {a.name} "
-        "--reason TEXT --plan-out p.json --key KEY, then paycancel plan approve p.json --key "
-        "KEY (another person), then paycancel bulk-cancel --plan p.json. Nothing was sent."
-    )
-
-
 # making a plan: a dry run, written down
 
 
@@ -922,46 +900,6 @@ def apply_plan(
 # what runs and reports show
 
 
-def plan_json(journal: Journal, run_id: str) -> dict[str, Any]:
-    """``{"plan": {...}}`` for a run that applied a plan, else nothing."""
-    from paycancel_cli.journal import applied_plan
-
-    applied = applied_plan(journal, run_id=run_id)
-    if applied is None:
-        return {}
-    return {
-        "plan": {
-            "plan_id": applied.plan_id,
-            "digest": applied.digest,
-            "author": applied.author,
-            "approvers": applied.approvers,
-        }
-    }
-
-
-def report_fields(journal: Journal, run_id: str) -> dict[str, Any]:
-    info = plan_json(journal, run_id).get("plan")
-    if info is None:
-        return {}
-    return {
-        "plan_id": info["plan_id"],
-        "plan_digest": info["digest"],
-        "plan_author": info["author"],
-        "plan_approvers": " ".join(info["approvers"]),
-    }
-
-
-def describe_run_plan(journal: Journal, run_id: str) -> str | None:
-    info = plan_json(journal, run_id).get("plan")
-    if info is None:
-        return None
-    approvers = ", ".join(info["approvers"]) or "nobody (none needed)"
-    return (
-        f"Applied plan {info['plan_id']} ({info['digest']}), made by {info['author']}, "
-        f"approved by {approvers}."
-    )
-
-
 def default_plan_user() -> tuple[str, str]:
     from paycancel_cli.core import host, os_user
 
@@ -974,7 +912,6 @@ __all__ = [
     "Approval",
     "Author",
     "Plan",
-    "PlanRefused",
     "Verdict",
     "apply_plan",
     "approve",
@@ -983,6 +920,5 @@ __all__ = [
     "parse_expiry",
     "plan_document",
     "read_plan",
-    "require_plan",
     "write_plan",
 ]
