@@ -26,14 +26,13 @@ Invariants:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import shutil
 import subprocess
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,11 +43,8 @@ from paycancel_cli.errors import PlanRefused, UsageError
 from paycancel_cli.models import ErrorInfo, Money, Outcome, Payment
 
 if TYPE_CHECKING:
-    from paycancel_cli.bulk import BulkOutcome, BulkRequest, BulkUI
     from paycancel_cli.config import Account, Config
-    from paycancel_cli.engine import RetryPolicy
     from paycancel_cli.journal import AppliedPlan, Journal
-    from paycancel_cli.redact import Redactor
 
 FORMAT = "paycancel-plan/1"
 NAMESPACE = "paycancel-plan"
@@ -196,7 +192,7 @@ def read_plan(path: Path) -> Plan:
                     raise ValueError(f"a payment without {key!r}")
             Outcome(p["plan"])
             if p["state"] is not None:
-                _payment(p)
+                payment_of(p)
         if not isinstance(data.get("accounts"), list) or not isinstance(data.get("payments"), list):
             raise ValueError("no accounts or payments list")
     except (UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -207,7 +203,7 @@ def read_plan(path: Path) -> Plan:
     return Plan(path, data, raw, intact=digest_of(data) == data["digest"])
 
 
-def _payment(item: dict[str, Any]) -> Payment:
+def payment_of(item: dict[str, Any]) -> Payment:
     """The state a plan recorded for one payment, as the engine compares it."""
     state = item["state"]
     return Payment.from_json(
@@ -613,7 +609,7 @@ def plan_document(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The plan of a dry run journaled as ``run_id``."""
-    from paycancel_cli.bulk import summarize
+    from paycancel_cli.runs.summary import summarize
 
     created = now or datetime.now(UTC)
     run = journal.run(run_id)
@@ -766,137 +762,6 @@ def approve(plan: Plan, config: Config, key: Path) -> tuple[str, Path]:
 # applying
 
 
-def planned_rows(plan: Plan, run_id: str) -> Iterator[Any]:
-    """The journal's rows for a plan: ``would_cancel`` payments to process (each with
-    the state the plan recorded); the others settled at once with their planned outcome."""
-    from paycancel_cli.engine import idempotency_key
-    from paycancel_cli.journal import PlanRow
-
-    for p in plan.payments:
-        state = _payment(p) if p["state"] is not None else None
-        outcome = Outcome(p["plan"])
-        todo = outcome is Outcome.WOULD_CANCEL
-        error = (
-            None
-            if p.get("code") is None and p.get("why") is None
-            else ErrorInfo(p.get("code"), str(p.get("why") or ""))
-        )
-        yield PlanRow(
-            account=p["account"],
-            provider=p.get("provider") or "",
-            payment_id=p["payment_id"],
-            reason=p.get("reason") or plan.data["reason"],
-            key=idempotency_key(run_id, p["account"], p["payment_id"]) if todo else "",
-            line=p.get("line"),
-            known=state,
-            error=None if todo else error,
-            outcome=None if todo else outcome,
-        )
-
-
-def apply_plan(
-    config: Config,
-    path: Path,
-    request: BulkRequest,
-    ui: BulkUI,
-    *,
-    redactor: Redactor,
-    announce: Callable[[str], None],
-    policy: RetryPolicy | None = None,
-    transport: Any = None,
-) -> BulkOutcome:
-    """Apply exactly the plan at ``path``: every check first, then a run whose planned
-    payments are the plan's (``bulk-cancel --plan``)."""
-    from paycancel_cli.bulk import (
-        BulkOutcome,
-        Summary,
-        _execute_and_summarize,
-        check_confirmable,
-    )
-    from paycancel_cli.bulk import Plan as Confirm
-    from paycancel_cli.core import host, new_run_id, os_user
-    from paycancel_cli.journal import AppliedPlan, Journal, Lock, Locks, record_plan
-    from paycancel_cli.session import Session
-
-    plan = read_plan(path)
-    journal = Journal(config.journal_path, redact=redactor)
-    verdict = evaluate(plan, config, journal)
-    if not verdict.applicable:
-        raise refusal(verdict)
-    accounts = [config.account(a["name"]) for a in plan.accounts]
-    check_confirmable(
-        accounts, yes=request.yes, live=request.live, interactive=request.interactive,
-        from_plan=True,
-    )  # fmt: skip
-    locks = Locks(config.journal_path, wait=request.wait, on_wait=ui.waiting)
-    locks.take(f"input-plan-{plan.digest.removeprefix('sha256:')[:32]}", f"Plan {plan.plan_id}")
-    run_lock: Lock | None = None
-    try:
-        verdict = evaluate(plan, config, journal)  # again, under the lock: applied meanwhile?
-        if not verdict.applicable:
-            raise refusal(verdict)
-        approvers = verdict.approvers
-        announce(
-            f"Plan {plan.plan_id}, made by {plan.author_label} at {plan.data['created_at']}; "
-            + (f"approved by {', '.join(approvers)}" if approvers else "no approvals needed")
-            + f"; expires {plan.data['expires_at']}."
-        )
-        per_account = plan.would_cancel()
-        live = {a["name"]: config.account(a["name"]).is_live for a in plan.accounts}
-        if per_account:
-            ui.confirm(Confirm(per_account=per_account, live=live, dry_run=False))
-        run_id = new_run_id()
-        run_lock = Lock(config.journal_path, f"run-{run_id}")
-        run_lock.acquire(what=f"Run {run_id}")
-        journal.start_run(
-            run_id,
-            user=os_user(),
-            host=host(),
-            command=redactor(request.command),
-            input=f"plan {path.name} ({plan.plan_id})",
-            input_hash=plan.digest,
-            reason=redactor(plan.data["reason"]),
-            options={
-                "kind": "bulk",
-                "dry_run": False,
-                "concurrency": request.concurrency or config.defaults.concurrency,
-                "accounts": sorted(live),
-                "live": any(live.values()),
-                "sandbox": config.sandbox,
-                "read_first": False,
-                "plan": plan.plan_id,
-            },
-        )
-        record = AppliedPlan(run_id, plan.plan_id, plan.digest, plan.author_label, approvers)
-        if not record_plan(journal, run_id, record):
-            journal.set_run_status(run_id, "completed")
-            raise refusal(evaluate(plan, config, journal))
-        status = "interrupted"
-        summary: Summary | None = None
-        interrupted = True
-        try:
-            journal.plan(run_id, planned_rows(plan, run_id))
-            stop = asyncio.Event()
-
-            async def go() -> tuple[Summary, bool]:
-                async with Session(config, redactor=redactor, transport=transport) as session:
-                    return await _execute_and_summarize(
-                        session, journal, run_id, request, config, ui, stop,
-                        resumed=False, policy=policy, dry_run=False, read_first=False,
-                        planned=True,
-                    )  # fmt: skip
-
-            summary, interrupted = asyncio.run(go())
-            status = "interrupted" if interrupted else "completed"
-        finally:
-            journal.set_run_status(run_id, status)
-        return BulkOutcome(run_id, summary, None, interrupted)
-    finally:
-        if run_lock is not None:
-            run_lock.release()
-        locks.release()
-
-
 # what runs and reports show
 
 
@@ -913,7 +778,6 @@ __all__ = [
     "Author",
     "Plan",
     "Verdict",
-    "apply_plan",
     "approve",
     "author_of",
     "evaluate",

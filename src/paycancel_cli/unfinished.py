@@ -16,9 +16,10 @@ from paycancel_cli.errors import PaycancelError, UsageError
 from paycancel_cli.journal import Journal, Lock, RunRow
 
 if TYPE_CHECKING:
-    from paycancel_cli.bulk import BulkOutcome, BulkRequest, BulkUI
     from paycancel_cli.config import Config
     from paycancel_cli.redact import Redactor
+    from paycancel_cli.runs.request import BulkRequest, BulkUI
+    from paycancel_cli.runs.summary import BulkOutcome
     from paycancel_cli.tonight import Tonight
 
 
@@ -81,7 +82,7 @@ def resume_unfinished(
     ``emit`` (``--json-summary``) one outcome line per run, or one ``nothing_to_do``
     line when there is none.  Returns the exit code, the most severe of theirs."""
     from paycancel_cli import tonight
-    from paycancel_cli.bulk import run_bulk
+    from paycancel_cli.runs.start import run_bulk
 
     shaping = [request.csv, request.subscriptions, request.resume, request.reason]
     if any(shaping) or request.dry_run or request.validate_only or request.account:

@@ -1,5 +1,5 @@
-"""`paycancel cancel ID`: read one payment, show it, confirm, cancel it, show the
-before and after."""
+"""`paycancel cancel ID`: one payment as a one-row run (``runs.single``): read it, show
+what will happen, confirm, cancel it, show the before and after."""
 
 import dataclasses
 import shlex
@@ -11,18 +11,21 @@ import typer
 
 from paycancel_cli.commands.common import (
     AccountOpt,
+    Globals,
     JsonOpt,
     by_shape,
     examples,
     globals_of,
     resume_command,
 )
-from paycancel_cli.errors import Declined, Interrupted, UsageError
+from paycancel_cli.errors import Interrupted, UsageError
 
 if TYPE_CHECKING:
-    from paycancel_cli.config import Account
-    from paycancel_cli.models import Payment, Result
+    from paycancel_cli.config import Account, Config
+    from paycancel_cli.journal import Journal
+    from paycancel_cli.models import Result
     from paycancel_cli.render import Output
+    from paycancel_cli.runs.summary import Summary
 
 
 def cancel(
@@ -57,11 +60,9 @@ def cancel(
 ) -> None:
     """Cancel one payment: read it, show what will happen, ask to confirm, cancel, and
     show the status and amounts before and after."""
-    from paycancel_cli import core, pipes
-    from paycancel_cli.engine import cancelled_totals
     from paycancel_cli.journal import Journal
-    from paycancel_cli.models import Money, Outcome
-    from paycancel_cli.session import Session, running
+    from paycancel_cli.runs.confirm import check_confirmable
+    from paycancel_cli.runs.single import summary_of
 
     g = globals_of(ctx)
     reason = (reason or "").strip()
@@ -74,37 +75,68 @@ def cancel(
     acc = config.account(account or by_shape(config, [payment_id]))
     out = g.output(json_)
     g.tell_retries(ctx)
-    interactive = sys.stdin.isatty()
     if not dry_run:
-        from paycancel_cli.bulk import check_confirmable
-
-        check_confirmable([acc], yes=yes, live=live, interactive=interactive)
+        check_confirmable([acc], yes=yes, live=live, interactive=sys.stdin.isatty())
     # Opened before the prompt (an unusable journal is refused before anyone confirms);
     # nothing is written to it until the operator has said yes.
     journal = None if dry_run else Journal(config.journal_path, redact=g.redact)
     began = time.monotonic()
+    result, requests = _run_one(
+        g, config, acc, payment_id, reason=reason, journal=journal, out=out, yes=yes, live=live
+    )
+    summary = summary_of(
+        result,
+        requests=requests,
+        duration_s=time.monotonic() - began,
+        audit_head=None if journal is None else journal.head(),
+    )
+    _show(out, result, summary, json_=json_)
+    raise typer.Exit(summary.exit_code(interrupted=False))
 
+
+def _run_one(
+    g: Globals,
+    config: "Config",
+    acc: "Account",
+    payment_id: str,
+    *,
+    reason: str,
+    journal: "Journal | None",
+    out: "Output",
+    yes: bool,
+    live: bool,
+) -> "tuple[Result, int]":
+    """The one-row run: plan (one read), the one confirmation outside the event loop
+    (Ctrl-C or end of input there ends the command, nothing journaled or sent), then
+    execute; without ``journal`` (``--dry-run``) only the read.  Returns the result and
+    the requests sent."""
     import asyncio
+
+    from paycancel_cli import pipes
+    from paycancel_cli.models import Outcome
+    from paycancel_cli.runs.confirm import confirm_one
+    from paycancel_cli.runs.single import cancel_confirmed, decide_one
+    from paycancel_cli.session import Session, running
 
     started: list[str] = []
     with asyncio.Runner() as runner, running(runner, Session(config, redactor=g.redactor)) as s:
-        result = runner.run(core.decide_one(s, acc.name, payment_id, reason=reason))
+        result = runner.run(decide_one(s, acc.name, payment_id, reason=reason))
         if journal is not None and result.outcome is Outcome.WOULD_CANCEL:
-            assert result.before is not None
-            # Asked outside the event loop: Ctrl-C or end of input here ends the
-            # command at once (exit 130), before anything is journaled or sent.
-            ask_confirmation(out, acc, result.before, reason=reason, yes=yes, live=live)
+            before = result.before
+            assert before is not None
+            confirm_one(
+                acc,
+                lambda: out.err.print(out.plan_table(before, acc.is_live, reason)),
+                yes=yes,
+                live=live,
+            )
             if pipes.closed():
                 raise Interrupted(f"Stopped: {pipes.MESSAGE} before the cancel; nothing was sent.")
+            command = shlex.join(["paycancel", *sys.argv[1:]])
             try:
                 result = runner.run(
-                    core.cancel_confirmed(
-                        s,
-                        result,
-                        reason=reason,
-                        journal=journal,
-                        command=shlex.join(["paycancel", *sys.argv[1:]]),
-                        started=started,
+                    cancel_confirmed(
+                        s, result, reason=reason, journal=journal, command=command, started=started
                     )
                 )
             except KeyboardInterrupt:
@@ -120,23 +152,14 @@ def cancel(
     if not started:
         # Nothing sent, nothing journaled: no run id that `runs show` could not find.
         result = dataclasses.replace(result, run_id=None)
+    return result, requests
+
+
+def _show(out: "Output", result: "Result", summary: "Summary", *, json_: bool) -> None:
+    """The single cancel's table (or JSON lines), its problem line and its run id."""
     if json_:
-        totals, unknown = cancelled_totals([result])
         out.json_line(result.to_json())
-        out.json_line(
-            {
-                "type": "summary",
-                "run_id": result.run_id,
-                "total": 1,
-                "outcomes": {result.outcome.value: 1},
-                "cancelled_amounts": [Money(v, c).to_json() for c, v in sorted(totals.items())],
-                "unknown_amounts": unknown,
-                "remaining": 0,
-                "requests": requests,
-                "duration_s": round(time.monotonic() - began, 3),
-                "audit_head": None if journal is None else journal.head(),
-            }
-        )
+        out.json_line({**summary.to_json(), "run_id": result.run_id})
     else:
         out.table(out.before_after(result))
         released = result.released()
@@ -146,34 +169,6 @@ def cancel(
         out.err.print(out.result_line(result))
     if result.run_id is not None and not json_:
         out.message(f"Run id: {result.run_id}")
-    raise typer.Exit(exit_code([result]))
-
-
-def exit_code(results: "list[Result]") -> int:
-    from paycancel_cli.models import combine, verdict
-
-    return combine(verdict(r) for r in results)
-
-
-def ask_confirmation(
-    out: "Output", acc: "Account", before: "Payment", *, reason: str, yes: bool, live: bool
-) -> None:
-    if acc.is_live and yes and live:
-        return
-    if not acc.is_live and yes:
-        return
-    out.err.print(out.plan_table(before, acc.is_live, reason))
-    from paycancel_cli import prompt
-
-    if acc.is_live:
-        typed = prompt.ask(f"LIVE account: type the account name ({acc.name}) to cancel: ")
-        if typed.strip().lower() != acc.name.lower():  # names match in any case
-            raise Declined(
-                "Not cancelled: the typed name did not match the account; nothing was sent."
-            )
-        return
-    if not prompt.confirm("Cancel this payment?"):
-        raise Declined("Not cancelled: you did not confirm; nothing was sent.")
 
 
 def register(app: typer.Typer) -> None:

@@ -13,10 +13,10 @@ from paycancel_cli.commands.common import examples, globals_of
 from paycancel_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from paycancel_cli.bulk import BulkOutcome
     from paycancel_cli.config import Config
     from paycancel_cli.plans import Author, Plan, Verdict
     from paycancel_cli.render import Output, Sheet
+    from paycancel_cli.runs.summary import BulkOutcome
 
 
 plan_app = typer.Typer(

@@ -97,15 +97,10 @@ def runs_show(
     json_: JsonOpt = False,
 ) -> None:
     """Show one run and the result of each of its payments."""
-    from paycancel_cli.bulk import (
-        check_report_path,
-        find_run,
-        report_rows,
-        summarize,
-        write_report,
-    )
     from paycancel_cli.journal import Journal
     from paycancel_cli.render import BulkView
+    from paycancel_cli.runs.request import find_run
+    from paycancel_cli.runs.summary import check_report_path, report_rows, summarize, write_report
 
     g = globals_of(ctx)
     if report is not None:
@@ -130,7 +125,7 @@ def runs_show(
             out.json_line(line)
         return
     out.table(out.runs_table([info]))
-    from paycancel_cli.bulk import describe_run_plan
+    from paycancel_cli.runs.summary import describe_run_plan
 
     applied = describe_run_plan(journal, run_id)
     if applied is not None:
@@ -214,7 +209,7 @@ def run_json(journal: Any, run: Any) -> dict[str, Any]:
 
 
 def _plan_of(journal: Any, run_id: str) -> dict[str, Any]:
-    from paycancel_cli.bulk import plan_json
+    from paycancel_cli.runs.summary import plan_json
 
     return plan_json(journal, run_id)
 
