@@ -108,9 +108,6 @@ class World:
 def _bulk(config: Config, request: BulkRequest) -> tuple[str, list[Result], Summary]:
     view = BulkView(
         Output(stdout=io.StringIO(), stderr=io.StringIO()),
-        yes=True,
-        live=False,
-        interactive=False,
         progress=False,
         dry_run=request.dry_run,
     )
@@ -178,7 +175,7 @@ def output() -> Output:
 
 
 def view_of(results: list[Result]) -> BulkView:
-    view = BulkView(output(), yes=True, live=False, interactive=False, progress=False)
+    view = BulkView(output(), progress=False)
     view.results = results
     return view
 

@@ -37,83 +37,97 @@ def arrange_args(group: Any, ctx: Any, args: list[str]) -> list[str]:
     Walks the tokens with the option table of the command being parsed, so a global
     option's name given as another option's value (``--reason -v``) stays a value.
     """
-    head: list[str] = []  # the root's own options, then hoisted globals
-    rest: list[str] = []
-    command: Any = group
-    values: set[str] = set(GLOBAL_VALUES)
-    optional: set[str] = set()
-    canon: dict[str, str] = {n: n for n in GLOBAL_VALUES}  # -a -> --account
-    seen: dict[tuple[int, str], str] = {}
-    i = 0
+    return _Arranger(group, ctx, args).arranged()
 
-    def note(name: str, value: str) -> None:
-        option = canon.get(name, name)
-        key = (id(command) if option not in GLOBAL_VALUES else 0, option)
-        if key in seen and not ctx.resilient_parsing:  # (shell completion: never refuse)
+
+class _Arranger:
+    """``arrange_args``'s walk: each step reads the token at ``i`` and says how many
+    tokens it took."""
+
+    def __init__(self, group: Any, ctx: Any, args: list[str]) -> None:
+        self.group, self.ctx, self.args = group, ctx, args
+        self.head: list[str] = []  # the root's own options, then hoisted globals
+        self.rest: list[str] = []
+        self.command: Any = group
+        self.values: set[str] = set(GLOBAL_VALUES)
+        self.optional: set[str] = set()
+        self.multiple: set[str] = set()
+        self.canon: dict[str, str] = {n: n for n in GLOBAL_VALUES}  # -a -> --account
+        self.seen: dict[tuple[int, str], str] = {}
+
+    def arranged(self) -> list[str]:
+        i = 0
+        while i < len(self.args):
+            if self.args[i] == "--":
+                self.rest.extend(self.args[i:])
+                break
+            i += self.step(i)
+        return self.head + self.rest
+
+    def step(self, i: int) -> int:
+        args = self.args
+        arg = args[i]
+        target = self.head if self.command is self.group else self.rest
+        name, eq, inline = arg.partition("=")
+        nxt = args[i + 1] if i + 1 < len(args) else None
+        if name in GLOBAL_VALUES or (self.command is not self.group and arg in GLOBAL_FLAGS):
+            if name in GLOBAL_VALUES and not eq and nxt is not None:
+                self.note(name, nxt)
+                self.head.extend((arg, nxt))
+                return 2
+            if eq:
+                self.note(name, inline)
+            self.head.append(arg)
+        elif name in self.optional and not eq:
+            if _is_number(nxt or ""):
+                self.note(name, nxt or "")
+                target.extend((arg, nxt or ""))
+                return 2
+            self.note(name, "")
+            target.append(f"{arg}=")
+        elif name in self.values:
+            if name not in self.multiple:
+                self.note(name, inline if eq else (nxt or ""))
+            target.extend(args[i : i + (1 if eq else 2)])
+            return 1 if eq else 2
+        elif arg.startswith("-"):
+            target.append(arg)
+        else:
+            self.enter(arg)
+        return 1
+
+    def enter(self, arg: str) -> None:
+        """A positional token: a subcommand's name switches to its option table."""
+        commands = getattr(self.command, "commands", None)
+        if commands is not None and arg in commands:
+            self.command = commands[arg]
+            self.values, self.multiple, self.optional = self.table(self.command)
+        self.rest.append(arg)
+
+    def note(self, name: str, value: str) -> None:
+        option = self.canon.get(name, name)
+        key = (id(self.command) if option not in GLOBAL_VALUES else 0, option)
+        if key in self.seen and not self.ctx.resilient_parsing:  # (completion: never refuse)
             raise UsageError(
-                f"{option} was given twice ({seen[key]} and {value}); give it once. "
+                f"{option} was given twice ({self.seen[key]} and {value}); give it once. "
                 "Nothing was sent."
             )
-        seen[key] = value
+        self.seen[key] = value
 
-    def table(cmd: Any) -> tuple[set[str], set[str], set[str]]:
+    def table(self, cmd: Any) -> tuple[set[str], set[str], set[str]]:
         takes: set[str] = set()
         multi: set[str] = set()
         opt: set[str] = set()
-        for param in cmd.get_params(ctx):
+        for param in cmd.get_params(self.ctx):
             if getattr(param, "is_flag", True) or not getattr(param, "opts", None):
                 continue
             names = [o for o in param.opts if o.startswith("-")]
             takes.update(names)
-            canon.update(dict.fromkeys(names, max(names, key=len)))
+            self.canon.update(dict.fromkeys(names, max(names, key=len)))
             if param.multiple:
                 multi.update(names)
             opt.update(n for n in names if n in OPTIONAL_VALUES)
         return takes, multi, opt
-
-    multiple: set[str] = set()
-    while i < len(args):
-        arg = args[i]
-        target = head if command is group else rest
-        if arg == "--":
-            rest.extend(args[i:])
-            break
-        name, eq, inline = arg.partition("=")
-        if name in GLOBAL_VALUES or (command is not group and arg in GLOBAL_FLAGS):
-            if name in GLOBAL_VALUES and not eq and i + 1 < len(args):
-                note(name, args[i + 1])
-                head.extend(args[i : i + 2])
-                i += 2
-                continue
-            if eq:
-                note(name, inline)
-            head.append(arg)
-        elif name in optional and not eq:
-            nxt = args[i + 1] if i + 1 < len(args) else ""
-            if _is_number(nxt):
-                note(name, nxt)
-                target.extend((arg, nxt))
-                i += 2
-                continue
-            note(name, "")
-            target.append(f"{arg}=")
-        elif name in values:
-            value = inline if eq else (args[i + 1] if i + 1 < len(args) else "")
-            if name not in multiple:
-                note(name, value)
-            target.extend(args[i : i + (1 if eq else 2)])
-            i += 1 if eq else 2
-            continue
-        elif arg.startswith("-"):
-            target.append(arg)
-        else:
-            commands = getattr(command, "commands", None)
-            if commands is not None and arg in commands:
-                command = commands[arg]
-                values, multiple, optional = table(command)
-            rest.append(arg)
-        i += 1
-    return head + rest
 
 
 def _is_number(text: str) -> bool:
@@ -271,20 +285,26 @@ def main_options(
     ctx.obj = g
     ctx.call_on_close(g._stack.close)
     if verbose:
-        import logging
+        _log_exchanges(ctx)
 
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        logger = logging.getLogger("paycancel")
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
-        logger.propagate = False
 
-        def detach() -> None:
-            logger.removeHandler(handler)
-            logger.setLevel(logging.NOTSET)
+def _log_exchanges(ctx: typer.Context) -> None:
+    """``--verbose``: every HTTP exchange logged to stderr (secrets redacted where the
+    exchange is logged), until the command ends."""
+    import logging
 
-        ctx.call_on_close(detach)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logger = logging.getLogger("paycancel")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+
+    def detach() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+
+    ctx.call_on_close(detach)
 
 
 for module in (status, cancel, bulk_cancel, sandbox, config, plan, audit, runs):
@@ -388,12 +408,7 @@ def _invoke(
     except Declined as exc:
         return int(stop(exc.exit_code, exc.kind, exc.message, label=""))
     except PaycancelError as exc:
-        run_id = getattr(exc, "run_id", None)
-        if run_id is not None:
-            from paycancel_cli import tonight
-
-            if tonight.current is not None:
-                tonight.current.run_id, tonight.current.started_run = run_id, True
+        _tell_tonight(getattr(exc, "run_id", None))
         return int(stop(exc.exit_code, exc.kind, exc.message))
     except typer.Exit as exc:
         return closed_output(int(exc.exit_code))
@@ -406,18 +421,7 @@ def _invoke(
     except Exception as exc:
         show = getattr(exc, "show", None)
         if callable(show) and isinstance(getattr(exc, "exit_code", None), int):
-            show()  # the argument parser's usage error: exit 2
-            code = int(getattr(exc, "exit_code", 2))
-            fmt = getattr(exc, "format_message", None)
-            message = fmt() if callable(fmt) else str(exc)
-            if code:
-                ended.update(code="usage_error", message=message)
-            if json_mode and code:
-                import json
-
-                record = {"type": "error", "exit_code": code, "code": "usage_error"}
-                print(json.dumps({**record, "message": message}), flush=True)
-            return code
+            return _usage_error(exc, show, json_mode, ended)
         return int(
             stop(
                 1,
@@ -425,6 +429,31 @@ def _invoke(
                 f"internal error: {type(exc).__name__}: {exc}. Rerun with --debug for details.",
             )
         )
+
+
+def _tell_tonight(run_id: str | None) -> None:
+    """An error that names the run it started (or kept): --json-summary's line says so."""
+    if run_id is not None:
+        from paycancel_cli import tonight
+
+        if tonight.current is not None:
+            tonight.current.run_id, tonight.current.started_run = run_id, True
+
+
+def _usage_error(exc: Exception, show: Any, json_mode: bool, ended: dict[str, str]) -> int:
+    """The argument parser's usage error, shown as click shows it: exit 2."""
+    show()
+    code = int(getattr(exc, "exit_code", 2))
+    fmt = getattr(exc, "format_message", None)
+    message = fmt() if callable(fmt) else str(exc)
+    if code:
+        ended.update(code="usage_error", message=message)
+    if json_mode and code:
+        import json
+
+        record = {"type": "error", "exit_code": code, "code": "usage_error"}
+        print(json.dumps({**record, "message": message}), flush=True)
+    return code
 
 
 def main() -> NoReturn:

@@ -171,36 +171,47 @@ def read_plan(path: Path) -> Plan:
         ) from None
     try:
         data = json.loads(raw.decode("utf-8"))
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ValueError(f'no "format": "{FORMAT}"')
-        for key in ("plan_id", "digest", "created_at", "expires_at", "reason"):
-            if not isinstance(data.get(key), str):
-                raise ValueError(f"no {key!r}")
-        _parse_stamp(data["expires_at"])
-        if not isinstance(data.get("author"), dict):
-            raise ValueError("no 'author'")
-        for item in (*data.get("accounts", []), *data.get("payments", [])):
-            if not isinstance(item, dict):
-                raise ValueError("an account or payment that is not an object")
-        for acc in data.get("accounts", []):
-            for key in ("name", "provider", "live", "host"):
-                if key not in acc:
-                    raise ValueError(f"an account without {key!r}")
-        for p in data.get("payments", []):
-            for key in ("account", "payment_id", "plan", "state"):
-                if key not in p:
-                    raise ValueError(f"a payment without {key!r}")
-            Outcome(p["plan"])
-            if p["state"] is not None:
-                payment_of(p)
-        if not isinstance(data.get("accounts"), list) or not isinstance(data.get("payments"), list):
-            raise ValueError("no accounts or payments list")
+        _check_shape(data)
     except (UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise PlanRefused(
             f"{path} is not a paycancel plan, or it was damaged ({exc}). Make a plan with "
             "`paycancel bulk-cancel ... --plan-out PLAN`. Nothing was sent."
         ) from None
     return Plan(path, data, raw, intact=digest_of(data) == data["digest"])
+
+
+def _check_shape(data: Any) -> None:
+    """Raise ``ValueError`` (or what reading a field raises) for a document that is not
+    a plan: its fields, accounts and payments, each payment's outcome and state."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f'no "format": "{FORMAT}"')
+    for key in ("plan_id", "digest", "created_at", "expires_at", "reason"):
+        if not isinstance(data.get(key), str):
+            raise ValueError(f"no {key!r}")
+    _parse_stamp(data["expires_at"])
+    if not isinstance(data.get("author"), dict):
+        raise ValueError("no 'author'")
+    _check_items(data)
+
+
+def _check_items(data: dict[str, Any]) -> None:
+    """The plan's accounts and payments, each with its fields."""
+    for item in (*data.get("accounts", []), *data.get("payments", [])):
+        if not isinstance(item, dict):
+            raise ValueError("an account or payment that is not an object")
+    for acc in data.get("accounts", []):
+        for key in ("name", "provider", "live", "host"):
+            if key not in acc:
+                raise ValueError(f"an account without {key!r}")
+    for p in data.get("payments", []):
+        for key in ("account", "payment_id", "plan", "state"):
+            if key not in p:
+                raise ValueError(f"a payment without {key!r}")
+        Outcome(p["plan"])
+        if p["state"] is not None:
+            payment_of(p)
+    if not isinstance(data.get("accounts"), list) or not isinstance(data.get("payments"), list):
+        raise ValueError("no accounts or payments list")
 
 
 def payment_of(item: dict[str, Any]) -> Payment:

@@ -645,7 +645,8 @@ def _clock(seconds: float) -> str:
 
 
 class BulkView:
-    """The terminal side of a bulk run: problems, plan and prompt, progress, results."""
+    """The terminal side of a bulk run: problems, the plan, progress, results.  It shows;
+    ``runs.confirm`` asks."""
 
     SMALL_RUN = 100  # up to this many payments, every result is shown in a table
 
@@ -653,16 +654,10 @@ class BulkView:
         self,
         out: Output,
         *,
-        yes: bool,
-        live: bool,
-        interactive: bool,
         progress: bool,
         dry_run: bool = False,
     ) -> None:
         self.out = out
-        self.yes = yes
-        self.live = live
-        self.interactive = interactive
         self.dry_run = dry_run
         self.show_progress = progress and out.err.is_terminal
         self.results: list[Result] = []

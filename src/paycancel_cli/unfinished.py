@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from paycancel_cli.errors import PaycancelError, UsageError
 from paycancel_cli.journal import Journal, Lock, RunRow
+from paycancel_cli.models import most_severe
 
 if TYPE_CHECKING:
     from paycancel_cli.config import Config
@@ -58,14 +59,6 @@ def resume_each(
             yield run.run_id, resume(replace(request, resume=run.run_id))
         except PaycancelError as exc:
             yield run.run_id, exc
-
-
-PRECEDENCE = (130, 2, 3, 4, 1, 5)
-
-
-def combined(codes: list[int]) -> int:
-    """The exit code of several resumes: the first of ``PRECEDENCE`` that any had."""
-    return next((c for c in PRECEDENCE if c in codes), 0)
 
 
 def resume_unfinished(
@@ -127,4 +120,4 @@ def resume_unfinished(
         )
     if night is not None:
         night.written = True  # the lines are out; the error boundary writes no other
-    return combined(codes)
+    return most_severe(codes)  # the most severe of the resumes' codes

@@ -290,10 +290,7 @@ def bulk_cancel(
     subscriptions = _subscription_ids(f, out, night)
     author = _author(config, f)
     request = _request(f, subscriptions)
-    view = BulkView(
-        out, yes=f.yes, live=f.live, interactive=request.interactive, progress=True,
-        dry_run=f.dry_run,
-    )  # fmt: skip
+    view = BulkView(out, progress=True, dry_run=f.dry_run)
     on_start = [] if monitor is None else [monitor.started]  # the start ping
     if f.resume_unfinished:
         ui = Observed(view, *on_start)
@@ -302,14 +299,7 @@ def bulk_cancel(
         on_start.append(night.run_started)
         night.run_id = f.resume or night.run_id
     outcome = _run(g, config, f, request, Observed(view, *on_start), announce=out.message)
-    if night is not None and outcome.summary is not None:
-        night.finished(
-            outcome.summary.to_json(),
-            exit_code=outcome.exit_code(),
-            interrupted=outcome.interrupted,
-        )
-    if monitor is not None:
-        monitor.finish(outcome)
+    _tell_end(outcome, night, monitor)
     if outcome.summary is None:
         _validated(out, outcome, night, skip_invalid=f.skip_invalid)
     _show(g, config, f, view, outcome)
@@ -516,6 +506,18 @@ def _run(
     from paycancel_cli.runs.start import run_bulk
 
     return run_bulk(config, request, ui, redactor=g.redactor)
+
+
+def _tell_end(outcome: "BulkOutcome", night: "Tonight | None", monitor: "Monitor | None") -> None:
+    """What the run summed up, for --json-summary's line and --metrics-file/--ping-url."""
+    if night is not None and outcome.summary is not None:
+        night.finished(
+            outcome.summary.to_json(),
+            exit_code=outcome.exit_code(),
+            interrupted=outcome.interrupted,
+        )
+    if monitor is not None:
+        monitor.finish(outcome)
 
 
 def _validated(

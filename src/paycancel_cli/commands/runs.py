@@ -130,7 +130,7 @@ def runs_show(
     applied = describe_run_plan(journal, run_id)
     if applied is not None:
         out.message(applied)
-    view = BulkView(out, yes=True, live=False, interactive=False, progress=False)
+    view = BulkView(out, progress=False)
     view.results = [row.result(run_id) for row in rows if row.outcome is not None]
     out.table(view.results_table())
     out.table(

@@ -1,10 +1,13 @@
 """`paycancel status ID...`: read payments and say whether each can be cancelled."""
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from paycancel_cli.commands.common import AccountOpt, JsonOpt, by_shape, examples, globals_of
+
+if TYPE_CHECKING:
+    from paycancel_cli.models import ErrorInfo
 
 
 def status(
@@ -19,6 +22,7 @@ def status(
     """Show payments: normalized and provider status, amounts, and whether each can be
     cancelled now (and if not, why).  Read-only."""
     from paycancel_cli import core
+    from paycancel_cli.models import combine
     from paycancel_cli.session import Session
 
     g = globals_of(ctx)
@@ -58,10 +62,12 @@ def status(
             )
         )
     # 0 every payment found; 5 the only failures were transient (try again later); else 1
-    failed = [ln.error for ln in lines if ln.payment is None]
-    raise typer.Exit(
-        0 if not failed else 5 if all(e is not None and e.transient for e in failed) else 1
-    )
+    raise typer.Exit(combine(_verdict(ln.error) for ln in lines if ln.payment is None))
+
+
+def _verdict(error: "ErrorInfo | None") -> int:
+    """A payment status could not show: 5 for a transient cause, else 1."""
+    return 5 if error is not None and error.transient else 1
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from paycancel_cli import pipes
 from paycancel_cli.breaker import CIRCUIT_OPEN, Breaker
@@ -22,6 +22,7 @@ from paycancel_cli.runs.summary import Summary, summarize
 
 if TYPE_CHECKING:
     from paycancel_cli.config import Config
+    from paycancel_cli.redact import Redactor
     from paycancel_cli.session import Session
 
 
@@ -45,48 +46,80 @@ async def execute(
     read_first: bool = False,
     planned: bool = False,
 ) -> Execution:
-    state = Execution()
-    queue: asyncio.Queue[PaymentRow | None] = asyncio.Queue(maxsize=concurrency * 2)
-    fatal: list[BaseException] = []
+    """The run's planned (and in-flight) payments, ``concurrency`` at a time, each
+    journaled as it ends and then passed to ``on_result``; ``stop`` lets the ones in
+    flight finish and starts no other.  A journal failure stops the run and is raised
+    once the workers end."""
+    workers = _Workers(
+        session, journal, run_id, dry_run=dry_run, stop=stop, on_result=on_result,
+        policy=policy, resumed=resumed, read_first=read_first, planned=planned,
+        queue=asyncio.Queue(maxsize=concurrency * 2),
+    )  # fmt: skip
+    await asyncio.gather(
+        workers.produce(concurrency), *(workers.work() for _ in range(concurrency))
+    )
+    workers.state.interrupted = stop.is_set()
+    if workers.fatal:
+        raise workers.fatal[0]
+    return workers.state
 
-    async def in_flight(target: Target, key: str, before: Payment | None) -> None:
-        journal.mark_in_flight(run_id, target.account, target.payment_id, before)
 
-    async def new_key(target: Target, key: str) -> None:
-        journal.set_key(run_id, target.account, target.payment_id, key)
+@dataclass
+class _Workers:
+    """What ``execute``'s producer and workers share."""
 
-    cancellers: dict[str, Canceller] = {}
+    session: Session
+    journal: Journal
+    run_id: str
+    dry_run: bool
+    stop: asyncio.Event
+    on_result: Callable[[Result], None]
+    policy: RetryPolicy | None
+    resumed: bool
+    read_first: bool
+    planned: bool
+    queue: asyncio.Queue[PaymentRow | None]
+    state: Execution = field(default_factory=Execution)
+    fatal: list[BaseException] = field(default_factory=list)
+    cancellers: dict[str, Canceller] = field(default_factory=dict)
 
-    def canceller(account: str) -> Canceller:
-        if account not in cancellers:
-            cancellers[account] = Canceller(
-                session.provider(account),
-                run_id=run_id,
-                policy=policy,
-                dry_run=dry_run,
-                before_send=in_flight,
-                cancel_first=not read_first,  # where the adapter declares it can
-                on_new_key=new_key,
+    async def in_flight(self, target: Target, key: str, before: Payment | None) -> None:
+        self.journal.mark_in_flight(self.run_id, target.account, target.payment_id, before)
+
+    async def new_key(self, target: Target, key: str) -> None:
+        self.journal.set_key(self.run_id, target.account, target.payment_id, key)
+
+    def canceller(self, account: str) -> Canceller:
+        if account not in self.cancellers:
+            self.cancellers[account] = Canceller(
+                self.session.provider(account),
+                run_id=self.run_id,
+                policy=self.policy,
+                dry_run=self.dry_run,
+                before_send=self.in_flight,
+                cancel_first=not self.read_first,  # where the adapter declares it can
+                on_new_key=self.new_key,
                 breaker=Breaker(),
             )
-        return cancellers[account]
+        return self.cancellers[account]
 
-    async def producer() -> None:
+    async def produce(self, workers: int) -> None:
         try:
-            for row in journal.pending(run_id):
-                if stop.is_set():
+            for row in self.journal.pending(self.run_id):
+                if self.stop.is_set():
                     break
-                await queue.put(row)
+                await self.queue.put(row)
         except BaseException:
             # No await here: a cancelled producer must not wait on a full queue whose
             # workers are being cancelled too (that wait never ends).
-            stop.set()
+            self.stop.set()
             raise
-        for _ in range(concurrency):
-            await queue.put(None)
+        for _ in range(workers):
+            await self.queue.put(None)
 
-    async def process(row: PaymentRow) -> Result:
-        if row.account in state.dead_accounts:
+    async def process(self, row: PaymentRow) -> Result:
+        run_id = self.run_id
+        if row.account in self.state.dead_accounts:
             return _failed(
                 run_id,
                 row,
@@ -95,7 +128,7 @@ async def execute(
                     f"account {row.account!r}: credentials rejected earlier in this run; not tried",
                 ),
             )
-        breaker = canceller(row.account).breaker
+        breaker = self.canceller(row.account).breaker
         if breaker is not None and breaker.open:
             # Not sent; a cancel left in flight by an earlier invocation counts as sent,
             # so that the resume reads it back before anything is re-sent.
@@ -109,47 +142,46 @@ async def execute(
             )
         # A resumed run does not trust a list page (its state may be stale): the payment
         # is read again, or cancelled first where the adapter's answer classifies.
-        known = None if resumed else row.known
+        known = None if self.resumed else row.known
         target = Target(row.account, row.payment_id, row.reason, row.expected, known)
-        if planned:  # a reviewed plan's payment: read, compared with the plan, then cancelled
+        if self.planned:  # a reviewed plan's payment: read, compared with the plan, then cancelled
             target = Target(row.account, row.payment_id, row.reason, planned=row.known)
         in_flight = InFlight(row.before) if row.state == "in_flight" else None
-        result = await canceller(row.account).process(
+        result = await self.canceller(row.account).process(
             target, key=row.idempotency_key, in_flight=in_flight
         )
         if result.error is not None and result.error.code == AUTH_FAILED:
-            state.dead_accounts.add(row.account)
+            self.state.dead_accounts.add(row.account)
         return result
 
-    async def worker() -> None:
-        while (row := await queue.get()) is not None:
-            if stop.is_set():
+    async def work(self) -> None:
+        while (row := await self.queue.get()) is not None:
+            if self.stop.is_set():
                 continue
             try:
-                try:
-                    result = await process(row)
-                except JournalError:
-                    raise
-                except Exception as exc:
-                    target = Target(row.account, row.payment_id, row.reason)
-                    error = unexpected_error(row.provider or row.account, target, exc)
-                    result = _failed(run_id, row, error)
-                journal.mark_done(result)
+                result = await self.processed(row)
+                self.journal.mark_done(result)
             except Exception as exc:
-                fatal.append(exc)
-                stop.set()
+                self.fatal.append(exc)
+                self.stop.set()
                 continue
             try:
-                on_result(result)
+                self.on_result(result)
             except Exception as exc:  # the result is journaled; showing it failed
-                fatal.append(exc)
-                stop.set()
+                self.fatal.append(exc)
+                self.stop.set()
 
-    await asyncio.gather(producer(), *(worker() for _ in range(concurrency)))
-    state.interrupted = stop.is_set()
-    if fatal:
-        raise fatal[0]
-    return state
+    async def processed(self, row: PaymentRow) -> Result:
+        """``process``; an exception no layer expected fails its one payment (a journal
+        failure stops the run)."""
+        try:
+            return await self.process(row)
+        except JournalError:
+            raise
+        except Exception as exc:
+            target = Target(row.account, row.payment_id, row.reason)
+            error = unexpected_error(row.provider or row.account, target, exc)
+            return _failed(self.run_id, row, error)
 
 
 def _failed(run_id: str, row: PaymentRow, error: ErrorInfo) -> Result:
@@ -217,3 +249,40 @@ async def execute_and_summarize(
     summary.requests = session.counter.requests
     summary.duration_s = time.monotonic() - started
     return summary, state.interrupted
+
+
+def execute_journaled(
+    config: Config,
+    journal: Journal,
+    run_id: str,
+    request: BulkRequest,
+    ui: BulkUI,
+    *,
+    redactor: Redactor,
+    transport: Any,
+    policy: RetryPolicy | None,
+    resumed: bool,
+    dry_run: bool,
+    read_first: bool,
+    planned: bool,
+) -> tuple[Summary, bool]:
+    """A journaled run's payments executed in an event loop of their own, and the run's
+    status recorded whatever ends it; returns the summary and whether it was stopped."""
+    from paycancel_cli.session import Session
+
+    stop = asyncio.Event()
+
+    async def go() -> tuple[Summary, bool]:
+        async with Session(config, redactor=redactor, transport=transport) as session:
+            return await execute_and_summarize(
+                session, journal, run_id, request, config, ui, stop, resumed=resumed,
+                policy=policy, dry_run=dry_run, read_first=read_first, planned=planned,
+            )  # fmt: skip
+
+    status = "interrupted"
+    try:
+        summary, interrupted = asyncio.run(go())
+        status = "interrupted" if interrupted else "completed"
+    finally:
+        journal.set_run_status(run_id, status)
+    return summary, interrupted

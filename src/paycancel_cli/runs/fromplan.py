@@ -5,20 +5,19 @@ signatures and its checks).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from paycancel_cli.engine import idempotency_key
-from paycancel_cli.journal import PlanRow
+from paycancel_cli.journal import Journal, PlanRow
 from paycancel_cli.models import ErrorInfo, Outcome
 from paycancel_cli.plans import Plan, evaluate, payment_of, read_plan, refusal
 from paycancel_cli.runs.confirm import check_confirmable, confirm_plan
-from paycancel_cli.runs.execute import execute_and_summarize
+from paycancel_cli.runs.execute import execute_journaled
 from paycancel_cli.runs.request import BulkRequest, BulkUI
 from paycancel_cli.runs.request import Plan as Confirm
-from paycancel_cli.runs.summary import BulkOutcome, Summary
+from paycancel_cli.runs.summary import BulkOutcome
 
 if TYPE_CHECKING:
     from paycancel_cli.config import Config
@@ -64,9 +63,8 @@ def apply_plan(
 ) -> BulkOutcome:
     """Apply exactly the plan at ``path``: every check first, then a run whose planned
     payments are the plan's (``bulk-cancel --plan``)."""
-    from paycancel_cli.core import host, new_run_id, os_user
-    from paycancel_cli.journal import AppliedPlan, Journal, Lock, Locks, record_plan
-    from paycancel_cli.session import Session
+    from paycancel_cli.core import new_run_id
+    from paycancel_cli.journal import Journal, Lock, Locks
 
     plan = read_plan(path)
     journal = Journal(config.journal_path, redact=redactor)
@@ -94,59 +92,64 @@ def apply_plan(
         per_account = plan.would_cancel()
         live = {a["name"]: config.account(a["name"]).is_live for a in plan.accounts}
         if per_account:
-            confirm_plan(
-                Confirm(per_account=per_account, live=live, dry_run=False),
-                ui,
-                yes=request.yes,
-                live=request.live,
-            )
+            confirm = Confirm(per_account=per_account, live=live, dry_run=False)
+            confirm_plan(confirm, ui, yes=request.yes, live=request.live)
         run_id = new_run_id()
         run_lock = Lock(config.journal_path, f"run-{run_id}")
         run_lock.acquire(what=f"Run {run_id}")
-        journal.start_run(
-            run_id,
-            user=os_user(),
-            host=host(),
-            command=redactor(request.command),
-            input=f"plan {path.name} ({plan.plan_id})",
-            input_hash=plan.digest,
-            reason=redactor(plan.data["reason"]),
-            options={
-                "kind": "bulk",
-                "dry_run": False,
-                "concurrency": request.concurrency or config.defaults.concurrency,
-                "accounts": sorted(live),
-                "live": any(live.values()),
-                "sandbox": config.sandbox,
-                "read_first": False,
-                "plan": plan.plan_id,
-            },
-        )
-        record = AppliedPlan(run_id, plan.plan_id, plan.digest, plan.author_label, approvers)
-        if not record_plan(journal, run_id, record):
-            journal.set_run_status(run_id, "completed")
-            raise refusal(evaluate(plan, config, journal))
-        status = "interrupted"
-        summary: Summary | None = None
-        interrupted = True
+        _journal_run(journal, run_id, plan, path, request, config, redactor, live, approvers)
         try:
             journal.plan(run_id, planned_rows(plan, run_id))
-            stop = asyncio.Event()
-
-            async def go() -> tuple[Summary, bool]:
-                async with Session(config, redactor=redactor, transport=transport) as session:
-                    return await execute_and_summarize(
-                        session, journal, run_id, request, config, ui, stop,
-                        resumed=False, policy=policy, dry_run=False, read_first=False,
-                        planned=True,
-                    )  # fmt: skip
-
-            summary, interrupted = asyncio.run(go())
-            status = "interrupted" if interrupted else "completed"
-        finally:
-            journal.set_run_status(run_id, status)
+        except BaseException:
+            journal.set_run_status(run_id, "interrupted")
+            raise
+        summary, interrupted = execute_journaled(
+            config, journal, run_id, request, ui, redactor=redactor, transport=transport,
+            policy=policy, resumed=False, dry_run=False, read_first=False, planned=True,
+        )  # fmt: skip
         return BulkOutcome(run_id, summary, None, interrupted)
     finally:
         if run_lock is not None:
             run_lock.release()
         locks.release()
+
+
+def _journal_run(
+    journal: Journal,
+    run_id: str,
+    plan: Plan,
+    path: Path,
+    request: BulkRequest,
+    config: Config,
+    redactor: Redactor,
+    live: dict[str, bool],
+    approvers: list[str],
+) -> None:
+    """The plan's run, and the plan it applies (once: a plan applied meanwhile by
+    another process is refused here)."""
+    from paycancel_cli.core import host, os_user
+    from paycancel_cli.journal import AppliedPlan, record_plan
+
+    journal.start_run(
+        run_id,
+        user=os_user(),
+        host=host(),
+        command=redactor(request.command),
+        input=f"plan {path.name} ({plan.plan_id})",
+        input_hash=plan.digest,
+        reason=redactor(plan.data["reason"]),
+        options={
+            "kind": "bulk",
+            "dry_run": False,
+            "concurrency": request.concurrency or config.defaults.concurrency,
+            "accounts": sorted(live),
+            "live": any(live.values()),
+            "sandbox": config.sandbox,
+            "read_first": False,
+            "plan": plan.plan_id,
+        },
+    )
+    record = AppliedPlan(run_id, plan.plan_id, plan.digest, plan.author_label, approvers)
+    if not record_plan(journal, run_id, record):
+        journal.set_run_status(run_id, "completed")
+        raise refusal(evaluate(plan, config, journal))

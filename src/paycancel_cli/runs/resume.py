@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from paycancel_cli.engine import RetryPolicy
 from paycancel_cli.errors import ConfigError, PaycancelError, UsageError
-from paycancel_cli.journal import Journal
+from paycancel_cli.journal import Journal, RunRow
 from paycancel_cli.models import Payment
 from paycancel_cli.runs.confirm import check_confirmable, confirm_plan
-from paycancel_cli.runs.execute import execute_and_summarize
+from paycancel_cli.runs.execute import execute_journaled
 from paycancel_cli.runs.plan import (
     check_selected,
     select_open_payments,
@@ -22,7 +22,7 @@ from paycancel_cli.runs.plan import (
     subscription_plan_rows,
 )
 from paycancel_cli.runs.request import BulkRequest, BulkUI, Plan, find_run, no_such_run
-from paycancel_cli.runs.summary import BulkOutcome, Summary, summarize
+from paycancel_cli.runs.summary import BulkOutcome, summarize
 
 if TYPE_CHECKING:
     from paycancel_cli.config import Config
@@ -114,9 +114,41 @@ def resume_run(
     policy: RetryPolicy | None,
     transport: Any,
 ) -> BulkOutcome:
+    """``--resume RUN_ID``: the run's payments without an outcome (and, unless it is a
+    dry run, those that failed for a transient cause) executed, under the run's locks,
+    after the one confirmation; a run with nothing left is said to be finished."""
     from paycancel_cli.journal import Locks
-    from paycancel_cli.session import Session
 
+    _check_flags(request)
+    assert request.resume is not None
+    journal = Journal(config.journal_path, redact=redactor)
+    run = _resumable(config, journal, request.resume)
+    run_id = run.run_id
+    dry_run = bool(run.options.get("dry_run"))
+    if not dry_run:
+        check_confirmable(
+            [config.account(a) for a in run.options.get("accounts", [])],
+            yes=request.yes,
+            live=request.live,
+            interactive=request.interactive,
+            from_plan="plan" in run.options,  # a reviewed plan's run (plans.py)
+        )
+    input_lock = Locks(config.journal_path, wait=request.wait, on_wait=ui.waiting)
+    input_lock.take(
+        f"input-{(run.input_hash or run_id)[:32]}", f"The input of run {run_id} ({run.input})"
+    )
+    try:
+        input_lock.take(f"run-{run_id}", f"Run {run_id}")
+        if run.options.get("unlisted") and not dry_run:
+            list_unlisted(
+                config, journal, run_id, run.options, ui, redactor=redactor, transport=transport
+            )
+        return _resume(config, journal, run, request, ui, redactor, policy, transport)
+    finally:
+        input_lock.release()
+
+
+def _check_flags(request: BulkRequest) -> None:
     shaping = {
         "a CSV file": request.csv,
         "--subscription": request.subscriptions,
@@ -135,9 +167,11 @@ def resume_run(
             f"{', '.join(given)}: the run keeps its own input, accounts, reason and mode. "
             "Nothing was sent."
         )
-    assert request.resume is not None
-    journal = Journal(config.journal_path, redact=redactor)
-    run = find_run(config, journal, request.resume, "bulk-cancel --resume")
+
+
+def _resumable(config: Config, journal: Journal, run_id: str) -> RunRow:
+    """The run ``--resume`` names, if this config can resume it."""
+    run = find_run(config, journal, run_id, "bulk-cancel --resume")
     run_id = run.run_id
     if run.options.get("kind") not in ("bulk", "cancel"):
         raise no_such_run(config, run_id, "bulk-cancel --resume")
@@ -153,70 +187,42 @@ def resume_run(
         raise ConfigError(
             f"Run {run_id} used account(s) {', '.join(missing)}, which the config no longer has."
         )
-    dry_run = bool(run.options.get("dry_run"))
-    from_plan = "plan" in run.options  # a reviewed plan's run (plans.py)
+    return run
+
+
+def _resume(
+    config: Config,
+    journal: Journal,
+    run: RunRow,
+    request: BulkRequest,
+    ui: BulkUI,
+    redactor: Redactor,
+    policy: RetryPolicy | None,
+    transport: Any,
+) -> BulkOutcome:
+    """Under the run's locks: what is left, confirmed, then executed."""
+    run_id, dry_run = run.run_id, bool(run.options.get("dry_run"))
+    retry = Counter() if dry_run else journal.transient_per_account(run_id)
+    per_account = journal.pending_per_account(run_id) + retry
+    if not per_account:
+        if run.status != "completed":  # stopped just after its last payment
+            journal.set_run_status(run_id, "completed")
+        return BulkOutcome(run_id, summarize(journal, run_id), None, finished=True)
     if not dry_run:
-        check_confirmable(
-            [config.account(a) for a in run.options.get("accounts", [])],
-            yes=request.yes,
-            live=request.live,
-            interactive=request.interactive,
-            from_plan=from_plan,
+        plan = Plan(
+            per_account=per_account,
+            live={a: config.account(a).is_live for a in run.options.get("accounts", [])},
+            dry_run=dry_run,
         )
-    input_lock = Locks(config.journal_path, wait=request.wait, on_wait=ui.waiting)
-    input_lock.take(
-        f"input-{(run.input_hash or run_id)[:32]}", f"The input of run {run_id} ({run.input})"
-    )
-    try:
-        input_lock.take(f"run-{run_id}", f"Run {run_id}")
-        if run.options.get("unlisted") and not dry_run:
-            list_unlisted(
-                config, journal, run_id, run.options, ui, redactor=redactor, transport=transport
-            )
-        retry = Counter() if dry_run else journal.transient_per_account(run_id)
-        per_account = journal.pending_per_account(run_id) + retry
-        if not per_account:
-            if run.status != "completed":  # stopped just after its last payment
-                journal.set_run_status(run_id, "completed")
-            return BulkOutcome(run_id, summarize(journal, run_id), None, finished=True)
-        if not dry_run:
-            plan = Plan(
-                per_account=per_account,
-                live={a: config.account(a).is_live for a in run.options.get("accounts", [])},
-                dry_run=dry_run,
-            )
-            confirm_plan(plan, ui, yes=request.yes, live=request.live)
-        if retry:
-            journal.requeue_transient(run_id)
-        journal.set_run_status(run_id, "running")
-        stop = asyncio.Event()
-        concurrency = request.concurrency or run.options.get("concurrency")
-        resumed = replace(request, concurrency=concurrency)
-
-        async def go() -> tuple[Summary, bool]:
-            async with Session(config, redactor=redactor, transport=transport) as session:
-                return await execute_and_summarize(
-                    session,
-                    journal,
-                    run_id,
-                    resumed,
-                    config,
-                    ui,
-                    stop,
-                    resumed=True,
-                    policy=policy,
-                    dry_run=dry_run,
-                    read_first=bool(run.options.get("read_first")),
-                    planned=from_plan,
-                )
-
-        status = "interrupted"
-        try:
-            summary, interrupted = asyncio.run(go())
-            status = "interrupted" if interrupted else "completed"
-        finally:
-            journal.set_run_status(run_id, status)
-        summary.audit_head = journal.head()  # after the run's last event
-        return BulkOutcome(run_id, summary, None, interrupted)
-    finally:
-        input_lock.release()
+        confirm_plan(plan, ui, yes=request.yes, live=request.live)
+    if retry:
+        journal.requeue_transient(run_id)
+    journal.set_run_status(run_id, "running")
+    resumed = replace(request, concurrency=request.concurrency or run.options.get("concurrency"))
+    summary, interrupted = execute_journaled(
+        config, journal, run_id, resumed, ui, redactor=redactor, transport=transport,
+        policy=policy, resumed=True, dry_run=dry_run,
+        read_first=bool(run.options.get("read_first")), planned="plan" in run.options,
+    )  # fmt: skip
+    summary.audit_head = journal.head()  # after the run's last event
+    return BulkOutcome(run_id, summary, None, interrupted)
