@@ -16,6 +16,7 @@ from paycancel_cli.commands.common import (
     ForceOpt,
     Globals,
     JsonOpt,
+    check_report_path,
     examples,
     globals_of,
     resume_command,
@@ -349,8 +350,6 @@ class Flags:
 
 def _check_flags(g: Globals, f: Flags) -> "Monitor | None":
     """Every check of the flags that needs no config: exit 2 before anything is read."""
-    from paycancel_cli.runs.summary import check_report_path
-
     assert g.redactor is not None
     monitor = None
     if f.metrics_file is not None or f.job_name is not None or f.ping_url is not None:

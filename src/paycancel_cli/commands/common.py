@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from paycancel_cli.completion import account_flag, account_names
+from paycancel_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from paycancel_cli.config import Config
@@ -135,3 +136,18 @@ def resume_command(g: Globals, run_id: str, *, yes: bool, live: bool) -> str:
     parts += ["--yes"] if yes else []
     parts += ["--live"] if live else []
     return " ".join(parts)
+
+
+def check_report_path(path: Path, *, force: bool) -> None:
+    """Refuse, before anything is sent, a ``--report`` path that cannot be written or
+    that would silently replace an earlier report (``--force`` replaces it)."""
+    if not (path.parent.is_dir() and os.access(path.parent, os.W_OK)):
+        raise UsageError(
+            f"--report {path}: the directory does not exist or cannot be written. Nothing was sent."
+        )
+    if path.exists() and not force:
+        raise UsageError(
+            f"--report {path}: the file exists; a report is a record, so it is not "
+            "replaced silently. Choose another path, or pass --force to replace it. "
+            "Nothing was sent."
+        )

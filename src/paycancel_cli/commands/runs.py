@@ -8,6 +8,7 @@ import typer
 from paycancel_cli.commands.common import (
     ForceOpt,
     JsonOpt,
+    check_report_path,
     examples,
     globals_of,
     resume_command,
@@ -100,7 +101,7 @@ def runs_show(
     from paycancel_cli.journal import Journal
     from paycancel_cli.render import BulkView
     from paycancel_cli.runs.request import find_run
-    from paycancel_cli.runs.summary import check_report_path, report_rows, summarize, write_report
+    from paycancel_cli.runs.summary import report_rows, summarize, write_report
 
     g = globals_of(ctx)
     if report is not None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from paycancel_cli.csvinput import Validation
-from paycancel_cli.errors import UsageError
 from paycancel_cli.journal import Journal
 from paycancel_cli.models import Money, Outcome, PaymentStatus, Result, combine, verdict
 
@@ -212,21 +210,6 @@ def report_rows(journal: Journal, run_id: str) -> Iterator[dict[str, Any]]:
             "idempotency_key": row.idempotency_key or None,
             **plan,
         }
-
-
-def check_report_path(path: Path, *, force: bool) -> None:
-    """Refuse, before anything is sent, a report path that cannot be written or that
-    would silently replace an earlier report."""
-    if not (path.parent.is_dir() and os.access(path.parent, os.W_OK)):
-        raise UsageError(
-            f"--report {path}: the directory does not exist or cannot be written. Nothing was sent."
-        )
-    if path.exists() and not force:
-        raise UsageError(
-            f"--report {path}: the file exists; a report is a record, so it is not "
-            "replaced silently. Choose another path, or pass --force to replace it. "
-            "Nothing was sent."
-        )
 
 
 def write_report(path: Path, rows: Iterable[dict[str, Any]], redact: Callable[[str], str]) -> int:
