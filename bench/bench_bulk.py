@@ -197,7 +197,7 @@ class Quiet:
     def validated(self, v: Any) -> None: ...
     def warn(self, m: str) -> None: ...
     def waiting(self, m: str) -> None: ...
-    def confirm(self, p: Any) -> None: ...
+    def show_plan(self, p: Any, *, prompting: bool) -> None: ...
     def started(self, r: str, t: int, resumed: bool) -> None: ...
     def result(self, r: Any) -> None: ...
     def finished(self) -> None: ...
@@ -219,9 +219,10 @@ def throughput(
     declares it; ``read_first`` and ``expected`` (an ``expected_amount`` column) read
     first); ``subscription``: a FlexPortal rental's open payments (list pages, then one
     cancel each)."""
-    from paycancel_cli.bulk import BulkRequest, run_bulk
     from paycancel_cli.config import load_config
     from paycancel_cli.redact import Redactor
+    from paycancel_cli.runs.request import BulkRequest
+    from paycancel_cli.runs.start import run_bulk
 
     window = 6.0
     if mode == "csv":
@@ -302,11 +303,9 @@ def plan_apply(
     ``bulk-cancel --plan``.  Counts the requests of the checks (digest, expiry,
     signatures: none expected) and of the apply (one read and one cancel per planned
     payment at most), and the apply's requests as a share of the rate limit."""
-    from paycancel_cli.bulk import BulkRequest, run_bulk
     from paycancel_cli.config import load_config
     from paycancel_cli.journal import Journal
     from paycancel_cli.plans import (
-        apply_plan,
         approve,
         author_of,
         evaluate,
@@ -315,6 +314,9 @@ def plan_apply(
         write_plan,
     )
     from paycancel_cli.redact import Redactor
+    from paycancel_cli.runs.fromplan import apply_plan
+    from paycancel_cli.runs.request import BulkRequest
+    from paycancel_cli.runs.start import run_bulk
 
     for name in ("alice", "bob"):
         subprocess.run(
@@ -414,9 +416,10 @@ def dead_provider(payments: int, concurrency: int, tmp: Path) -> dict[str, Any]:
     """``payments`` HedgePayments payments whose every answer is a 503, with the
     production retry policy: the circuit breaker ends the run (exit 5); then the
     provider recovers and ``--resume`` cancels them, each once."""
-    from paycancel_cli.bulk import BulkRequest, run_bulk
     from paycancel_cli.config import load_config
     from paycancel_cli.redact import Redactor
+    from paycancel_cli.runs.request import BulkRequest
+    from paycancel_cli.runs.start import run_bulk
 
     provider = "hedgepayments"
     served = Served([(provider, OPEN[provider][0], payments)], None, 60.0, 0, dead=True)
@@ -458,9 +461,10 @@ def requests_by_kind(per_kind: int, tmp: Path) -> dict[str, Any]:
     ``--read-first``: one sandbox per provider (no latency, no limit), one run per kind
     and mode, the sandbox's own counts.  A payment ending in another outcome than its
     kind's is counted in ``wrong_outcomes``."""
-    from paycancel_cli.bulk import BulkRequest, run_bulk
     from paycancel_cli.config import load_config
     from paycancel_cli.redact import Redactor
+    from paycancel_cli.runs.request import BulkRequest
+    from paycancel_cli.runs.start import run_bulk
 
     modes = {"cancel_first": False, "read_first": True}
     table: dict[str, Any] = {}

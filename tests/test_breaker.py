@@ -11,10 +11,12 @@ import pytest
 import stamina
 
 from paycancel_cli.breaker import CIRCUIT_OPEN, THRESHOLD, Breaker
-from paycancel_cli.bulk import BulkOutcome, BulkRequest, run_bulk
 from paycancel_cli.config import load_config
 from paycancel_cli.engine import RetryPolicy
 from paycancel_cli.redact import Redactor
+from paycancel_cli.runs.request import BulkRequest
+from paycancel_cli.runs.start import run_bulk
+from paycancel_cli.runs.summary import BulkOutcome
 from paycancel_cli.sandbox import Faults, Sandbox
 
 from .conftest import write_config

@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 import stamina
 
-from paycancel_cli.bulk import BulkRequest, Plan, run_bulk
 from paycancel_cli.config import load_config
 from paycancel_cli.csvinput import Validation
 from paycancel_cli.engine import RetryPolicy
 from paycancel_cli.models import Result
 from paycancel_cli.providers.vipps import Vipps
 from paycancel_cli.redact import Redactor
+from paycancel_cli.runs.request import BulkRequest, Plan
+from paycancel_cli.runs.start import run_bulk
 from paycancel_cli.sandbox import Faults, Sandbox
 
 from .conftest import write_config
@@ -37,7 +38,7 @@ class Recorder:
     def waiting(self, message: str) -> None:
         pass
 
-    def confirm(self, plan: Plan) -> None:
+    def show_plan(self, plan: Plan, *, prompting: bool) -> None:
         pass
 
     def started(self, run_id: str, total: int, resumed: bool) -> None:

@@ -316,7 +316,7 @@ def test_the_resume_command_names_the_config_by_its_whole_path(
 ) -> None:
     """Given as `--config sb.toml`, the command still works when copied from a cron log
     into a shell in another directory."""
-    from paycancel_cli.cli import Globals, resume_command
+    from paycancel_cli.commands.common import Globals, resume_command
 
     monkeypatch.chdir(tmp_path)
     g = Globals(config_path=Path("sb.toml"))

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from paycancel_cli.bulk import summarize
 from paycancel_cli.journal import Journal
+from paycancel_cli.runs.summary import summarize
 from paycancel_cli.sandbox import Sandbox
 
 from .conftest import CliResult, write_config

@@ -558,8 +558,8 @@ def test_plan_show_on_a_terminal_never_runs_past_its_width(
 
     from rich.console import Console
 
+    from paycancel_cli.commands.plan import render_plan
     from paycancel_cli.config import load_config
-    from paycancel_cli.plancmd import render_plan
     from paycancel_cli.plans import evaluate, read_plan
     from paycancel_cli.render import Output
 

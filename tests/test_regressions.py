@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 
-from paycancel_cli.bulk import BulkRequest, Plan, run_bulk
 from paycancel_cli.config import load_config
 from paycancel_cli.csvinput import Reader, Source, Validation
 from paycancel_cli.engine import Canceller, Target
@@ -16,6 +15,8 @@ from paycancel_cli.journal import Journal, PlanRow
 from paycancel_cli.models import ErrorInfo, Outcome, Result
 from paycancel_cli.providers import make_provider
 from paycancel_cli.redact import Redactor
+from paycancel_cli.runs.request import BulkRequest, Plan
+from paycancel_cli.runs.start import run_bulk
 from paycancel_cli.sandbox import Sandbox
 
 from .conftest import SENTINEL
@@ -35,7 +36,7 @@ class Appender:
     def warn(self, message: str) -> None: ...
     def waiting(self, message: str) -> None: ...
 
-    def confirm(self, plan: Plan) -> None:
+    def show_plan(self, plan: Plan, *, prompting: bool) -> None:
         with open(self.path, "a") as handle:
             handle.write(self.extra)
 

@@ -22,13 +22,16 @@ from rich.console import Console
 from rich.progress import Progress
 
 from paycancel_cli import core
-from paycancel_cli.bulk import BulkRequest, Summary, run_bulk, summarize
-from paycancel_cli.cli import run_json
+from paycancel_cli.commands.runs import run_json
 from paycancel_cli.config import Config, load_config
 from paycancel_cli.journal import Journal
 from paycancel_cli.models import AGGREGATES, Money, Outcome, Payment, Result
 from paycancel_cli.redact import Redactor
 from paycancel_cli.render import BulkView, Output, Sheet, _ProgressLine, show
+from paycancel_cli.runs import single
+from paycancel_cli.runs.request import BulkRequest
+from paycancel_cli.runs.start import run_bulk
+from paycancel_cli.runs.summary import Summary, summarize
 from paycancel_cli.sandbox import Sandbox
 from paycancel_cli.session import Session
 
@@ -105,9 +108,6 @@ class World:
 def _bulk(config: Config, request: BulkRequest) -> tuple[str, list[Result], Summary]:
     view = BulkView(
         Output(stdout=io.StringIO(), stderr=io.StringIO()),
-        yes=True,
-        live=False,
-        interactive=False,
         progress=False,
         dry_run=request.dry_run,
     )
@@ -146,9 +146,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                     ("hedgepayments", MISSING["hedgepayments"]),
                 ):
                     # as `cancel --yes` does: read and decide, then send what can be
-                    decided = await core.decide_one(session, account, pid, reason="returned")
+                    decided = await single.decide_one(session, account, pid, reason="returned")
                     if decided.outcome is Outcome.WOULD_CANCEL:
-                        decided = await core.cancel_confirmed(
+                        decided = await single.cancel_confirmed(
                             session, decided, reason="returned", journal=journal, command="test"
                         )
                     w.cancels.append(decided)
@@ -175,7 +175,7 @@ def output() -> Output:
 
 
 def view_of(results: list[Result]) -> BulkView:
-    view = BulkView(output(), yes=True, live=False, interactive=False, progress=False)
+    view = BulkView(output(), progress=False)
     view.results = results
     return view
 

@@ -53,6 +53,12 @@ class Declined(PaycancelError):
     kind = "declined"
 
 
+class PlanRefused(UsageError):
+    """A plan that cannot be made, approved or applied: exit 2, nothing sent."""
+
+    kind = "plan_refused"
+
+
 class ConfigError(PaycancelError):
     exit_code = 2
     kind = "config_error"

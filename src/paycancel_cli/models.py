@@ -195,16 +195,23 @@ def verdict(result: Result) -> int:
     return 1
 
 
+# Which exit code a command ends with when several apply (SPEC "Exit codes"): an
+# interruption, then usage, credentials, a lock, something to look at, a transient cause.
+PRECEDENCE = (130, 2, 3, 4, 1, 5)
+
+
+def most_severe(codes: Iterable[int]) -> int:
+    """The one exit code of several (results, resumes, checks): the first of
+    ``PRECEDENCE`` among them, else 0.  Every command's exit code comes from here."""
+    seen = set(codes)
+    return next((c for c in PRECEDENCE if c in seen), 0)
+
+
 def combine(verdicts: Iterable[int], *, remaining: int = 0) -> int:
     """The exit code of a run from its results' verdicts (SPEC "Exit codes"; 2 and 4
     stop a command before it has results, 130 is the caller's): 3, then 1 (payments
     left unprocessed count as 1), then 5, then 0."""
-    seen = set(verdicts)
-    if 3 in seen:
-        return 3
-    if 1 in seen or remaining:
-        return 1
-    return 5 if 5 in seen else 0
+    return most_severe([*verdicts, *([1] if remaining else [])])
 
 
 @dataclass(frozen=True, slots=True)

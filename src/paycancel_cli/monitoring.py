@@ -41,10 +41,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import threading
 
-    from paycancel_cli.bulk import BulkOutcome, BulkUI, Plan, Summary
-    from paycancel_cli.csvinput import Validation
-    from paycancel_cli.models import Result
     from paycancel_cli.redact import Redactor
+    from paycancel_cli.runs.summary import BulkOutcome, Summary
 
 DEFAULT_JOB = "paycancel"
 PING_BOUND_S = 10.0
@@ -112,10 +110,6 @@ class Monitor:
         self.summary = outcome.summary
         self.interrupted = outcome.interrupted
 
-    def ui(self, inner: BulkUI) -> BulkUI:
-        """``inner``, with the start ping sent when the run starts."""
-        return _StartPing(inner, self)
-
     def end(self, code: int, *, error: str | None, duration_s: float) -> None:
         if self.metrics_file is not None:
             try:
@@ -141,36 +135,6 @@ class Monitor:
                 self.ping.wait()
             except KeyboardInterrupt:  # a second Ctrl-C: stop waiting, keep the exit code
                 _warn("the end ping was not waited for (interrupted).")
-
-
-class _StartPing:
-    """A ``BulkUI`` that also pings ``URL/start`` when the run starts."""
-
-    def __init__(self, inner: BulkUI, monitor: Monitor) -> None:
-        self.inner = inner
-        self.monitor = monitor
-
-    def validated(self, validation: Validation) -> None:
-        self.inner.validated(validation)
-
-    def warn(self, message: str) -> None:
-        self.inner.warn(message)
-
-    def waiting(self, message: str) -> None:
-        self.inner.waiting(message)
-
-    def confirm(self, plan: Plan) -> None:
-        self.inner.confirm(plan)
-
-    def started(self, run_id: str, total: int, resumed: bool) -> None:
-        self.monitor.started(run_id)
-        self.inner.started(run_id, total, resumed)
-
-    def result(self, result: Result) -> None:
-        self.inner.result(result)
-
-    def finished(self) -> None:
-        self.inner.finished()
 
 
 def watch(

@@ -5,7 +5,7 @@ The flow (Terraform's ``plan -out`` / ``apply PLANFILE``, with OpenSSH signature
 approvals, no server): ``bulk-cancel --plan-out PLAN`` is a dry run written down
 (``write_plan``); ``plan show`` and ``plan approve`` read and sign it (``evaluate``,
 ``approve``); ``bulk-cancel --plan PLAN`` applies it (``apply_plan``).  Accounts with
-``approvals = N`` take cancels only from such a plan (``require_plan``).
+``approvals = N`` take cancels only from such a plan (``bulk.require_plan``).
 
 Invariants:
 - The plan file is one UTF-8 JSON document, keys in a fixed order, ending with
@@ -26,29 +26,25 @@ Invariants:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import shutil
 import subprocess
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from paycancel_cli.errors import UsageError
+from paycancel_cli.errors import PlanRefused, UsageError
 from paycancel_cli.models import ErrorInfo, Money, Outcome, Payment
 
 if TYPE_CHECKING:
-    from paycancel_cli.bulk import BulkOutcome, BulkRequest, BulkUI
     from paycancel_cli.config import Account, Config
-    from paycancel_cli.engine import RetryPolicy
     from paycancel_cli.journal import AppliedPlan, Journal
-    from paycancel_cli.redact import Redactor
 
 FORMAT = "paycancel-plan/1"
 NAMESPACE = "paycancel-plan"
@@ -58,12 +54,6 @@ SIGN_TIMEOUT_S = 120.0  # signing may ask for the key's passphrase
 VERIFY_TIMEOUT_S = 15.0
 STATE_FIELDS = ("status", "native_status", "cancelable", "why_not", "amount", "authorized",
                 "captured", "cancelled", "refunded")  # fmt: skip
-
-
-class PlanRefused(UsageError):
-    """A plan that cannot be made, approved or applied: exit 2, nothing sent."""
-
-    kind = "plan_refused"
 
 
 # durations and times
@@ -181,30 +171,7 @@ def read_plan(path: Path) -> Plan:
         ) from None
     try:
         data = json.loads(raw.decode("utf-8"))
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ValueError(f'no "format": "{FORMAT}"')
-        for key in ("plan_id", "digest", "created_at", "expires_at", "reason"):
-            if not isinstance(data.get(key), str):
-                raise ValueError(f"no {key!r}")
-        _parse_stamp(data["expires_at"])
-        if not isinstance(data.get("author"), dict):
-            raise ValueError("no 'author'")
-        for item in (*data.get("accounts", []), *data.get("payments", [])):
-            if not isinstance(item, dict):
-                raise ValueError("an account or payment that is not an object")
-        for acc in data.get("accounts", []):
-            for key in ("name", "provider", "live", "host"):
-                if key not in acc:
-                    raise ValueError(f"an account without {key!r}")
-        for p in data.get("payments", []):
-            for key in ("account", "payment_id", "plan", "state"):
-                if key not in p:
-                    raise ValueError(f"a payment without {key!r}")
-            Outcome(p["plan"])
-            if p["state"] is not None:
-                _payment(p)
-        if not isinstance(data.get("accounts"), list) or not isinstance(data.get("payments"), list):
-            raise ValueError("no accounts or payments list")
+        _check_shape(data)
     except (UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise PlanRefused(
             f"{path} is not a paycancel plan, or it was damaged ({exc}). Make a plan with "
@@ -213,7 +180,41 @@ def read_plan(path: Path) -> Plan:
     return Plan(path, data, raw, intact=digest_of(data) == data["digest"])
 
 
-def _payment(item: dict[str, Any]) -> Payment:
+def _check_shape(data: Any) -> None:
+    """Raise ``ValueError`` (or what reading a field raises) for a document that is not
+    a plan: its fields, accounts and payments, each payment's outcome and state."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f'no "format": "{FORMAT}"')
+    for key in ("plan_id", "digest", "created_at", "expires_at", "reason"):
+        if not isinstance(data.get(key), str):
+            raise ValueError(f"no {key!r}")
+    _parse_stamp(data["expires_at"])
+    if not isinstance(data.get("author"), dict):
+        raise ValueError("no 'author'")
+    _check_items(data)
+
+
+def _check_items(data: dict[str, Any]) -> None:
+    """The plan's accounts and payments, each with its fields."""
+    for item in (*data.get("accounts", []), *data.get("payments", [])):
+        if not isinstance(item, dict):
+            raise ValueError("an account or payment that is not an object")
+    for acc in data.get("accounts", []):
+        for key in ("name", "provider", "live", "host"):
+            if key not in acc:
+                raise ValueError(f"an account without {key!r}")
+    for p in data.get("payments", []):
+        for key in ("account", "payment_id", "plan", "state"):
+            if key not in p:
+                raise ValueError(f"a payment without {key!r}")
+        Outcome(p["plan"])
+        if p["state"] is not None:
+            payment_of(p)
+    if not isinstance(data.get("accounts"), list) or not isinstance(data.get("payments"), list):
+        raise ValueError("no accounts or payments list")
+
+
+def payment_of(item: dict[str, Any]) -> Payment:
     """The state a plan recorded for one payment, as the engine compares it."""
     state = item["state"]
     return Payment.from_json(
@@ -579,22 +580,6 @@ def refusal(v: Verdict, verb: str = "applied") -> PlanRefused:
 # policy
 
 
-def require_plan(accounts: Iterable[Account]) -> None:
-    """Refuse a cancel, without a plan, on an account that needs approved plans."""
-    strict = sorted((a for a in accounts if a.approvals), key=lambda a: a.name)
-    if not strict:
-        return
-    a = strict[0]
-    raise PlanRefused(
-        f"Account {a.name} takes cancels only from a plan approved by {a.approvals} person(s) "
-        "besides its author (approvals = "
-        f"{a.approvals} in the config). Make a plan, have it approved, then apply it; a "
-        f"one-off is a one-row plan: echo ID | paycancel bulk-cancel - --account {a.name} "
-        "--reason TEXT --plan-out p.json --key KEY, then paycancel plan approve p.json --key "
-        "KEY (another person), then paycancel bulk-cancel --plan p.json. Nothing was sent."
-    )
-
-
 # making a plan: a dry run, written down
 
 
@@ -635,7 +620,7 @@ def plan_document(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The plan of a dry run journaled as ``run_id``."""
-    from paycancel_cli.bulk import summarize
+    from paycancel_cli.runs.summary import summarize
 
     created = now or datetime.now(UTC)
     run = journal.run(run_id)
@@ -788,179 +773,7 @@ def approve(plan: Plan, config: Config, key: Path) -> tuple[str, Path]:
 # applying
 
 
-def planned_rows(plan: Plan, run_id: str) -> Iterator[Any]:
-    """The journal's rows for a plan: ``would_cancel`` payments to process (each with
-    the state the plan recorded); the others settled at once with their planned outcome."""
-    from paycancel_cli.engine import idempotency_key
-    from paycancel_cli.journal import PlanRow
-
-    for p in plan.payments:
-        state = _payment(p) if p["state"] is not None else None
-        outcome = Outcome(p["plan"])
-        todo = outcome is Outcome.WOULD_CANCEL
-        error = (
-            None
-            if p.get("code") is None and p.get("why") is None
-            else ErrorInfo(p.get("code"), str(p.get("why") or ""))
-        )
-        yield PlanRow(
-            account=p["account"],
-            provider=p.get("provider") or "",
-            payment_id=p["payment_id"],
-            reason=p.get("reason") or plan.data["reason"],
-            key=idempotency_key(run_id, p["account"], p["payment_id"]) if todo else "",
-            line=p.get("line"),
-            known=state,
-            error=None if todo else error,
-            outcome=None if todo else outcome,
-        )
-
-
-def apply_plan(
-    config: Config,
-    path: Path,
-    request: BulkRequest,
-    ui: BulkUI,
-    *,
-    redactor: Redactor,
-    announce: Callable[[str], None],
-    policy: RetryPolicy | None = None,
-    transport: Any = None,
-) -> BulkOutcome:
-    """Apply exactly the plan at ``path``: every check first, then a run whose planned
-    payments are the plan's (``bulk-cancel --plan``)."""
-    from paycancel_cli.bulk import (
-        BulkOutcome,
-        Summary,
-        _execute_and_summarize,
-        check_confirmable,
-    )
-    from paycancel_cli.bulk import Plan as Confirm
-    from paycancel_cli.core import host, new_run_id, os_user
-    from paycancel_cli.journal import AppliedPlan, Journal, record_plan
-    from paycancel_cli.locks import Lock, Locks
-    from paycancel_cli.session import Session
-
-    plan = read_plan(path)
-    journal = Journal(config.journal_path, redact=redactor)
-    verdict = evaluate(plan, config, journal)
-    if not verdict.applicable:
-        raise refusal(verdict)
-    accounts = [config.account(a["name"]) for a in plan.accounts]
-    check_confirmable(
-        accounts, yes=request.yes, live=request.live, interactive=request.interactive,
-        from_plan=True,
-    )  # fmt: skip
-    locks = Locks(config.journal_path, wait=request.wait, on_wait=ui.waiting)
-    locks.take(f"input-plan-{plan.digest.removeprefix('sha256:')[:32]}", f"Plan {plan.plan_id}")
-    run_lock: Lock | None = None
-    try:
-        verdict = evaluate(plan, config, journal)  # again, under the lock: applied meanwhile?
-        if not verdict.applicable:
-            raise refusal(verdict)
-        approvers = verdict.approvers
-        announce(
-            f"Plan {plan.plan_id}, made by {plan.author_label} at {plan.data['created_at']}; "
-            + (f"approved by {', '.join(approvers)}" if approvers else "no approvals needed")
-            + f"; expires {plan.data['expires_at']}."
-        )
-        per_account = plan.would_cancel()
-        live = {a["name"]: config.account(a["name"]).is_live for a in plan.accounts}
-        if per_account:
-            ui.confirm(Confirm(per_account=per_account, live=live, dry_run=False))
-        run_id = new_run_id()
-        run_lock = Lock(config.journal_path, f"run-{run_id}")
-        run_lock.acquire(what=f"Run {run_id}")
-        journal.start_run(
-            run_id,
-            user=os_user(),
-            host=host(),
-            command=redactor(request.command),
-            input=f"plan {path.name} ({plan.plan_id})",
-            input_hash=plan.digest,
-            reason=redactor(plan.data["reason"]),
-            options={
-                "kind": "bulk",
-                "dry_run": False,
-                "concurrency": request.concurrency or config.defaults.concurrency,
-                "accounts": sorted(live),
-                "live": any(live.values()),
-                "sandbox": config.sandbox,
-                "read_first": False,
-                "plan": plan.plan_id,
-            },
-        )
-        record = AppliedPlan(run_id, plan.plan_id, plan.digest, plan.author_label, approvers)
-        if not record_plan(journal, run_id, record):
-            journal.set_run_status(run_id, "completed")
-            raise refusal(evaluate(plan, config, journal))
-        status = "interrupted"
-        summary: Summary | None = None
-        interrupted = True
-        try:
-            journal.plan(run_id, planned_rows(plan, run_id))
-            stop = asyncio.Event()
-
-            async def go() -> tuple[Summary, bool]:
-                async with Session(config, redactor=redactor, transport=transport) as session:
-                    return await _execute_and_summarize(
-                        session, journal, run_id, request, config, ui, stop,
-                        resumed=False, policy=policy, dry_run=False, read_first=False,
-                        planned=True,
-                    )  # fmt: skip
-
-            summary, interrupted = asyncio.run(go())
-            status = "interrupted" if interrupted else "completed"
-        finally:
-            journal.set_run_status(run_id, status)
-        return BulkOutcome(run_id, summary, None, interrupted)
-    finally:
-        if run_lock is not None:
-            run_lock.release()
-        locks.release()
-
-
 # what runs and reports show
-
-
-def plan_json(journal: Journal, run_id: str) -> dict[str, Any]:
-    """``{"plan": {...}}`` for a run that applied a plan, else nothing."""
-    from paycancel_cli.journal import applied_plan
-
-    applied = applied_plan(journal, run_id=run_id)
-    if applied is None:
-        return {}
-    return {
-        "plan": {
-            "plan_id": applied.plan_id,
-            "digest": applied.digest,
-            "author": applied.author,
-            "approvers": applied.approvers,
-        }
-    }
-
-
-def report_fields(journal: Journal, run_id: str) -> dict[str, Any]:
-    info = plan_json(journal, run_id).get("plan")
-    if info is None:
-        return {}
-    return {
-        "plan_id": info["plan_id"],
-        "plan_digest": info["digest"],
-        "plan_author": info["author"],
-        "plan_approvers": " ".join(info["approvers"]),
-    }
-
-
-def describe_run_plan(journal: Journal, run_id: str) -> str | None:
-    info = plan_json(journal, run_id).get("plan")
-    if info is None:
-        return None
-    approvers = ", ".join(info["approvers"]) or "nobody (none needed)"
-    return (
-        f"Applied plan {info['plan_id']} ({info['digest']}), made by {info['author']}, "
-        f"approved by {approvers}."
-    )
 
 
 def default_plan_user() -> tuple[str, str]:
@@ -975,15 +788,12 @@ __all__ = [
     "Approval",
     "Author",
     "Plan",
-    "PlanRefused",
     "Verdict",
-    "apply_plan",
     "approve",
     "author_of",
     "evaluate",
     "parse_expiry",
     "plan_document",
     "read_plan",
-    "require_plan",
     "write_plan",
 ]

@@ -34,14 +34,14 @@ from rich.console import Console, ConsoleOptions
 from rich.text import Text
 
 from paycancel_cli import pipes
-from paycancel_cli.errors import Declined
 from paycancel_cli.models import AGGREGATES, Money, Outcome, Payment, Result
 
 if TYPE_CHECKING:
     from rich.progress import Task
 
-    from paycancel_cli.bulk import Plan, Summary
     from paycancel_cli.csvinput import Validation
+    from paycancel_cli.runs.request import Plan
+    from paycancel_cli.runs.summary import Summary
 
 _OUTCOME_STYLE = {
     Outcome.CANCELLED: "green",
@@ -645,7 +645,8 @@ def _clock(seconds: float) -> str:
 
 
 class BulkView:
-    """The terminal side of a bulk run: problems, plan and prompt, progress, results."""
+    """The terminal side of a bulk run: problems, the plan, progress, results.  It shows;
+    ``runs.confirm`` asks."""
 
     SMALL_RUN = 100  # up to this many payments, every result is shown in a table
 
@@ -653,16 +654,10 @@ class BulkView:
         self,
         out: Output,
         *,
-        yes: bool,
-        live: bool,
-        interactive: bool,
         progress: bool,
         dry_run: bool = False,
     ) -> None:
         self.out = out
-        self.yes = yes
-        self.live = live
-        self.interactive = interactive
         self.dry_run = dry_run
         self.show_progress = progress and out.err.is_terminal
         self.results: list[Result] = []
@@ -707,7 +702,7 @@ class BulkView:
     def waiting(self, message: str) -> None:
         self._line(message)
 
-    def confirm(self, plan: Plan) -> None:
+    def show_plan(self, plan: Plan, *, prompting: bool) -> None:
         table = Sheet(Text("Plan"), [Col("account"), Col("payments", keep=True, right=True)])
         for account, count in sorted(plan.per_account.items()):
             table.add_row(self.out.account_label(account, plan.live[account]), str(count))
@@ -718,23 +713,10 @@ class BulkView:
             found.add_row(sub, Text(str(n), style="" if n else "yellow"))
         if len(plan.subscriptions) > 20:
             found.note(f"and {len(plan.subscriptions) - 20} more subscription(s)")
-        live_accounts = sorted(a for a, is_live in plan.live.items() if is_live)
-        prompting = not self.yes or bool(live_accounts and not self.live)
         if prompting or not self.out.json_mode:  # --json --yes (cron): stderr stays quiet
             console = self.out.err if self.out.json_mode else None
             self.out.table(table, console)
             self.out.table(found, console)
-        if live_accounts and not (self.yes and self.live):
-            for account in live_accounts:
-                typed = _prompt(f"LIVE account: type the account name ({account}) to go on")
-                if typed.strip().lower() != account.lower():  # names match in any case
-                    raise Declined("The typed name did not match the account; nothing was sent.")
-            return
-        if self.yes:
-            return
-        answer = _prompt(f"Cancel {plan.total} payment(s)? [y/N]")
-        if answer.strip().lower() not in ("y", "yes"):
-            raise Declined("Not confirmed; nothing was sent.")
 
     def started(self, run_id: str, total: int, resumed: bool) -> None:
         self.total = total
@@ -903,9 +885,3 @@ def _ranges(numbers: list[int]) -> str:
         else:
             runs.append([n, n])
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
-
-
-def _prompt(text: str) -> str:
-    from paycancel_cli.prompt import ask
-
-    return ask(f"{text}: ")

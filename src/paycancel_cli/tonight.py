@@ -28,9 +28,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from paycancel_cli.bulk import BulkUI, Plan
-    from paycancel_cli.csvinput import Validation
-    from paycancel_cli.models import Result
+    pass
 
 
 def now() -> str:
@@ -71,6 +69,11 @@ class Tonight:
             **fields,
         }
 
+    def run_started(self, run_id: str) -> None:
+        """A run observer (``runs.request.Observed``): this invocation started ``run_id``."""
+        self.run_id = run_id
+        self.started_run = True
+
     def finished(self, summary: dict[str, Any], *, exit_code: int, interrupted: bool) -> None:
         self.summary = summary
         self.run_id = summary.get("run_id") or self.run_id
@@ -94,34 +97,3 @@ def begin() -> Tonight:
 def end() -> None:
     global current
     current = None
-
-
-class Watched:
-    """A ``BulkUI`` that tells ``Tonight`` which run was started, then passes on."""
-
-    def __init__(self, ui: BulkUI, tonight: Tonight) -> None:
-        self.ui = ui
-        self.tonight = tonight
-
-    def validated(self, validation: Validation) -> None:
-        self.ui.validated(validation)
-
-    def warn(self, message: str) -> None:
-        self.ui.warn(message)
-
-    def waiting(self, message: str) -> None:
-        self.ui.waiting(message)
-
-    def confirm(self, plan: Plan) -> None:
-        self.ui.confirm(plan)
-
-    def started(self, run_id: str, total: int, resumed: bool) -> None:
-        self.tonight.run_id = run_id
-        self.tonight.started_run = True
-        self.ui.started(run_id, total, resumed)
-
-    def result(self, result: Result) -> None:
-        self.ui.result(result)
-
-    def finished(self) -> None:
-        self.ui.finished()

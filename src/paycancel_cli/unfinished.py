@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any
 from paycancel_cli.errors import PaycancelError, UsageError
 from paycancel_cli.journal import Journal, RunRow
 from paycancel_cli.locks import Lock
+from paycancel_cli.models import most_severe
 
 if TYPE_CHECKING:
-    from paycancel_cli.bulk import BulkOutcome, BulkRequest, BulkUI
     from paycancel_cli.config import Config
     from paycancel_cli.redact import Redactor
+    from paycancel_cli.runs.request import BulkRequest, BulkUI
+    from paycancel_cli.runs.summary import BulkOutcome
     from paycancel_cli.tonight import Tonight
 
 
@@ -60,14 +62,6 @@ def resume_each(
             yield run.run_id, exc
 
 
-PRECEDENCE = (130, 2, 3, 4, 1, 5)
-
-
-def combined(codes: list[int]) -> int:
-    """The exit code of several resumes: the first of ``PRECEDENCE`` that any had."""
-    return next((c for c in PRECEDENCE if c in codes), 0)
-
-
 def resume_unfinished(
     config: Config,
     request: BulkRequest,
@@ -82,7 +76,7 @@ def resume_unfinished(
     ``emit`` (``--json-summary``) one outcome line per run, or one ``nothing_to_do``
     line when there is none.  Returns the exit code, the most severe of theirs."""
     from paycancel_cli import tonight
-    from paycancel_cli.bulk import run_bulk
+    from paycancel_cli.runs.start import run_bulk
 
     shaping = [request.csv, request.subscriptions, request.resume, request.reason]
     if any(shaping) or request.dry_run or request.validate_only or request.account:
@@ -127,4 +121,4 @@ def resume_unfinished(
         )
     if night is not None:
         night.written = True  # the lines are out; the error boundary writes no other
-    return combined(codes)
+    return most_severe(codes)  # the most severe of the resumes' codes

@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from paycancel_cli.commands.common import Globals, JsonOpt, examples, globals_of
 
 if TYPE_CHECKING:
     from paycancel_cli.journal import Journal
@@ -24,8 +26,6 @@ audit_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="JSON Lines on stdout, nothing else.")]
 
 
 @audit_app.command("verify")
@@ -58,7 +58,7 @@ def verify(
     from paycancel_cli.audit import parse_head
     from paycancel_cli.audit import verify as check
 
-    g = _globals(ctx)
+    g = globals_of(ctx)
     wanted = None if head is None else parse_head(head)
     journal = _open(g)
     out = g.output(json_)
@@ -116,7 +116,7 @@ def export(
     from paycancel_cli.audit import parse_time, write_export
     from paycancel_cli.errors import UsageError
 
-    g = _globals(ctx)
+    g = globals_of(ctx)
     if fmt not in ("jsonl", "csv"):
         raise UsageError(f"--format {fmt!r} is not jsonl or csv.")
     start = None if since is None else parse_time(since, "--since")
@@ -145,13 +145,7 @@ def export(
     g.output(False).message(f"Exported {count} event(s) to {output}.")
 
 
-def _globals(ctx: typer.Context) -> Any:
-    from paycancel_cli.cli import _globals as find
-
-    return find(ctx)
-
-
-def _open(g: Any) -> Journal:
+def _open(g: Globals) -> Journal:
     """The configured journal, read as it is: a missing one is not created."""
     from paycancel_cli.errors import UsageError
     from paycancel_cli.journal import Journal
@@ -163,3 +157,16 @@ def _open(g: Any) -> Journal:
             "defaults.journal in the config (and --sandbox, which has its own journal)."
         )
     return Journal(path)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(
+        audit_app,
+        name="audit",
+        short_help="Verify the journal's hash chain; export its events.",
+        epilog=examples(
+            "paycancel audit verify",
+            "paycancel audit verify --head SEQ:SHA256 --json",
+            "paycancel audit export --since 2026-12-01 --format csv -o audit.csv",
+        ),
+    )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from paycancel_cli.commands.common import Globals, JsonOpt, examples, globals_of
 from paycancel_cli.completion import account_flag, account_names
 
 if TYPE_CHECKING:
@@ -28,8 +29,6 @@ config_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="JSON Lines on stdout, nothing else.")]
 
 
 @config_app.command("show")
@@ -47,7 +46,7 @@ def show(ctx: typer.Context, json_: JsonOpt = False) -> None:
       paycancel config show --json
       PAYCANCEL_CONFIG=/etc/paycancel/config.toml paycancel config show
     """
-    g = _globals(ctx)
+    g = globals_of(ctx)
     config = _load(g)
     out = g.output(json_)
     if not json_:
@@ -116,7 +115,7 @@ def check(
 
     from paycancel_cli.preflight import check_accounts, exit_code
 
-    g = _globals(ctx)
+    g = globals_of(ctx)
     config = _load(g)
     config.warn = None  # every account gets its own line below
     if account is not None:
@@ -176,15 +175,8 @@ def example_text() -> str:
     return files("paycancel_cli").joinpath(EXAMPLE_FILE).read_text(encoding="utf-8")
 
 
-def _globals(ctx: typer.Context) -> Any:
-    from paycancel_cli.cli import _globals as find
-
-    return find(ctx)
-
-
-def _load(g: Any) -> Config:
-    config: Config = g.config()
-    return config
+def _load(g: Globals) -> Config:
+    return g.config()
 
 
 def _describe_account(config: Config, entry: AccountEntry) -> dict[str, Any]:
@@ -248,3 +240,15 @@ def _print_check(out: Output, result: CheckResult) -> None:
         "error": "unexpected answer",
     }[result.status]
     _echo(out, f"{head}: {what}: {result.message} Fix: {result.fix}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(
+        config_app,
+        name="config",
+        epilog=examples(
+            "paycancel config show",
+            "paycancel config check --json",
+            "paycancel config example > config.toml",
+        ),
+    )

@@ -9,17 +9,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from paycancel_cli.commands.common import examples, globals_of
 from paycancel_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from paycancel_cli.bulk import BulkOutcome
     from paycancel_cli.config import Config
     from paycancel_cli.plans import Author, Plan, Verdict
     from paycancel_cli.render import Output, Sheet
-
-
-def _examples(*lines: str) -> str:
-    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+    from paycancel_cli.runs.summary import BulkOutcome
 
 
 plan_app = typer.Typer(
@@ -37,7 +34,7 @@ PlanArg = Annotated[
 @plan_app.command(
     "show",
     short_help="Show a plan: who made it, its payments, its approvals.",
-    epilog=_examples(
+    epilog=examples(
         "paycancel plan show night.plan.json",
         "paycancel plan show night.plan.json --json",
     ),
@@ -56,7 +53,7 @@ def show(
     from paycancel_cli.journal import Journal
     from paycancel_cli.plans import evaluate, read_plan
 
-    g = ctx.obj
+    g = globals_of(ctx)
     config: Config = g.config()
     out: Output = g.output(json_)
     plan = read_plan(plan_file)
@@ -74,7 +71,7 @@ def show(
 @plan_app.command(
     "approve",
     short_help="Sign a plan as its reviewer (ssh-keygen, namespace paycancel-plan).",
-    epilog=_examples(
+    epilog=examples(
         "paycancel plan approve night.plan.json --key ~/.ssh/id_ed25519",
         "(the same, by hand:) ssh-keygen -Y sign -n paycancel-plan -f KEY night.plan.json",
     ),
@@ -102,7 +99,7 @@ def approve(
     from paycancel_cli.plans import approve as sign_plan
     from paycancel_cli.plans import evaluate, read_plan
 
-    g = ctx.obj
+    g = globals_of(ctx)
     config: Config = g.config()
     out: Output = g.output(json_)
     plan = read_plan(plan_file)
@@ -378,3 +375,17 @@ def _expiry(plan: Plan) -> str:
         return f"{when} (EXPIRED)"
     hours, rest = divmod(int(left.total_seconds()), 3600)
     return f"{when} (in {hours}h {rest // 60:02d}m)"
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(
+        plan_app,
+        name="plan",
+        short_help="Reviewed plans: `plan show PLAN`, `plan approve PLAN --key PATH`.",
+        epilog=examples(
+            "paycancel bulk-cancel night.csv -a fp_eu --reason R --plan-out p.json --key KEY",
+            "paycancel plan show p.json",
+            "paycancel plan approve p.json --key ~/.ssh/id_ed25519",
+            "paycancel bulk-cancel --plan p.json --yes --live",
+        ),
+    )
