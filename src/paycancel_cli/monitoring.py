@@ -363,8 +363,12 @@ class Ping:
         import threading
 
         problems: list[str] = []
+        earlier = [sent for _, sent, _ in self.threads]  # the start ping reaches it first
         thread = threading.Thread(
-            target=self._run, args=(suffix, body, problems), name=f"ping-{suffix}", daemon=True
+            target=self._run,
+            args=(suffix, body, problems, earlier),
+            name=f"ping-{suffix}",
+            daemon=True,
         )
         thread.start()
         self.threads.append((suffix, thread, problems))
@@ -386,8 +390,17 @@ class Ping:
                 )
         self.threads.clear()
 
-    def _run(self, suffix: str, body: str | None, problems: list[str]) -> None:
+    def _run(
+        self,
+        suffix: str,
+        body: str | None,
+        problems: list[str],
+        earlier: list[threading.Thread],
+    ) -> None:
         import asyncio
+
+        for sent in earlier:  # in order: a slow start ping never lands after the end ping
+            sent.join(PING_BOUND_S + 5)
 
         try:
             asyncio.run(self._ping(f"{self.url}/{suffix}", body))

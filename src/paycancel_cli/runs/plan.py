@@ -9,8 +9,8 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from paycancel_cli.csvinput import Validation
-from paycancel_cli.engine import idempotency_key
-from paycancel_cli.errors import ProviderUnavailable, RateLimited, UsageError
+from paycancel_cli.engine import RetryPolicy, idempotency_key
+from paycancel_cli.errors import UsageError
 from paycancel_cli.journal import PlanRow
 from paycancel_cli.models import ErrorInfo, Payment
 from paycancel_cli.runs.request import BulkUI
@@ -50,7 +50,9 @@ def csv_plan_rows(run_id: str, reader: Reader) -> Iterator[PlanRow]:
 
 
 async def select_open_payments(
-    session: Session, subscriptions: Iterable[tuple[str, str, str]]
+    session: Session,
+    subscriptions: Iterable[tuple[str, str, str]],
+    policy: RetryPolicy | None = None,
 ) -> tuple[list[tuple[str, str, Payment]], dict[tuple[str, str], int]]:
     """The open payments of (account, subscription id, reason) triples as (account,
     reason, payment), each payment once; and how many each subscription has, so that a
@@ -59,7 +61,7 @@ async def select_open_payments(
     found: dict[tuple[str, str], int] = {}
     seen: set[tuple[str, str]] = set()
     for account, sub, reason in subscriptions:
-        payments = await list_open_payments(session, account, sub)
+        payments = await list_open_payments(session, account, sub, policy)
         found[(account, sub)] = len(payments)
         for payment in payments:
             if (account, payment.payment_id) not in seen:
@@ -77,18 +79,18 @@ def subscription_counts(found: dict[tuple[str, str], int]) -> dict[str, int]:
     }
 
 
-async def list_open_payments(session: Session, account: str, subscription_id: str) -> list[Payment]:
-    """A subscription's open payments, all pages; a 429, 5xx or network failure on any
-    page retries the listing (with backoff) rather than ending the command."""
-    import stamina
-
+async def list_open_payments(
+    session: Session, account: str, subscription_id: str, policy: RetryPolicy | None = None
+) -> list[Payment]:
+    """A subscription's open payments, all pages; a 429, 5xx, busy answer or network
+    failure on any page retries the listing under the engine's retry policy (honouring
+    Retry-After) rather than ending the command."""
     provider = session.provider(account)
-    async for attempt in stamina.retry_context(
-        on=(RateLimited, ProviderUnavailable), attempts=6, wait_initial=0.5, wait_max=30.0
-    ):
-        with attempt:
-            return [p async for p in provider.list_for_subscription(subscription_id)]
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    async def listing() -> list[Payment]:
+        return [p async for p in provider.list_for_subscription(subscription_id)]
+
+    return await (policy or RetryPolicy()).call(listing)
 
 
 def subscription_plan_rows(

@@ -83,6 +83,7 @@ def list_unlisted(
     *,
     redactor: Redactor,
     transport: Any,
+    policy: RetryPolicy | None = None,
 ) -> None:
     """A resumed run whose subscriptions were never listed: list them now and plan
     their open payments (see ``keep_unlisted``)."""
@@ -92,7 +93,7 @@ def list_unlisted(
 
     async def go() -> tuple[list[tuple[str, str, Payment]], dict[tuple[str, str], int]]:
         async with Session(config, redactor=redactor, transport=transport) as session:
-            return await select_open_payments(session, subscriptions)
+            return await select_open_payments(session, subscriptions, policy)
 
     try:
         selected, found = asyncio.run(go())
@@ -141,7 +142,14 @@ def resume_run(
         input_lock.take(f"run-{run_id}", f"Run {run_id}")
         if run.options.get("unlisted") and not dry_run:
             list_unlisted(
-                config, journal, run_id, run.options, ui, redactor=redactor, transport=transport
+                config,
+                journal,
+                run_id,
+                run.options,
+                ui,
+                redactor=redactor,
+                transport=transport,
+                policy=policy,
             )
         return _resume(config, journal, run, request, ui, redactor, policy, transport)
     finally:

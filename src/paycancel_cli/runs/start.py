@@ -292,7 +292,9 @@ class _Run:
         subscriptions = self.input.subscriptions
         if subscriptions:
             try:
-                selected, found = runner.run(select_open_payments(session, subscriptions))
+                selected, found = runner.run(
+                    select_open_payments(session, subscriptions, self.policy)
+                )
             except (ProviderError, AuthError) as exc:
                 if self.request.dry_run or not (exc.retryable or isinstance(exc, AuthError)):
                     raise
