@@ -332,4 +332,8 @@ def test_the_readme_crontab_night_after_night(tmp_path: Path) -> None:
         json.loads(ln) for ln in (machine.logs / "preflight.jsonl").read_text().splitlines()
     ]
     assert preflight, "config check runs first every night"
+    # every line paycancel wrote to errors.log says when (the id source's own line aside)
+    stamped = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ")
+    log = (machine.logs / "errors.log").read_text().splitlines()
+    assert log and all(stamped.match(ln) or ln == "rentals db down" for ln in log if ln), log
     machine.pings.stop()

@@ -50,7 +50,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("adapters", {"providers", "providers.*", "httpclient", "config", "secretsources", "breaker"}),
     (
         "base",
-        {"", "models", "errors", "redact", "pipes", "prompt", "idshape", "idsource"},
+        {"", "models", "errors", "redact", "pipes", "prompt", "idshape", "idsource", "stamped"},
     ),
 ]
 

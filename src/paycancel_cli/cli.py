@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from paycancel_cli.redact import Redactor
 
 # Global options, accepted before or after the command name (operators type both).
-GLOBAL_FLAGS = frozenset({"--sandbox", "-v", "--verbose", "--no-color", "--debug", "--version"})
+GLOBAL_FLAGS = frozenset(
+    {"--sandbox", "-v", "--verbose", "--no-color", "--debug", "--timestamps", "--version"}
+)
 GLOBAL_VALUES = frozenset({"--config"})
 # Options whose value may be left out (``--wait`` alone waits without a limit).
 OPTIONAL_VALUES = frozenset({"--wait"})
@@ -248,6 +250,12 @@ def main_options(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show a traceback for unexpected errors.")
     ] = False,
+    timestamps: Annotated[
+        bool,
+        typer.Option(
+            "--timestamps", help="Begin every line on stderr with the UTC time (for cron logs)."
+        ),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option(
@@ -323,6 +331,17 @@ def run(argv: list[str] | None = None) -> int:
     """
     from paycancel_cli.monitoring import invocation
 
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--timestamps" in (args[: args.index("--")] if "--" in args else args):
+        from paycancel_cli.stamped import Stamped
+
+        plain, sys.stderr = sys.stderr, Stamped(sys.stderr)
+        try:
+            with invocation() as this:
+                return this.end(_run(argv, this))
+        finally:
+            sys.stderr.flush()
+            sys.stderr = plain
     with invocation() as this:
         return this.end(_run(argv, this))
 
