@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
 
 import httpx
 import pytest
+import stamina
 
 from paycancel_cli import engine
 from paycancel_cli.engine import (
@@ -347,6 +350,9 @@ def test_read_first_a_refusal_after_the_state_changed_keeps_the_providers_code()
     assert result.error is not None and result.error.code == "succeeded"
     assert result.error.provider_code == "payment_not_cancelable"
     assert result.error.http_status == 412
+    # the provider's own words about the refusal, not the read's (the read first saw
+    # an open payment: the words of the state read after say nothing of this cancel)
+    assert result.error.message == "HedgePayments: refused (payment pay_abc)"
     assert result.before is not None and result.before.native_status == "pending"
     assert result.after is not None and result.after.native_status == "succeeded"
 
@@ -690,3 +696,213 @@ def test_a_vipps_yes_that_shows_the_rest_captured_is_no_release_by_this_run() ->
     assert result.released() is None
     assert fake.posts == 1 and fake.gets == 2 and result.attempts == 1
     assert result.after is not None and result.after.captured == Money(Decimal("7.50"), "NOK")
+
+
+# what a person at a terminal reads while a request is retried
+
+
+class Notices(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def notices() -> Iterator[Notices]:
+    handler = Notices()
+    engine.notice.addHandler(handler)
+    level = engine.notice.level
+    engine.notice.setLevel(logging.INFO)
+    yield handler
+    engine.notice.setLevel(level)
+    engine.notice.removeHandler(handler)
+
+
+def test_a_retry_tells_the_terminal_why_when_and_which_retry(
+    real_retries: Retries, notices: Notices
+) -> None:
+    answers = [
+        jresp(429, {"error": {"code": "RATE", "message": "slow down"}}, **{"Retry-After": "2"}),
+        jresp(200, {"success": True, "payment": {"paymentId": "p1", "total": 1,
+                                                 "currency": "EUR", "status": "paid"}}),
+    ]  # fmt: skip
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return answers.pop(0)
+
+    assert run_engine("flexportal", handler, "p1").outcome is Outcome.NOT_CANCELLABLE
+    (line,) = notices.lines
+    assert re.fullmatch(r".*slow down.* Retrying in 2\.\ds \(retry 1\)\.\.\.", line), line
+
+
+def test_a_retry_caused_by_an_error_without_words_names_its_type(notices: Notices) -> None:
+    def details(cause: Exception) -> stamina.instrumentation.RetryDetails:
+        return stamina.instrumentation.RetryDetails(
+            name="cancel", args=(), kwargs={}, retry_num=3, wait_for=1.25, waited_so_far=2.0,
+            caused_by=cause,
+        )  # fmt: skip
+
+    engine._log_retry(details(ValueError("odd answer")))
+    engine._log_retry(details(ProviderUnavailable("")))
+    engine._log_retry(details(ProviderUnavailable("FlexPortal is down")))
+    assert notices.lines == [
+        "ValueError: odd answer Retrying in 1.2s (retry 3)...",
+        "ProviderUnavailable:  Retrying in 1.2s (retry 3)...",
+        "FlexPortal is down Retrying in 1.2s (retry 3)...",
+    ]
+
+
+# the retries run out
+
+
+def test_a_cancel_refused_for_pacing_to_the_end_fails_with_the_providers_answer() -> None:
+    # Every cancel gets a 429: the provider never took it, so nothing is uncertain and
+    # the payment fails with the provider's own answer (a resume tries it again).
+    fake = FakeHedge("pending", [(429, "rate_limited", None)] * 8)
+    result = fake.run(cancel_first=False)
+    assert result.outcome is Outcome.FAILED and len(fake.keys) == 8
+    assert result.error is not None and result.error.code == "rate_limited"
+    assert result.error.http_status == 429 and result.error.transient
+    assert "may have been applied" not in result.error.message
+    assert result.attempts == 8
+
+
+def test_a_lost_answer_that_cannot_be_read_back_says_so_with_the_last_status() -> None:
+    fake = UnreadableAfterCancel("pending", [(503, "down", None)] * 20)
+    result = fake.run(cancel_first=False)
+    assert result.outcome is Outcome.FAILED and result.error is not None
+    assert result.error.code == "uncertain" and result.error.http_status == 503
+    assert result.error.message.endswith(
+        "; the cancel may have been applied: check with "
+        "`paycancel status pay_abc --account hedgepayments`"
+    )
+
+
+class ExplodingThenUnreadable(ExplodingHedge):
+    """The first cancel's answer breaks something beyond the adapter; every read after
+    it fails."""
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and self.keys:
+            return jresp(503, {"error": {"code": "down", "message": "down"}})
+        return super().handler(request)
+
+
+def test_an_exception_while_cancelling_is_no_acceptance_when_nothing_can_be_read() -> None:
+    # Unlike an accepted Compago cancel, an answer nobody could read says nothing about
+    # the cancel: with no read after it, the payment is uncertain, never cancelled.
+    fake = ExplodingThenUnreadable("pending", [])
+    result = fake.run(cancel_first=False)
+    assert result.outcome is Outcome.FAILED and fake.keys == ["k1"]
+    assert result.error is not None and result.error.code == "uncertain"
+    assert result.error.transient
+
+
+def test_an_accepted_cancel_on_the_last_attempt_is_cancelled() -> None:
+    # Compago: 7 cancels answered 503 (each read back open), the 8th (the last attempt
+    # of the test policy) accepted, and the read of its after state fails.
+    uuid = "7d3f0b4e-0000-4000-8000-000000000001"
+    posts = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal posts
+        if request.method == "POST":
+            posts += 1
+            return jresp(503, {"title": "down"}) if posts < 8 else jresp(200, {})
+        if posts >= 8:
+            return jresp(503, {"title": "down"})
+        return jresp(200, {"id": uuid, "status": "PENDING", "expired": False})
+
+    result = run_engine("compago", handler, uuid)
+    assert result.outcome is Outcome.CANCELLED and posts == 8, result
+    assert result.error is None and result.attempts == 8
+
+
+# a yes that the payment does not show
+
+
+@pytest.mark.parametrize(
+    ("becomes", "shows"),
+    [
+        ("pending", "still shows an amount to release"),
+        ("succeeded", "shows succeeded, not cancelled"),
+    ],
+)
+@pytest.mark.parametrize("cancel_first", [True, False])
+def test_a_yes_the_payment_does_not_show_is_for_a_person_to_check(
+    cancel_first: bool, becomes: str, shows: str
+) -> None:
+    fake = FakeHedge("pending", [(200, None, becomes)])
+    result = fake.run(cancel_first=cancel_first)
+    assert result.outcome is Outcome.FAILED and result.error is not None
+    assert result.error.code == "not_confirmed"
+    assert result.error.message == (
+        f"the provider accepted the cancel but the payment {shows}; check it with "
+        "`paycancel status pay_abc --account hedgepayments`"
+    )
+    assert result.after is not None and result.after.native_status == becomes
+    # sent first: the read after the yes is all that was seen
+    assert result.before is not None
+    assert result.before.native_status == (becomes if cancel_first else "pending")
+
+
+# a reviewed plan's payment that changed since the plan was made
+
+
+def test_changed_since_the_plan_names_each_difference_that_matters() -> None:
+    planned = pay(cancelled="0")
+    assert engine.changed_since(planned, pay(cancelled="0")) is None
+    # the same amounts written another way are no change
+    assert engine.changed_since(planned, pay(amount="10.0", cancelled="0.00")) is None
+    # (native status words and the reason it may not be cancelled are not compared)
+    assert engine.changed_since(planned, replace(pay(cancelled="0"), native_status="x")) is None
+    assert engine.changed_since(planned, pay(PaymentStatus.SUCCEEDED, cancelled="0")) == (
+        "changed since the plan was made: status authorized -> succeeded; not cancelled"
+    )
+    captured = replace(pay(cancelled="0"), captured=Money(Decimal("4.00"), "NOK"))
+    moved = replace(captured, amount=Money(Decimal("6.00"), "NOK"), cancelled=None)
+    assert engine.changed_since(planned, moved) == (
+        "changed since the plan was made: amount 10.00 NOK -> 6.00 NOK; captured none -> "
+        "4.00 NOK; cancelled 0.00 NOK -> none; not cancelled"
+    )
+    refunded = replace(planned, refunded=Money(Decimal("1.00"), "NOK"))
+    authorized = replace(planned, authorized=Money(Decimal("9.00"), "NOK"))
+    assert engine.changed_since(planned, refunded) == (
+        "changed since the plan was made: refunded none -> 1.00 NOK; not cancelled"
+    )
+    assert engine.changed_since(planned, authorized) == (
+        "changed since the plan was made: authorized 10.00 NOK -> 9.00 NOK; not cancelled"
+    )
+
+
+@pytest.mark.parametrize("drift", [False, True])
+def test_a_planned_payment_is_read_first_and_cancelled_only_if_unchanged(drift: bool) -> None:
+    fake = FakeHedge("pending", [(200, None, "canceled")])
+
+    async def go() -> Result:
+        acc = account("hedgepayments")
+        async with httpx.AsyncClient(
+            base_url=acc.url, transport=httpx.MockTransport(fake.handler)
+        ) as client:
+            provider = make_provider(acc, client)
+            planned = await provider.get("pay_abc")  # what the plan recorded
+            if drift:
+                planned = replace(planned, amount=Money(Decimal("12.00"), "USD"))
+            canceller = Canceller(provider, run_id="r", cancel_first=True)
+            target = Target("hedgepayments", "pay_abc", "why", planned=planned)
+            return await canceller.process(target, key="k1")
+
+    result = asyncio.run(go())
+    assert fake.gets >= 2  # read again before the cancel, cancel first or not
+    if not drift:
+        assert result.outcome is Outcome.CANCELLED and fake.keys == ["k1"]
+        return
+    assert result.outcome is Outcome.NOT_CANCELLABLE and fake.keys == []
+    assert result.error is not None and result.error.code == "changed_since_plan"
+    assert result.error.message == (
+        "changed since the plan was made: amount 12.00 USD -> 10.00 USD; not cancelled "
+        "(payment pay_abc)"
+    )

@@ -6,17 +6,19 @@ a lock.  Written against the survivors of ``bench/mutate.py --module journal``.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import math
 import os
 import sqlite3
 import time
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from paycancel_cli.errors import JournalError, LockError
-from paycancel_cli.journal import Journal, PlanRow
+from paycancel_cli.journal import AppliedPlan, Journal, PlanRow, applied_plan, record_plan
 from paycancel_cli.locks import Lock
 from paycancel_cli.models import ErrorInfo, Money, Outcome, Payment, PaymentStatus, Result
 
@@ -220,3 +222,74 @@ def test_a_holder_that_has_not_written_its_name_is_another_process(tmp_path: Pat
         "The same input (in.csv) is being worked on by another process. Wait for it to "
         "finish (or pass --wait [SECONDS] to queue behind it); nothing was sent."
     )
+
+
+# the audit trail: what each change appends
+
+
+def test_each_change_of_a_payment_appends_its_event_with_the_fields_that_say_what(
+    tmp_path: Path,
+) -> None:
+    journal = journal_with_run(tmp_path, n=2)  # a: p0, b: p1
+    assert journal.run_head("r2") is None
+    down = ErrorInfo("http_503", "down", 503, transient=True)
+    journal.mark_in_flight("r1", "a", "p0", BEFORE)
+    journal.mark_in_flight("r1", "a", "nope", None)  # no such payment: no event
+    journal.set_key("r1", "a", "p0", "k0-r1")
+    journal.set_key("r1", "a", "nope", "k9")
+    journal.mark_done(done("r1", "a", "p0", Outcome.FAILED, error=down, attempts=2))
+    assert journal.requeue_transient("r1") == 1
+    assert journal.requeue_transient("r1") == 0  # nothing left to requeue: no event
+    me = {"user": journal.user, "host": journal.host}
+    sent = me | {"account": "a", "provider": "flex", "payment_id": "p0", "reason": "r"}
+    rows = "".join(f"{acc}\tp{i}\tk{i}\n" for i, acc in enumerate("ab"))
+    assert [(e.seq, e.type, e.run_id, e.fields()) for e in journal.events()] == [
+        (1, "run_started", "r1", {
+            "user": "u", "host": "h", "command": "c", "input": "in.csv", "input_hash": "x",
+            "reason": "r", "kind": "bulk", "dry_run": False, "accounts": None,
+            "plan_id": None, "plan_digest": None, "plan_author": None, "plan_approvers": None,
+        }),
+        (2, "payments_planned", "r1", me | {
+            "payments": 2, "duplicates": 0, "settled": 0,
+            "digest": hashlib.sha256(rows.encode()).hexdigest(),
+        }),
+        (3, "payment_sent", "r1", sent | {"idempotency_key": "k0"}),
+        (4, "payment_sent", "r1", sent | {"idempotency_key": "k0-r1", "key_renewed": True}),
+        (5, "payment_finished", "r1", me | {
+            "account": "a", "provider": "flex", "payment_id": "p0", "reason": "r",
+            "idempotency_key": None, "outcome": "failed", "error_code": "http_503",
+            "provider_code": None, "http_status": 503, "amount": None, "currency": None,
+            "released": None, "released_currency": None, "attempts": 2,
+        }),
+        (6, "payments_requeued", "r1", me | {"payments": 1}),
+    ]  # fmt: skip
+    last = list(journal.events())[-1]
+    assert journal.head() == {"seq": 6, "sha256": last.sha256}
+    assert journal.run_head("r1") == {"seq": 6, "sha256": last.sha256}
+    assert last.sha256 == last.recomputed()
+
+
+def test_an_empty_journal_has_the_genesis_head(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    assert journal.head() == {"seq": 0, "sha256": "0" * 64}
+    assert journal.run_head("r1") is None and list(journal.events()) == []
+
+
+def test_a_plan_is_recorded_once_and_found_by_its_digest_or_its_run(tmp_path: Path) -> None:
+    journal = journal_with_run(tmp_path, n=1)
+    journal_with_run(tmp_path, "r2", n=1).close()
+    plan = AppliedPlan("r1", "plan-1", "d" * 64, "alice", ["carol", "bob"])
+    assert record_plan(journal, "r1", plan)
+    assert applied_plan(journal, digest="d" * 64) == plan
+    assert applied_plan(journal, run_id="r1") == plan
+    assert applied_plan(journal, digest="e" * 64) is None
+    assert applied_plan(journal, run_id="r2") is None
+    # the same plan again, by another run: refused, and nothing more recorded
+    assert not record_plan(journal, "r2", replace(plan, run_id="r2"))
+    assert applied_plan(journal, run_id="r2") is None
+    (event,) = [e for e in journal.events() if e.type == "plan_applied"]
+    assert event.run_id == "r1"
+    assert event.fields() == {
+        "user": journal.user, "host": journal.host, "plan_id": "plan-1",
+        "plan_digest": "d" * 64, "plan_author": "alice", "plan_approvers": ["bob", "carol"],
+    }  # fmt: skip
