@@ -293,3 +293,32 @@ def test_a_plan_is_recorded_once_and_found_by_its_digest_or_its_run(tmp_path: Pa
         "user": journal.user, "host": journal.host, "plan_id": "plan-1",
         "plan_digest": "d" * 64, "plan_author": "alice", "plan_approvers": ["bob", "carol"],
     }  # fmt: skip
+
+
+def test_a_finished_event_carries_the_amount_seen_last_and_the_amount_released(
+    tmp_path: Path,
+) -> None:
+    journal = journal_with_run(tmp_path, n=3)  # a: p0 p2, b: p1
+    gone = replace(BEFORE, status=PaymentStatus.CANCELLED, native_status="canceled",
+                   cancelable=False, amount=Money(Decimal("12.3"), "USD"))  # fmt: skip
+    sent_first = Result("r1", "b", "flex", "p1", Outcome.CANCELLED, after=gone, attempts=1)
+    read_first = Result("r1", "a", "flex", "p0", Outcome.CANCELLED, before=BEFORE, after=gone)
+    refused = Result("r1", "a", "flex", "p2", Outcome.NOT_CANCELLABLE, before=BEFORE,
+                     error=ErrorInfo("succeeded", "paid", 409, provider_code="paid"))  # fmt: skip
+    for result in (sent_first, read_first, refused):
+        journal.mark_done(result)
+    finished = [e.fields() for e in journal.events() if e.type == "payment_finished"]
+    seen = [
+        {k: f[k] for k in ("payment_id", "amount", "currency", "released", "released_currency")}
+        for f in finished
+    ]
+    assert seen == [
+        {"payment_id": "p1", "amount": "12.30", "currency": "USD", "released": "12.30",
+         "released_currency": "USD"},
+        {"payment_id": "p0", "amount": "12.30", "currency": "USD", "released": "12.30",
+         "released_currency": "USD"},
+        {"payment_id": "p2", "amount": "12.34", "currency": "USD", "released": None,
+         "released_currency": None},
+    ]  # fmt: skip
+    assert (finished[2]["error_code"], finished[2]["provider_code"]) == ("succeeded", "paid")
+    assert finished[2]["http_status"] == 409 and finished[2]["outcome"] == "not_cancellable"
