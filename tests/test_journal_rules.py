@@ -12,6 +12,7 @@ import os
 import sqlite3
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -322,3 +323,94 @@ def test_a_finished_event_carries_the_amount_seen_last_and_the_amount_released(
     ]  # fmt: skip
     assert (finished[2]["error_code"], finished[2]["provider_code"]) == ("succeeded", "paid")
     assert finished[2]["http_status"] == 409 and finished[2]["outcome"] == "not_cancellable"
+
+
+def test_the_journals_side_files_are_private_too(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    first = journal_with_run(tmp_path)  # its writes leave the WAL and shared-memory files
+    sides = [tmp_path / "j.sqlite3-wal", tmp_path / "j.sqlite3-shm"]
+    for side in sides:
+        side.chmod(0o644)  # as another umask could have made them
+    second = Journal(path)
+    assert [oct(side.stat().st_mode & 0o777) for side in sides] == ["0o600", "0o600"]
+    second.close()
+    first.close()
+
+
+# runs: upkeep
+
+
+def start(journal: Journal, run_id: str, **options: object) -> None:
+    time.sleep(0.005)  # started_at has milliseconds
+    journal.start_run(
+        run_id, user="u", host="h", command="c", input=None, input_hash=None, reason=None,
+        options=dict(options),
+    )  # fmt: skip
+
+
+def test_unfinished_runs_are_those_a_resume_would_still_work_on(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    down = ErrorInfo("http_503", "down", 503, transient=True)
+    for run_id in ("planned", "in-flight", "transient", "odd", "cancelled", "dry"):
+        start(journal, run_id, **({"dry_run": True} if run_id == "dry" else {}))
+        journal.plan(run_id, [PlanRow("a", "flex", "p", "r", "k")])
+    start(journal, "unlisted", unlisted=["sub"])  # subscriptions never listed, no payment
+    start(journal, "empty")
+    journal.mark_in_flight("in-flight", "a", "p", None)
+    journal.mark_done(done("transient", "a", "p", Outcome.FAILED, error=down))
+    journal.mark_done(done("odd", "a", "p", Outcome.FAILED, error=ErrorInfo("x", "odd")))
+    journal.mark_done(done("cancelled", "a", "p", Outcome.CANCELLED))
+    journal.mark_done(done("dry", "a", "p", Outcome.WOULD_CANCEL))
+    journal.plan("dry", [PlanRow("a", "flex", "q", "r", "k2")])  # a dry run never counts
+    assert [run.run_id for run in journal.unfinished_runs()] == [
+        "planned", "in-flight", "transient", "unlisted",
+    ]  # fmt: skip
+
+
+def test_run_ids_starting_with_a_prefix_newest_first(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    for run_id in ("20261205-aa", "20261205-ab", "20261204-ac", "x20261205"):
+        start(journal, run_id)
+    assert journal.run_ids_starting("20261205-") == ["20261205-ab", "20261205-aa"]
+    assert journal.run_ids_starting("2026", limit=2) == ["20261204-ac", "20261205-ab"]
+    assert journal.run_ids_starting("2026") == ["20261204-ac", "20261205-ab", "20261205-aa"]
+    assert journal.run_ids_starting("nope") == []
+
+
+def test_run_options_are_replaced_and_the_change_is_an_event(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    start(journal, "r1", kind="subscriptions")
+    start(journal, "r2", kind="bulk")
+    journal.set_run_options("r1", {"kind": "subscriptions", "subscriptions": {"a": 2}})
+    r1, r2 = journal.run("r1"), journal.run("r2")
+    assert r1 is not None and r1.options == {"kind": "subscriptions", "subscriptions": {"a": 2}}
+    assert r2 is not None and r2.options == {"kind": "bulk"}
+    event = list(journal.events())[-1]
+    assert (event.type, event.run_id) == ("run_options", "r1")
+    assert event.fields()["options"] == {"kind": "subscriptions", "subscriptions": {"a": 2}}
+
+
+def test_prune_removes_old_finished_runs_keeps_the_rest_and_says_so(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    for run_id in ("old-done", "old-open", "old-done-2"):
+        start(journal, run_id)
+        journal.plan(run_id, [PlanRow("a", "flex", f"p{i}", "r", f"k{i}") for i in range(2)])
+    for pid in ("p0", "p1"):
+        journal.mark_done(done("old-done", "a", pid, Outcome.CANCELLED))
+        journal.mark_done(done("old-done-2", "a", pid, Outcome.CANCELLED))
+    time.sleep(0.005)
+    cutoff = datetime.now(UTC).isoformat(timespec="milliseconds")
+    start(journal, "new")
+    journal.plan("new", [PlanRow("a", "flex", "p0", "r", "k0")])
+    journal.mark_done(done("new", "a", "p0", Outcome.CANCELLED))
+    assert journal.prune_runs(cutoff) == (2, 4)
+    assert {run.run_id for run in journal.runs()} == {"old-open", "new"}
+    assert journal.count_payments("old-done") == 0 and journal.count_payments("old-open") == 2
+    event = list(journal.events())[-1]
+    assert (event.type, event.run_id) == ("runs_pruned", None)
+    assert {k: v for k, v in event.fields().items() if k not in ("user", "host")} == {
+        "before": cutoff, "runs": ["old-done", "old-done-2"], "payments": 4,
+    }  # fmt: skip
+    head = journal.head()
+    assert journal.prune_runs(cutoff) == (0, 0)  # nothing more: no event either
+    assert journal.head() == head
