@@ -20,6 +20,7 @@ import pytest
 import stamina
 
 from paycancel_cli import engine
+from paycancel_cli.breaker import Breaker
 from paycancel_cli.engine import (
     IMPLIED,
     BeforeSend,
@@ -906,3 +907,79 @@ def test_a_planned_payment_is_read_first_and_cancelled_only_if_unchanged(drift: 
         "changed since the plan was made: amount 12.00 USD -> 10.00 USD; not cancelled "
         "(payment pay_abc)"
     )
+
+
+def test_an_idempotency_key_is_35_characters_and_the_same_for_the_same_payment() -> None:
+    key = idempotency_key("run", "acc", "pid")
+    assert re.fullmatch(r"pc-[0-9a-f]{32}", key) and len(key) == 35
+    assert key == idempotency_key("run", "acc", "pid")
+    assert len({key, idempotency_key("run2", "acc", "pid"), idempotency_key("run", "acc2", "pid"),
+                idempotency_key("run", "acc", "pid2")}) == 4  # fmt: skip
+
+
+def test_a_payment_refused_at_the_read_keeps_the_read_as_its_before() -> None:
+    fake = FakeHedge("succeeded", [])
+    result = fake.run(cancel_first=False)
+    assert result.outcome is Outcome.NOT_CANCELLABLE and fake.keys == []
+    assert result.before is not None and result.before.native_status == "succeeded"
+
+
+class AlwaysExploding(FakeHedge):
+    """Every cancel's answer breaks something beyond the adapter; reads show it open."""
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            self.keys.append(request.headers["idempotency-key"])
+            raise RuntimeError("boom")
+        return super().handler(request)
+
+
+def test_answers_nobody_could_read_to_the_last_attempt_leave_it_uncertain_and_say_why() -> None:
+    fake = AlwaysExploding("pending", [])
+    result = fake.run(cancel_first=True)
+    assert result.outcome is Outcome.FAILED and len(fake.keys) == 8  # read back between
+    assert result.error is not None and result.error.code == "uncertain"
+    assert result.error.transient and result.attempts == 8
+    assert result.error.message == (
+        "HedgePayments: payment pay_abc: unexpected RuntimeError while handling the "
+        "provider's answer (boom); check it with `paycancel status pay_abc --account "
+        "hedgepayments`; the cancel may have been applied: check with `paycancel status "
+        "pay_abc --account hedgepayments`"
+    )
+    assert result.before is not None and result.before.native_status == "pending"
+
+
+@pytest.mark.parametrize("cancel_first", [False, True])
+def test_the_breaker_counts_each_payment_that_failed_and_stops_the_second(
+    cancel_first: bool,
+) -> None:
+    # Every request gets a 503.  One payment failing alone never opens the breaker (it
+    # takes two here); the second payment's first failure does, and it is not retried.
+    requests: dict[str, int] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        pid = request.url.path.split("/")[-2 if request.method == "POST" else -1]
+        requests[pid] = requests.get(pid, 0) + 1
+        return jresp(503, {"error": {"code": "down", "message": "down"}})
+
+    async def go() -> list[Result]:
+        acc = account("hedgepayments")
+        async with httpx.AsyncClient(
+            base_url=acc.url, transport=httpx.MockTransport(handler)
+        ) as client:
+            breaker = Breaker(threshold=3, min_payments=2)
+            canceller = Canceller(
+                make_provider(acc, client), run_id="r", cancel_first=cancel_first,
+                breaker=breaker,
+            )  # fmt: skip
+            results = []
+            for pid in ("pay_1", "pay_2"):
+                target = Target("hedgepayments", pid, "why")
+                results.append(await canceller.process(target, key=f"k-{pid}"))
+            assert breaker.open and breaker.payments == {"pay_1", "pay_2"}
+            return results
+
+    first, second = asyncio.run(go())
+    assert first.outcome is Outcome.FAILED and second.outcome is Outcome.FAILED
+    # (sent first: the lost cancel, then 7 rounds of a read-back retried 8 times)
+    assert requests == {"pay_1": 57 if cancel_first else 8, "pay_2": 1}, requests
