@@ -196,6 +196,9 @@ def test_a_failed_write_names_what_could_not_be_recorded(tmp_path: Path) -> None
         "payment p0 as in flight": lambda: journal.mark_in_flight("r1", "a", "p0", None),
         "the idempotency key of payment p0": lambda: journal.set_key("r1", "a", "p0", "k"),
         "the transient failures of run r1 for a retry": lambda: journal.requeue_transient("r1"),
+        "the result of payment p0": lambda: journal.mark_done(
+            done("r1", "a", "p0", Outcome.CANCELLED)
+        ),
     }
     for what, write in writes.items():
         with pytest.raises(JournalError) as failed:
@@ -414,3 +417,27 @@ def test_prune_removes_old_finished_runs_keeps_the_rest_and_says_so(tmp_path: Pa
     head = journal.head()
     assert journal.prune_runs(cutoff) == (0, 0)  # nothing more: no event either
     assert journal.head() == head
+
+
+def test_a_result_is_read_back_whole_with_its_words_redacted(tmp_path: Path) -> None:
+    journal = journal_with_run(tmp_path)
+    journal.redact = lambda text: text.replace("sk_live_123", "[REDACTED]")
+    gone = replace(BEFORE, status=PaymentStatus.CANCELLED, cancelable=False)
+    error = ErrorInfo("x", "echoed sk_live_123 back", 400)
+    journal.mark_in_flight("r1", "a", "p0", BEFORE)
+    journal.mark_done(
+        Result("r1", "a", "flex", "p0", Outcome.FAILED, before=BEFORE, after=gone, error=error)
+    )
+    # a failure with nothing to say (a read that settled it with no refusal words)
+    journal.mark_done(done("r1", "b", "p1", Outcome.FAILED))
+    first, second = journal.results("r1")
+    assert (first.provider, first.before, first.after) == ("flex", BEFORE, gone)
+    assert first.error == ErrorInfo("x", "echoed [REDACTED] back", 400)
+    assert (second.payment_id, second.error, second.before) == ("p1", None, None)
+    # neither counts as a transient failure, and the queries over errors still work
+    assert journal.transient_per_account("r1") == {}
+    assert journal.requeue_transient("r1") == 0
+    assert [run.run_id for run in journal.unfinished_runs()] == ["r1"]  # p2, p3 planned
+    states = [(p.payment_id, p.state) for p in journal.payments("r1", states=("done", "planned"))]
+    assert states == [("p0", "done"), ("p1", "done"), ("p2", "planned"), ("p3", "planned")]
+    assert journal.run("r1") is not None and journal.run("nope") is None
