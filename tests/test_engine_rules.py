@@ -951,7 +951,7 @@ def test_answers_nobody_could_read_to_the_last_attempt_leave_it_uncertain_and_sa
 
 @pytest.mark.parametrize("cancel_first", [False, True])
 def test_the_breaker_counts_each_payment_that_failed_and_stops_the_second(
-    cancel_first: bool,
+    cancel_first: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Every request gets a 503.  One payment failing alone never opens the breaker (it
     # takes two here); the second payment's first failure does, and it is not retried.
@@ -974,12 +974,27 @@ def test_the_breaker_counts_each_payment_that_failed_and_stops_the_second(
             )  # fmt: skip
             results = []
             for pid in ("pay_1", "pay_2"):
+                caplog.clear()
                 target = Target("hedgepayments", pid, "why")
                 results.append(await canceller.process(target, key=f"k-{pid}"))
             assert breaker.open and breaker.payments == {"pay_1", "pay_2"}
             return results
 
-    first, second = asyncio.run(go())
+    with caplog.at_level(logging.DEBUG, logger="paycancel.retry"):
+        first, second = asyncio.run(go())
     assert first.outcome is Outcome.FAILED and second.outcome is Outcome.FAILED
+    assert [r for r in caplog.records if r.name == "paycancel.retry"] == []  # none announced
     # (sent first: the lost cancel, then 7 rounds of a read-back retried 8 times)
     assert requests == {"pay_1": 57 if cancel_first else 8, "pay_2": 1}, requests
+
+
+@pytest.mark.parametrize("cancel_first", [False, True])
+def test_a_cancel_answered_with_an_odd_refusal_fails_with_that_answer(cancel_first: bool) -> None:
+    # A 422 that is neither a refusal about the payment nor transient: not cancelled,
+    # not retried, and the operator reads what the provider said.
+    fake = FakeHedge("pending", [(422, "weird", None)])
+    result = fake.run(cancel_first=cancel_first)
+    assert result.outcome is Outcome.FAILED and len(fake.keys) == 1
+    assert result.error == ErrorInfo(
+        "weird", "HedgePayments answered HTTP 422: refused (payment pay_abc)", 422
+    )
