@@ -196,6 +196,8 @@ def test_a_failed_write_names_what_could_not_be_recorded(tmp_path: Path) -> None
         "payment p0 as in flight": lambda: journal.mark_in_flight("r1", "a", "p0", None),
         "the idempotency key of payment p0": lambda: journal.set_key("r1", "a", "p0", "k"),
         "the transient failures of run r1 for a retry": lambda: journal.requeue_transient("r1"),
+        "the plan": lambda: journal.plan("r1", [PlanRow("a", "flex", "p9", "r", "k9")]),
+        "the run's status": lambda: journal.set_run_status("r1", "completed"),
         "the result of payment p0": lambda: journal.mark_done(
             done("r1", "a", "p0", Outcome.CANCELLED)
         ),
@@ -441,3 +443,30 @@ def test_a_result_is_read_back_whole_with_its_words_redacted(tmp_path: Path) -> 
     states = [(p.payment_id, p.state) for p in journal.payments("r1", states=("done", "planned"))]
     assert states == [("p0", "done"), ("p1", "done"), ("p2", "planned"), ("p3", "planned")]
     assert journal.run("r1") is not None and journal.run("nope") is None
+
+
+def test_a_planned_row_keeps_what_the_plan_knew_and_pending_reads_in_chunks(
+    tmp_path: Path,
+) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    start(journal, "r1")
+    rows = [PlanRow("a", "flex", f"p{i}", "r", f"k{i}", known=BEFORE) for i in range(5)]
+    journal.plan("r1", rows)
+    pending = list(journal.pending("r1", chunk=2))
+    assert [p.payment_id for p in pending] == ["p0", "p1", "p2", "p3", "p4"]
+    assert {(p.provider, p.known) for p in pending} == {("flex", BEFORE)}
+
+
+def test_a_run_status_change_is_an_event_named_for_it(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    start(journal, "r1")
+    for status in ("interrupted", "running", "completed", "paused"):
+        journal.set_run_status("r1", status)
+    journal.set_run_status("nope", "completed")  # no such run: no event
+    events = [(e.type, e.run_id, e.fields()["status"]) for e in list(journal.events())[1:]]
+    assert events == [
+        ("run_interrupted", "r1", "interrupted"),
+        ("run_resumed", "r1", "running"),
+        ("run_finished", "r1", "completed"),
+        ("run_status", "r1", "paused"),
+    ]
