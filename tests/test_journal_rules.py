@@ -470,3 +470,28 @@ def test_a_run_status_change_is_an_event_named_for_it(tmp_path: Path) -> None:
         ("run_finished", "r1", "completed"),
         ("run_status", "r1", "paused"),
     ]
+
+
+def test_a_run_is_stamped_in_utc_and_its_ping_url_never_kept(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    command = "paycancel cron --ping-url https://hc.example/ping/abc123 --accounts a"
+    journal.start_run(
+        "r1", user="u", host="h", command=command, input=None, input_hash=None, reason=None,
+        options={},
+    )  # fmt: skip
+    run = journal.run("r1")
+    assert run is not None and run.started_at.endswith("+00:00")
+    assert run.command == "paycancel cron --ping-url [REDACTED] --accounts a"
+    (event,) = journal.events()
+    assert event.fields()["command"] == run.command and event.at.endswith("+00:00")
+
+
+def test_plans_added_to_a_run_number_on_and_keep_invalid_rows_as_done(tmp_path: Path) -> None:
+    journal = journal_with_run(tmp_path, n=2)
+    bad = ErrorInfo("invalid_id", "not an id")
+    more = [PlanRow("a", "flex", "p2", "r", "k2", error=bad), PlanRow("b", "flex", "p3", "r", "k3")]
+    assert journal.plan("r1", more) == (2, 0)
+    rows = list(journal.payments("r1"))
+    assert [(p.seq, p.payment_id) for p in rows] == [(0, "p0"), (1, "p1"), (2, "p2"), (3, "p3")]
+    assert (rows[2].state, rows[2].outcome, rows[2].error) == ("done", Outcome.INVALID, bad)
+    assert (rows[3].state, rows[3].outcome, rows[3].error) == ("planned", None, None)
