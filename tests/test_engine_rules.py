@@ -998,3 +998,41 @@ def test_a_cancel_answered_with_an_odd_refusal_fails_with_that_answer(cancel_fir
     assert result.error == ErrorInfo(
         "weird", "HedgePayments answered HTTP 422: refused (payment pay_abc)", 422
     )
+
+
+@pytest.mark.parametrize("cancel_first", [False, True])
+def test_a_breaker_opened_by_another_payment_stops_a_retry_already_decided(
+    cancel_first: bool,
+) -> None:
+    # Two payments of one account at once, every request a 503: the first one's retry
+    # is decided (the breaker still closed) and, while it waits, the second one's
+    # failure opens the breaker.  The first then ends without sending again.
+    requests: dict[str, int] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        pid = request.url.path.split("/")[-2 if request.method == "POST" else -1]
+        requests[pid] = requests.get(pid, 0) + 1
+        return jresp(503, {"error": {"code": "down", "message": "down"}})
+
+    async def go() -> list[Result]:
+        acc = account("hedgepayments")
+        async with httpx.AsyncClient(
+            base_url=acc.url, transport=httpx.MockTransport(handler)
+        ) as client:
+            canceller = Canceller(
+                make_provider(acc, client), run_id="r", cancel_first=cancel_first,
+                breaker=Breaker(threshold=2, min_payments=2),
+            )  # fmt: skip
+            return list(
+                await asyncio.gather(
+                    *(
+                        canceller.process(Target("hedgepayments", pid, "why"), key=f"k-{pid}")
+                        for pid in ("pay_1", "pay_2")
+                    )
+                )
+            )
+
+    results = asyncio.run(go())
+    assert [r.outcome for r in results] == [Outcome.FAILED, Outcome.FAILED]
+    assert requests == {"pay_1": 1, "pay_2": 1}, requests
+    assert all(r.error is not None and r.error.transient for r in results)
