@@ -1036,3 +1036,35 @@ def test_a_breaker_opened_by_another_payment_stops_a_retry_already_decided(
     assert [r.outcome for r in results] == [Outcome.FAILED, Outcome.FAILED]
     assert requests == {"pay_1": 1, "pay_2": 1}, requests
     assert all(r.error is not None and r.error.transient for r in results)
+
+
+def test_a_dry_run_names_no_key_and_every_result_names_its_provider() -> None:
+    fake = FakeHedge("pending", [])
+
+    async def go() -> Result:
+        acc = account("hedgepayments")
+        async with httpx.AsyncClient(
+            base_url=acc.url, transport=httpx.MockTransport(fake.handler)
+        ) as client:
+            canceller = Canceller(make_provider(acc, client), run_id="r", dry_run=True)
+            return await canceller.process(Target("hedgepayments", "pay_abc", "why"), key="k1")
+
+    result = asyncio.run(go())
+    assert result.outcome is Outcome.WOULD_CANCEL and fake.keys == []
+    assert result.idempotency_key is None and result.provider == "hedgepayments"
+    sent = FakeHedge("pending", [(200, None, "canceled")]).run(cancel_first=False)
+    assert sent.idempotency_key == "k1" and sent.provider == "hedgepayments"
+
+
+def test_an_id_the_provider_can_never_have_is_invalid_and_nothing_is_sent() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return jresp(500, {})
+
+    result = run_engine("compago", handler, "not a uuid")
+    assert result.outcome is Outcome.INVALID and seen == []
+    assert result.error is not None and result.error.code == "invalid_id"
+    assert "Nothing was sent; check the id." in result.error.message
+    assert (result.provider, result.payment_id, result.run_id) == ("compago", "not a uuid", "r")
