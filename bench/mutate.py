@@ -291,7 +291,11 @@ def run_target(
         now = statuses(mutmut(["results", "--all", "true"], work, env, 600))
         # mutmut forgets earlier verdicts when the tests change: a mutant killed before
         # stays killed (more tests never revive one), one not rechecked keeps its verdict.
-        merged = {m: earlier[m] if m in earlier and m not in names else st for m, st in now.items()}
+        # A recheck stopped by its time limit keeps the earlier verdict of what it missed.
+        merged = {
+            m: earlier[m] if m in earlier and (m not in names or st == UNCHECKED) else st
+            for m, st in now.items()
+        }
         (work / MERGED).write_text(json.dumps(merged, indent=1, ensure_ascii=False))
         score = Score(name)
         equivalent = load_equivalent().get(name, {})
