@@ -1068,3 +1068,12 @@ def test_an_id_the_provider_can_never_have_is_invalid_and_nothing_is_sent() -> N
     assert result.error is not None and result.error.code == "invalid_id"
     assert "Nothing was sent; check the id." in result.error.message
     assert (result.provider, result.payment_id, result.run_id) == ("compago", "not a uuid", "r")
+
+
+def test_rejected_credentials_fail_the_payment_with_the_providers_status() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return jresp(401, {"error": {"code": "unauthorized", "message": "bad key"}})
+
+    result = run_engine("hedgepayments", handler, "pay_abc")
+    assert result.outcome is Outcome.FAILED and result.error is not None
+    assert (result.error.code, result.error.http_status) == ("auth_failed", 401)
