@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from paycancel_cli.errors import JournalError, LockError
-from paycancel_cli.journal import AppliedPlan, Journal, PlanRow, applied_plan, record_plan
+from paycancel_cli.journal import AppliedPlan, Journal, NewEvent, PlanRow, applied_plan, record_plan
 from paycancel_cli.locks import Lock
 from paycancel_cli.models import ErrorInfo, Money, Outcome, Payment, PaymentStatus, Result
 
@@ -198,6 +198,11 @@ def test_a_failed_write_names_what_could_not_be_recorded(tmp_path: Path) -> None
         "the transient failures of run r1 for a retry": lambda: journal.requeue_transient("r1"),
         "the plan": lambda: journal.plan("r1", [PlanRow("a", "flex", "p9", "r", "k9")]),
         "the run's status": lambda: journal.set_run_status("r1", "completed"),
+        "audit events": lambda: journal.append_events([NewEvent("x", None, {})]),
+        "the run's options": lambda: journal.set_run_options("r1", {}),
+        "plan x of run r1": lambda: record_plan(
+            journal, "r1", AppliedPlan("r1", "x", "d", "a", [])
+        ),
         "the result of payment p0": lambda: journal.mark_done(
             done("r1", "a", "p0", Outcome.CANCELLED)
         ),
@@ -380,6 +385,9 @@ def test_run_ids_starting_with_a_prefix_newest_first(tmp_path: Path) -> None:
     assert journal.run_ids_starting("2026", limit=2) == ["20261204-ac", "20261205-ab"]
     assert journal.run_ids_starting("2026") == ["20261204-ac", "20261205-ab", "20261205-aa"]
     assert journal.run_ids_starting("nope") == []
+    for n in range(4):
+        start(journal, f"20261206-{n}")
+    assert len(journal.run_ids_starting("2026")) == 5  # at most 5 unless asked
 
 
 def test_run_options_are_replaced_and_the_change_is_an_event(tmp_path: Path) -> None:
