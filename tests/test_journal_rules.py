@@ -503,3 +503,53 @@ def test_plans_added_to_a_run_number_on_and_keep_invalid_rows_as_done(tmp_path: 
     assert [(p.seq, p.payment_id) for p in rows] == [(0, "p0"), (1, "p1"), (2, "p2"), (3, "p3")]
     assert (rows[2].state, rows[2].outcome, rows[2].error) == ("done", Outcome.INVALID, bad)
     assert (rows[3].state, rows[3].outcome, rows[3].error) == ("planned", None, None)
+
+
+def test_an_older_journal_gets_its_runs_facts_as_events_stamped_when_they_happened(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = journal_with_run(tmp_path, n=3)  # a: p0 p2, b: p1
+    journal.mark_in_flight("r1", "a", "p0", BEFORE)
+    journal.mark_done(done("r1", "a", "p0", Outcome.CANCELLED))
+    journal.mark_in_flight("r1", "b", "p1", None)  # in flight when the old version stopped
+    journal.set_run_status("r1", "completed")
+    start(journal, "r2")  # still running: no status event
+    journal.db.execute("DROP TABLE events")  # as a version before the trail left it
+    journal.close()
+    db = sqlite3.connect(path)
+    stamps = dict(db.execute("SELECT payment_id, updated_at FROM payments").fetchall())
+    r1_start, r1_end = db.execute(
+        "SELECT started_at, finished_at FROM runs WHERE run_id = 'r1'"
+    ).fetchone()
+    db.close()
+    events = list(Journal(path).events())
+    old = {"reconstructed": True}
+    assert [(e.type, e.run_id, e.at) for e in events[1:]] == [
+        ("run_started", "r1", r1_start),
+        ("payment_sent", "r1", stamps["p0"]),
+        ("payment_finished", "r1", stamps["p0"]),
+        ("payment_sent", "r1", stamps["p1"]),
+        ("run_finished", "r1", r1_end),
+        ("run_started", "r2", events[-1].at),
+    ]
+    upgraded = events[0].fields()
+    assert events[0].type == "journal_upgraded" and (upgraded["runs"], upgraded["payments"]) == (
+        2,
+        3,
+    )
+    assert upgraded["reconstructed_until"] >= r1_end
+    sent = events[2].fields()
+    keys = ("account", "provider", "payment_id", "idempotency_key", "reason", "reconstructed")
+    assert {k: sent[k] for k in keys} == {
+        "account": "a", "provider": "flex", "payment_id": "p0", "idempotency_key": "k0",
+        "reason": "r",
+    } | old  # fmt: skip
+    finished = events[3].fields()
+    assert (finished["reason"], finished["outcome"], finished["reconstructed"]) == (
+        "r",
+        "cancelled",
+        True,
+    )
+    assert events[5].fields()["status"] == "completed" and events[5].fields()["reconstructed"]
+    assert events[4].fields()["payment_id"] == "p1"
