@@ -17,11 +17,12 @@ Prints per target: mutants, killed, survived (with their diffs), equivalent, no 
 timeouts, and the score: killed / (mutants - equivalent).  ``--json`` writes the figures.
 
 Usage: ``python bench/mutate.py [--smoke] [--module NAME ...] [--children N]
-[--keep DIR [--recheck]] [--source TREE] [--json PATH] [--min-score P]``.  ``--keep`` keeps
-the scratch copies; ``--recheck`` then tests only the mutants that were not killed, with
-the tests as they are now (after new tests: the score after, without testing again what
-was killed).  ``--source`` mutates another tree (``git archive REV`` unpacked: the score
-before).  Needs the test extra (``pip install -e '.[test]'``).
+[--keep DIR [--recheck [--unchecked]]] [--source TREE] [--json PATH] [--min-score P]``.
+``--keep`` keeps the scratch copies; ``--recheck`` then tests only the mutants that were
+not killed, with the tests as they are now (after new tests: the score after, without
+testing again what was killed); ``--unchecked`` adds the mutants that a time-limited run
+did not reach.  ``--source`` mutates another tree (``git archive REV`` unpacked: the
+score before).  Needs the test extra (``pip install -e '.[test]'``).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ TARGETS: dict[str, Target] = {
             "tests/test_regressions.py",
             "tests/test_provider_corners.py",
             "tests/test_safety_net.py",
+            "tests/test_plans.py",  # a reviewed plan's state compared with the read
+            "tests/test_breaker.py",  # an open breaker stops the retries
         ),
     ),
     # the journal: in flight before the send, done after, fail closed
@@ -74,6 +77,10 @@ TARGETS: dict[str, Target] = {
             "tests/test_regressions.py",
             "tests/test_bulk.py",
             "tests/test_safety_net.py",
+            # the audit trail, reviewed plans, and the runs' upkeep (unfinished, prune)
+            "tests/test_audit.py",
+            "tests/test_plans.py",
+            "tests/test_cron_runs.py",
         ),
     ),
     # the exit code: verdicts and their precedence (models.verdict / combine and the
@@ -108,12 +115,14 @@ TARGETS: dict[str, Target] = {
 }
 # Not selected: tests/test_crash_resume.py (SIGKILLed child processes, 25 s a round:
 # half an hour per hundred survivors); the in-process tests cover the same code.
-# Deselected per mutant: a test that needs the first of two processes to be still
+# Deselected per mutant: the same for a reviewed plan's apply (SIGKILLed mid-run); a
+# test that needs the first of two processes to be still
 # running when the second starts (on a machine loaded by a mutation run the first may be
 # done already: a false kill), and two that start paycancel in a child process to read
 # its resume line (10 s a round; in-process tests cover the same code).
 TIMING = (
     "tests/test_crash_resume.py::test_second_process_on_the_same_input_gets_exit_4",
+    "tests/test_plans.py::test_sigkill_mid_apply_then_resume_cancels_each_once",
     "tests/test_exit_codes.py::test_the_resume_command_is_one_unwrapped_line",
     "tests/test_exit_codes.py::"
     "test_an_interrupted_single_cancel_prints_its_resume_command_on_its_own_line",
@@ -242,6 +251,7 @@ def run_target(
     limit_s: float,
     root: Path,
     recheck: bool = False,
+    unchecked: bool = False,
 ) -> Score:
     started = time.monotonic()
     work = keep / name if keep else Path(tempfile.mkdtemp(prefix=f"mutate-{name}-"))
@@ -261,7 +271,8 @@ def run_target(
         earlier = load_merged(work) or statuses(
             mutmut(["results", "--all", "true"], work, env, 600)
         )
-        names = [m for m, status in earlier.items() if status not in KILLED | {UNCHECKED}]
+        skip = KILLED if unchecked else KILLED | {UNCHECKED}
+        names = [m for m, status in earlier.items() if status not in skip]
     else:
         if work.exists() and keep:
             shutil.rmtree(work)
@@ -280,7 +291,11 @@ def run_target(
         now = statuses(mutmut(["results", "--all", "true"], work, env, 600))
         # mutmut forgets earlier verdicts when the tests change: a mutant killed before
         # stays killed (more tests never revive one), one not rechecked keeps its verdict.
-        merged = {m: earlier[m] if m in earlier and m not in names else st for m, st in now.items()}
+        # A recheck stopped by its time limit keeps the earlier verdict of what it missed.
+        merged = {
+            m: earlier[m] if m in earlier and (m not in names or st == UNCHECKED) else st
+            for m, st in now.items()
+        }
         (work / MERGED).write_text(json.dumps(merged, indent=1, ensure_ascii=False))
         score = Score(name)
         equivalent = load_equivalent().get(name, {})
@@ -352,6 +367,11 @@ def main() -> int:
         action="store_true",
         help="with --keep: test the survivors of the kept run again, with today's tests",
     )
+    parser.add_argument(
+        "--unchecked",
+        action="store_true",
+        help="with --recheck: also test the mutants the kept run did not reach (its time limit)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.add_argument(
         "--source",
@@ -368,6 +388,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.recheck and args.keep is None:
         parser.error("--recheck needs --keep DIR (the run whose survivors to test again)")
+    if args.unchecked and not args.recheck:
+        parser.error("--unchecked goes with --recheck")
     names = args.module or (SMOKE if args.smoke else DEFAULT)
     scores = []
     for name in names:
@@ -379,6 +401,7 @@ def main() -> int:
             limit_s=args.limit_s,
             root=args.source,
             recheck=args.recheck,
+            unchecked=args.unchecked,
         )
         report(score)
         scores.append(score)

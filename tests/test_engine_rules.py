@@ -11,12 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
 
 import httpx
 import pytest
+import stamina
 
 from paycancel_cli import engine
+from paycancel_cli.breaker import Breaker
 from paycancel_cli.engine import (
     IMPLIED,
     BeforeSend,
@@ -347,6 +351,9 @@ def test_read_first_a_refusal_after_the_state_changed_keeps_the_providers_code()
     assert result.error is not None and result.error.code == "succeeded"
     assert result.error.provider_code == "payment_not_cancelable"
     assert result.error.http_status == 412
+    # the provider's own words about the refusal, not the read's (the read first saw
+    # an open payment: the words of the state read after say nothing of this cancel)
+    assert result.error.message == "HedgePayments: refused (payment pay_abc)"
     assert result.before is not None and result.before.native_status == "pending"
     assert result.after is not None and result.after.native_status == "succeeded"
 
@@ -690,3 +697,383 @@ def test_a_vipps_yes_that_shows_the_rest_captured_is_no_release_by_this_run() ->
     assert result.released() is None
     assert fake.posts == 1 and fake.gets == 2 and result.attempts == 1
     assert result.after is not None and result.after.captured == Money(Decimal("7.50"), "NOK")
+
+
+# what a person at a terminal reads while a request is retried
+
+
+class Notices(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def notices() -> Iterator[Notices]:
+    handler = Notices()
+    engine.notice.addHandler(handler)
+    level = engine.notice.level
+    engine.notice.setLevel(logging.INFO)
+    yield handler
+    engine.notice.setLevel(level)
+    engine.notice.removeHandler(handler)
+
+
+def test_a_retry_tells_the_terminal_why_when_and_which_retry(
+    real_retries: Retries, notices: Notices
+) -> None:
+    answers = [
+        jresp(429, {"error": {"code": "RATE", "message": "slow down"}}, **{"Retry-After": "2"}),
+        jresp(200, {"success": True, "payment": {"paymentId": "p1", "total": 1,
+                                                 "currency": "EUR", "status": "paid"}}),
+    ]  # fmt: skip
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return answers.pop(0)
+
+    assert run_engine("flexportal", handler, "p1").outcome is Outcome.NOT_CANCELLABLE
+    (line,) = notices.lines
+    assert re.fullmatch(r".*slow down.* Retrying in 2\.\ds \(retry 1\)\.\.\.", line), line
+
+
+def test_a_retry_caused_by_an_error_without_words_names_its_type(notices: Notices) -> None:
+    def details(cause: Exception) -> stamina.instrumentation.RetryDetails:
+        return stamina.instrumentation.RetryDetails(
+            name="cancel", args=(), kwargs={}, retry_num=3, wait_for=1.25, waited_so_far=2.0,
+            caused_by=cause,
+        )  # fmt: skip
+
+    engine._log_retry(details(ValueError("odd answer")))
+    engine._log_retry(details(ProviderUnavailable("")))
+    engine._log_retry(details(ProviderUnavailable("FlexPortal is down")))
+    assert notices.lines == [
+        "ValueError: odd answer Retrying in 1.2s (retry 3)...",
+        "ProviderUnavailable:  Retrying in 1.2s (retry 3)...",
+        "FlexPortal is down Retrying in 1.2s (retry 3)...",
+    ]
+
+
+# the retries run out
+
+
+def test_a_cancel_refused_for_pacing_to_the_end_fails_with_the_providers_answer() -> None:
+    # Every cancel gets a 429: the provider never took it, so nothing is uncertain and
+    # the payment fails with the provider's own answer (a resume tries it again).
+    fake = FakeHedge("pending", [(429, "rate_limited", None)] * 8)
+    result = fake.run(cancel_first=False)
+    assert result.outcome is Outcome.FAILED and len(fake.keys) == 8
+    assert result.error is not None and result.error.code == "rate_limited"
+    assert result.error.http_status == 429 and result.error.transient
+    assert "may have been applied" not in result.error.message
+    assert result.attempts == 8
+
+
+def test_a_lost_answer_that_cannot_be_read_back_says_so_with_the_last_status() -> None:
+    fake = UnreadableAfterCancel("pending", [(503, "down", None)] * 20)
+    result = fake.run(cancel_first=False)
+    assert result.outcome is Outcome.FAILED and result.error is not None
+    assert result.error.code == "uncertain" and result.error.http_status == 503
+    assert result.error.message.endswith(
+        "; the cancel may have been applied: check with "
+        "`paycancel status pay_abc --account hedgepayments`"
+    )
+
+
+class ExplodingThenUnreadable(ExplodingHedge):
+    """The first cancel's answer breaks something beyond the adapter; every read after
+    it fails."""
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and self.keys:
+            return jresp(503, {"error": {"code": "down", "message": "down"}})
+        return super().handler(request)
+
+
+def test_an_exception_while_cancelling_is_no_acceptance_when_nothing_can_be_read() -> None:
+    # Unlike an accepted Compago cancel, an answer nobody could read says nothing about
+    # the cancel: with no read after it, the payment is uncertain, never cancelled.
+    fake = ExplodingThenUnreadable("pending", [])
+    result = fake.run(cancel_first=False)
+    assert result.outcome is Outcome.FAILED and fake.keys == ["k1"]
+    assert result.error is not None and result.error.code == "uncertain"
+    assert result.error.transient
+
+
+def test_an_accepted_cancel_on_the_last_attempt_is_cancelled() -> None:
+    # Compago: 7 cancels answered 503 (each read back open), the 8th (the last attempt
+    # of the test policy) accepted, and the read of its after state fails.
+    uuid = "7d3f0b4e-0000-4000-8000-000000000001"
+    posts = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal posts
+        if request.method == "POST":
+            posts += 1
+            return jresp(503, {"title": "down"}) if posts < 8 else jresp(200, {})
+        if posts >= 8:
+            return jresp(503, {"title": "down"})
+        return jresp(200, {"id": uuid, "status": "PENDING", "expired": False})
+
+    result = run_engine("compago", handler, uuid)
+    assert result.outcome is Outcome.CANCELLED and posts == 8, result
+    assert result.error is None and result.attempts == 8
+
+
+# a yes that the payment does not show
+
+
+@pytest.mark.parametrize(
+    ("becomes", "shows"),
+    [
+        ("pending", "still shows an amount to release"),
+        ("succeeded", "shows succeeded, not cancelled"),
+    ],
+)
+@pytest.mark.parametrize("cancel_first", [True, False])
+def test_a_yes_the_payment_does_not_show_is_for_a_person_to_check(
+    cancel_first: bool, becomes: str, shows: str
+) -> None:
+    fake = FakeHedge("pending", [(200, None, becomes)])
+    result = fake.run(cancel_first=cancel_first)
+    assert result.outcome is Outcome.FAILED and result.error is not None
+    assert result.error.code == "not_confirmed"
+    assert result.error.message == (
+        f"the provider accepted the cancel but the payment {shows}; check it with "
+        "`paycancel status pay_abc --account hedgepayments`"
+    )
+    assert result.after is not None and result.after.native_status == becomes
+    # sent first: the read after the yes is all that was seen
+    assert result.before is not None
+    assert result.before.native_status == (becomes if cancel_first else "pending")
+
+
+# a reviewed plan's payment that changed since the plan was made
+
+
+def test_changed_since_the_plan_names_each_difference_that_matters() -> None:
+    planned = pay(cancelled="0")
+    assert engine.changed_since(planned, pay(cancelled="0")) is None
+    # the same amounts written another way are no change
+    assert engine.changed_since(planned, pay(amount="10.0", cancelled="0.00")) is None
+    # (native status words and the reason it may not be cancelled are not compared)
+    assert engine.changed_since(planned, replace(pay(cancelled="0"), native_status="x")) is None
+    assert engine.changed_since(planned, pay(PaymentStatus.SUCCEEDED, cancelled="0")) == (
+        "changed since the plan was made: status authorized -> succeeded; not cancelled"
+    )
+    captured = replace(pay(cancelled="0"), captured=Money(Decimal("4.00"), "NOK"))
+    moved = replace(captured, amount=Money(Decimal("6.00"), "NOK"), cancelled=None)
+    assert engine.changed_since(planned, moved) == (
+        "changed since the plan was made: amount 10.00 NOK -> 6.00 NOK; captured none -> "
+        "4.00 NOK; cancelled 0.00 NOK -> none; not cancelled"
+    )
+    refunded = replace(planned, refunded=Money(Decimal("1.00"), "NOK"))
+    authorized = replace(planned, authorized=Money(Decimal("9.00"), "NOK"))
+    assert engine.changed_since(planned, refunded) == (
+        "changed since the plan was made: refunded none -> 1.00 NOK; not cancelled"
+    )
+    assert engine.changed_since(planned, authorized) == (
+        "changed since the plan was made: authorized 10.00 NOK -> 9.00 NOK; not cancelled"
+    )
+
+
+@pytest.mark.parametrize("drift", [False, True])
+def test_a_planned_payment_is_read_first_and_cancelled_only_if_unchanged(drift: bool) -> None:
+    fake = FakeHedge("pending", [(200, None, "canceled")])
+
+    async def go() -> Result:
+        acc = account("hedgepayments")
+        async with httpx.AsyncClient(
+            base_url=acc.url, transport=httpx.MockTransport(fake.handler)
+        ) as client:
+            provider = make_provider(acc, client)
+            planned = await provider.get("pay_abc")  # what the plan recorded
+            if drift:
+                planned = replace(planned, amount=Money(Decimal("12.00"), "USD"))
+            canceller = Canceller(provider, run_id="r", cancel_first=True)
+            target = Target("hedgepayments", "pay_abc", "why", planned=planned)
+            return await canceller.process(target, key="k1")
+
+    result = asyncio.run(go())
+    assert fake.gets >= 2  # read again before the cancel, cancel first or not
+    if not drift:
+        assert result.outcome is Outcome.CANCELLED and fake.keys == ["k1"]
+        return
+    assert result.outcome is Outcome.NOT_CANCELLABLE and fake.keys == []
+    assert result.error is not None and result.error.code == "changed_since_plan"
+    assert result.error.message == (
+        "changed since the plan was made: amount 12.00 USD -> 10.00 USD; not cancelled "
+        "(payment pay_abc)"
+    )
+
+
+def test_an_idempotency_key_is_35_characters_and_the_same_for_the_same_payment() -> None:
+    key = idempotency_key("run", "acc", "pid")
+    assert re.fullmatch(r"pc-[0-9a-f]{32}", key) and len(key) == 35
+    assert key == idempotency_key("run", "acc", "pid")
+    assert len({key, idempotency_key("run2", "acc", "pid"), idempotency_key("run", "acc2", "pid"),
+                idempotency_key("run", "acc", "pid2")}) == 4  # fmt: skip
+
+
+def test_a_payment_refused_at_the_read_keeps_the_read_as_its_before() -> None:
+    fake = FakeHedge("succeeded", [])
+    result = fake.run(cancel_first=False)
+    assert result.outcome is Outcome.NOT_CANCELLABLE and fake.keys == []
+    assert result.before is not None and result.before.native_status == "succeeded"
+
+
+class AlwaysExploding(FakeHedge):
+    """Every cancel's answer breaks something beyond the adapter; reads show it open."""
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            self.keys.append(request.headers["idempotency-key"])
+            raise RuntimeError("boom")
+        return super().handler(request)
+
+
+def test_answers_nobody_could_read_to_the_last_attempt_leave_it_uncertain_and_say_why() -> None:
+    fake = AlwaysExploding("pending", [])
+    result = fake.run(cancel_first=True)
+    assert result.outcome is Outcome.FAILED and len(fake.keys) == 8  # read back between
+    assert result.error is not None and result.error.code == "uncertain"
+    assert result.error.transient and result.attempts == 8
+    assert result.error.message == (
+        "HedgePayments: payment pay_abc: unexpected RuntimeError while handling the "
+        "provider's answer (boom); check it with `paycancel status pay_abc --account "
+        "hedgepayments`; the cancel may have been applied: check with `paycancel status "
+        "pay_abc --account hedgepayments`"
+    )
+    assert result.before is not None and result.before.native_status == "pending"
+
+
+@pytest.mark.parametrize("cancel_first", [False, True])
+def test_the_breaker_counts_each_payment_that_failed_and_stops_the_second(
+    cancel_first: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every request gets a 503.  One payment failing alone never opens the breaker (it
+    # takes two here); the second payment's first failure does, and it is not retried.
+    requests: dict[str, int] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        pid = request.url.path.split("/")[-2 if request.method == "POST" else -1]
+        requests[pid] = requests.get(pid, 0) + 1
+        return jresp(503, {"error": {"code": "down", "message": "down"}})
+
+    async def go() -> list[Result]:
+        acc = account("hedgepayments")
+        async with httpx.AsyncClient(
+            base_url=acc.url, transport=httpx.MockTransport(handler)
+        ) as client:
+            breaker = Breaker(threshold=3, min_payments=2)
+            canceller = Canceller(
+                make_provider(acc, client), run_id="r", cancel_first=cancel_first,
+                breaker=breaker,
+            )  # fmt: skip
+            results = []
+            for pid in ("pay_1", "pay_2"):
+                caplog.clear()
+                target = Target("hedgepayments", pid, "why")
+                results.append(await canceller.process(target, key=f"k-{pid}"))
+            assert breaker.open and breaker.payments == {"pay_1", "pay_2"}
+            return results
+
+    with caplog.at_level(logging.DEBUG, logger="paycancel.retry"):
+        first, second = asyncio.run(go())
+    assert first.outcome is Outcome.FAILED and second.outcome is Outcome.FAILED
+    assert [r for r in caplog.records if r.name == "paycancel.retry"] == []  # none announced
+    # (sent first: the lost cancel, then 7 rounds of a read-back retried 8 times)
+    assert requests == {"pay_1": 57 if cancel_first else 8, "pay_2": 1}, requests
+
+
+@pytest.mark.parametrize("cancel_first", [False, True])
+def test_a_cancel_answered_with_an_odd_refusal_fails_with_that_answer(cancel_first: bool) -> None:
+    # A 422 that is neither a refusal about the payment nor transient: not cancelled,
+    # not retried, and the operator reads what the provider said.
+    fake = FakeHedge("pending", [(422, "weird", None)])
+    result = fake.run(cancel_first=cancel_first)
+    assert result.outcome is Outcome.FAILED and len(fake.keys) == 1
+    assert result.error == ErrorInfo(
+        "weird", "HedgePayments answered HTTP 422: refused (payment pay_abc)", 422
+    )
+
+
+@pytest.mark.parametrize("cancel_first", [False, True])
+def test_a_breaker_opened_by_another_payment_stops_a_retry_already_decided(
+    cancel_first: bool,
+) -> None:
+    # Two payments of one account at once, every request a 503: the first one's retry
+    # is decided (the breaker still closed) and, while it waits, the second one's
+    # failure opens the breaker.  The first then ends without sending again.
+    requests: dict[str, int] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        pid = request.url.path.split("/")[-2 if request.method == "POST" else -1]
+        requests[pid] = requests.get(pid, 0) + 1
+        return jresp(503, {"error": {"code": "down", "message": "down"}})
+
+    async def go() -> list[Result]:
+        acc = account("hedgepayments")
+        async with httpx.AsyncClient(
+            base_url=acc.url, transport=httpx.MockTransport(handler)
+        ) as client:
+            canceller = Canceller(
+                make_provider(acc, client), run_id="r", cancel_first=cancel_first,
+                breaker=Breaker(threshold=2, min_payments=2),
+            )  # fmt: skip
+            return list(
+                await asyncio.gather(
+                    *(
+                        canceller.process(Target("hedgepayments", pid, "why"), key=f"k-{pid}")
+                        for pid in ("pay_1", "pay_2")
+                    )
+                )
+            )
+
+    results = asyncio.run(go())
+    assert [r.outcome for r in results] == [Outcome.FAILED, Outcome.FAILED]
+    assert requests == {"pay_1": 1, "pay_2": 1}, requests
+    assert all(r.error is not None and r.error.transient for r in results)
+
+
+def test_a_dry_run_names_no_key_and_every_result_names_its_provider() -> None:
+    fake = FakeHedge("pending", [])
+
+    async def go() -> Result:
+        acc = account("hedgepayments")
+        async with httpx.AsyncClient(
+            base_url=acc.url, transport=httpx.MockTransport(fake.handler)
+        ) as client:
+            canceller = Canceller(make_provider(acc, client), run_id="r", dry_run=True)
+            return await canceller.process(Target("hedgepayments", "pay_abc", "why"), key="k1")
+
+    result = asyncio.run(go())
+    assert result.outcome is Outcome.WOULD_CANCEL and fake.keys == []
+    assert result.idempotency_key is None and result.provider == "hedgepayments"
+    sent = FakeHedge("pending", [(200, None, "canceled")]).run(cancel_first=False)
+    assert sent.idempotency_key == "k1" and sent.provider == "hedgepayments"
+
+
+def test_an_id_the_provider_can_never_have_is_invalid_and_nothing_is_sent() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return jresp(500, {})
+
+    result = run_engine("compago", handler, "not a uuid")
+    assert result.outcome is Outcome.INVALID and seen == []
+    assert result.error is not None and result.error.code == "invalid_id"
+    assert "Nothing was sent; check the id." in result.error.message
+    assert (result.provider, result.payment_id, result.run_id) == ("compago", "not a uuid", "r")
+
+
+def test_rejected_credentials_fail_the_payment_with_the_providers_status() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return jresp(401, {"error": {"code": "unauthorized", "message": "bad key"}})
+
+    result = run_engine("hedgepayments", handler, "pay_abc")
+    assert result.outcome is Outcome.FAILED and result.error is not None
+    assert (result.error.code, result.error.http_status) == ("auth_failed", 401)
