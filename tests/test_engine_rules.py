@@ -29,7 +29,6 @@ from paycancel_cli.engine import (
     Target,
     _info,
     amount_mismatch,
-    cancelled_totals,
     fresh_key,
     idempotency_key,
     implied_before,
@@ -146,6 +145,16 @@ def test_a_fresh_key_counts_up_from_the_root() -> None:
 
 
 # totals
+
+
+def cancelled_totals(results: list[Result]) -> tuple[dict[str, Decimal], int]:
+    """What a run's summary sums (``Summary.add``, the one place totals are summed)."""
+    from paycancel_cli.runs.summary import Summary
+
+    summary = Summary("r")
+    for each in results:
+        summary.add(each)
+    return summary.cancelled_amounts, summary.unknown_amounts
 
 
 def result(outcome: Outcome, before: Payment | None, after: Payment | None) -> Result:

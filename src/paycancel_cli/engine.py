@@ -52,7 +52,6 @@ import random
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
-from decimal import Decimal
 from typing import TYPE_CHECKING, TypeVar
 
 import stamina
@@ -709,19 +708,3 @@ def _info(exc: PaycancelError) -> ErrorInfo:
     code = getattr(exc, "code", None)
     status = getattr(exc, "http_status", None)
     return ErrorInfo(code, exc.message, status, transient=exc.retryable)
-
-
-def cancelled_totals(results: list[Result]) -> tuple[dict[str, Decimal], int]:
-    """Amounts released per currency by ``cancelled`` results, and how many of those
-    results had no amount to add."""
-    totals: dict[str, Decimal] = {}
-    unknown = 0
-    for result in results:
-        if result.outcome is not Outcome.CANCELLED:
-            continue
-        money = result.released()
-        if money is None:
-            unknown += 1
-        else:
-            totals[money.currency] = totals.get(money.currency, Decimal(0)) + money.value
-    return totals, unknown
