@@ -151,18 +151,19 @@ async def _check(config: Config, session: Any, account: Account | CheckResult) -
 
 
 async def _probe(session: Any, account: Account) -> None:
-    """The check's request, tried again on a transient failure (see ``ATTEMPTS``)."""
-    import stamina
+    """The check's request, tried again on a transient failure under the engine's one
+    retry policy (Retry-After honoured), with fewer attempts and shorter waits
+    (``ATTEMPTS``): the whole check stays inside the account's timeout."""
+    from paycancel_cli.engine import RetryPolicy
 
-    async for attempt in stamina.retry_context(
-        on=(ProviderUnavailable, RateLimited),
+    policy = RetryPolicy(
         attempts=ATTEMPTS,
         wait_initial=WAIT_INITIAL_S,
         wait_max=WAIT_MAX_S,
         wait_jitter=WAIT_INITIAL_S,
-    ):
-        with attempt:
-            await _probe_once(session, account)
+        timeout=None,  # the caller's bound: the account's timeout
+    )
+    await policy.call(lambda: _probe_once(session, account))
 
 
 async def _probe_once(session: Any, account: Account) -> None:
