@@ -81,7 +81,7 @@ def require(binary: str) -> str:
 
 @dataclass
 class PingServer:
-    mode: str = "ok"  # ok | 500 | slow
+    mode: str = "ok"  # ok | 500 | slow | slow_start
     pings: list[tuple[str, str, str]] = field(default_factory=list)  # method, path, body
     release: threading.Event = field(default_factory=threading.Event)
     url: str = ""
@@ -98,6 +98,8 @@ def ping_server() -> Iterator[PingServer]:
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length).decode() if length else ""
+            if state.mode == "slow_start" and self.path.endswith("/start"):
+                time.sleep(1.5)  # the check service hears of the start late
             state.pings.append((self.command, self.path, body))
             if state.mode == "slow":
                 state.release.wait(60)
@@ -376,6 +378,20 @@ def test_node_exporter_serves_the_file_and_promtool_accepts_it(
 
 
 # pings
+
+
+def test_a_slow_start_ping_still_reaches_the_check_before_the_end_ping(
+    cli: Any, config_file: Path, sandbox: Sandbox, tmp_path: Path, ping_server: PingServer
+) -> None:
+    # the pings run on threads of their own: the end must not overtake a slow start,
+    # or the check would read the run as started after it ended
+    ping_server.mode = "slow_start"
+    pending = sandbox.add_payment("hedgepayments", status="pending", amount=100)
+    csv = csv_file(tmp_path / "in.csv", f"hedgepayments,{pending}")
+    args = ["--config", str(config_file), "bulk-cancel", str(csv), "--reason", "r", "--yes"]
+    res = cli(*args, "--ping-url", ping_server.url)
+    assert res.code == 0, res.stderr
+    assert ping_server.paths() == [f"/{SENTINEL}/start", f"/{SENTINEL}/0"]
 
 
 def test_pings_start_then_the_exit_code_with_a_summary(
