@@ -56,7 +56,7 @@ PKG = "src/paycancel_cli"
 TARGETS: dict[str, Target] = {
     # the engine: one payment's cancel, truthfully
     "engine": Target(
-        (f"{PKG}/engine.py",),
+        (f"{PKG}/engine.py", f"{PKG}/retries.py"),
         (
             "tests/test_engine.py",
             "tests/test_engine_rules.py",

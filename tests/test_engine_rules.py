@@ -19,7 +19,7 @@ import httpx
 import pytest
 import stamina
 
-from paycancel_cli import engine
+from paycancel_cli import engine, retries
 from paycancel_cli.breaker import Breaker
 from paycancel_cli.engine import (
     IMPLIED,
@@ -723,12 +723,12 @@ class Notices(logging.Handler):
 @pytest.fixture
 def notices() -> Iterator[Notices]:
     handler = Notices()
-    engine.notice.addHandler(handler)
-    level = engine.notice.level
-    engine.notice.setLevel(logging.INFO)
+    retries.notice.addHandler(handler)
+    level = retries.notice.level
+    retries.notice.setLevel(logging.INFO)
     yield handler
-    engine.notice.setLevel(level)
-    engine.notice.removeHandler(handler)
+    retries.notice.setLevel(level)
+    retries.notice.removeHandler(handler)
 
 
 def test_a_retry_tells_the_terminal_why_when_and_which_retry(
@@ -755,9 +755,9 @@ def test_a_retry_caused_by_an_error_without_words_names_its_type(notices: Notice
             caused_by=cause,
         )  # fmt: skip
 
-    engine._log_retry(details(ValueError("odd answer")))
-    engine._log_retry(details(ProviderUnavailable("")))
-    engine._log_retry(details(ProviderUnavailable("FlexPortal is down")))
+    retries.log_retry(details(ValueError("odd answer")))
+    retries.log_retry(details(ProviderUnavailable("")))
+    retries.log_retry(details(ProviderUnavailable("FlexPortal is down")))
     assert notices.lines == [
         "ValueError: odd answer Retrying in 1.2s (retry 3)...",
         "ProviderUnavailable:  Retrying in 1.2s (retry 3)...",

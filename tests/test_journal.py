@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ from paycancel_cli.config import Config, Defaults
 from paycancel_cli.errors import JournalError
 from paycancel_cli.journal import Journal, PlanRow
 from paycancel_cli.sandbox import Sandbox
+
+from .conftest import Retries
 
 
 def test_journal_file_is_private_and_survives_reopen(tmp_path: Path) -> None:
@@ -46,6 +49,32 @@ def test_a_journal_that_cannot_be_written_fails_closed(tmp_path: Path) -> None:
     journal.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     with pytest.raises(JournalError, match="no cancel goes unrecorded"):
         journal.set_run_status("r1", "completed")
+
+
+def test_a_journal_opened_while_another_process_writes_it_waits_its_turn(
+    tmp_path: Path, real_retries: Retries
+) -> None:
+    """Two runs starting at once on a new journal: while one holds the write lock, the
+    other's switch to write-ahead logging is answered "locked" at once (SQLite calls no
+    busy handler there), so opening waits and tries again rather than failing the run."""
+    path = tmp_path / "j.sqlite3"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE scratch (n INTEGER)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO scratch VALUES (1)")  # the write lock, not yet in WAL mode
+    release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    release.start()
+    try:
+        journal = Journal(path)
+    finally:
+        release.join()
+        other.close()
+    assert real_retries.waits, "the first attempt cannot have succeeded under the lock"
+    assert journal.db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    journal.start_run(
+        "r1", user="u", host="h", command="c", input="i", input_hash="x", reason="why", options={}
+    )
+    assert journal.count_pending("r1") == 0
 
 
 def test_unopenable_journal_is_a_clear_error(tmp_path: Path) -> None:

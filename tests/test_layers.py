@@ -50,7 +50,18 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("adapters", {"providers", "providers.*", "httpclient", "config", "secretsources", "breaker"}),
     (
         "base",
-        {"", "models", "errors", "redact", "pipes", "prompt", "idshape", "idsource", "stamped"},
+        {
+            "",
+            "models",
+            "errors",
+            "redact",
+            "pipes",
+            "prompt",
+            "idshape",
+            "idsource",
+            "stamped",
+            "retries",
+        },
     ),
 ]
 

@@ -47,7 +47,6 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
-import logging
 import random
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -56,6 +55,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import stamina
 
+from paycancel_cli import retries  # noqa: F401  (installs the retry log hook)
 from paycancel_cli.breaker import Breaker
 from paycancel_cli.errors import (
     AuthError,
@@ -88,32 +88,6 @@ if TYPE_CHECKING:
 # StrEnum); compared as strings so that importing the engine imports no adapter code.
 CANCEL_FIRST = "cancel_first"
 
-log = logging.getLogger("paycancel.retry")
-
-
-# What a person at a terminal is told while a request is retried (the CLI attaches a
-# handler for ``status`` and ``cancel`` when stderr is a terminal); kept out of the
-# verbose log, which has its own line above.
-notice = logging.getLogger("paycancel.retrying")
-notice.propagate = False
-
-
-def _log_retry(details: stamina.instrumentation.RetryDetails) -> None:
-    log.debug(
-        "retry %s of %s in %.2fs after %s",
-        details.retry_num,
-        details.name,
-        details.wait_for,
-        type(details.caused_by).__name__,
-    )
-    cause = details.caused_by
-    why = getattr(cause, "message", None) or f"{type(cause).__name__}: {cause}"
-    notice.info("%s Retrying in %.1fs (retry %d)...", why, details.wait_for, details.retry_num)
-
-
-# stamina's default hook logs a WARNING per retry through the root logger; paycancel keeps
-# retries in its own verbose log and reports the outcome instead.
-stamina.instrumentation.set_on_retry_hooks([_log_retry])
 
 UNCERTAIN = "uncertain"
 INTERNAL = "internal_error"

@@ -44,6 +44,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import stamina
+
+from paycancel_cli import retries  # noqa: F401  (installs the retry log hook)
 from paycancel_cli.errors import JournalError, JournalUnusable
 from paycancel_cli.models import ErrorInfo, Money, Outcome, Payment, Result
 
@@ -345,14 +348,32 @@ def _unusable(path: Path) -> str | None:
     return None
 
 
+LOCK_WAIT_SECONDS = 30  # how long a writer waits for another process's write lock
+
+
+def _locked(exc: Exception) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+@stamina.retry(
+    on=_locked, attempts=None, timeout=LOCK_WAIT_SECONDS, wait_initial=0.01, wait_max=0.5
+)
+def _enter_wal(db: sqlite3.Connection) -> None:
+    """Switch to write-ahead logging, waiting for another process that holds the write
+    lock: SQLite answers "locked" at once here rather than calling the busy handler (it
+    would deadlock: this connection already reads the file), so two processes opening a
+    new journal at the same moment must take turns."""
+    db.execute("PRAGMA journal_mode=WAL")
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     """The journal's database, its file (and directory) private to the user."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     os.chmod(path, 0o600)
-    db = sqlite3.connect(path, timeout=30, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
+    db = sqlite3.connect(path, timeout=LOCK_WAIT_SECONDS, isolation_level=None)
+    _enter_wal(db)
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
     return db
