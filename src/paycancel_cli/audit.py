@@ -17,7 +17,7 @@ import csv
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -40,16 +40,17 @@ class Problem:
     what: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "run_id": self.run_id, "what": self.what}
+        return asdict(self)
 
 
 @dataclass
 class Verification:
+    # In the order of the ``audit verify --json`` record (``to_json``).
     events: int = 0
     head: dict[str, Any] = field(default_factory=lambda: {"seq": 0, "sha256": GENESIS})
+    checked_head: dict[str, Any] | None = None
     upgraded_at: str | None = None  # the chain began when an earlier journal was upgraded
     reconstructed: int = 0  # events rebuilt from that journal's rows
-    checked_head: dict[str, Any] | None = None
     problem: Problem | None = None
 
     @property
@@ -57,16 +58,7 @@ class Verification:
         return self.problem is None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "type": "audit_verify",
-            "intact": self.intact,
-            "events": self.events,
-            "head": self.head,
-            "checked_head": self.checked_head,
-            "upgraded_at": self.upgraded_at,
-            "reconstructed": self.reconstructed,
-            "problem": None if self.problem is None else self.problem.to_json(),
-        }
+        return {"type": "audit_verify", "intact": self.intact, **asdict(self)}
 
     def describe(self) -> str:
         if self.problem is not None:

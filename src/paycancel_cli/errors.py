@@ -17,9 +17,10 @@
      └── ProviderError                  exit 1: the provider answered with an error
           ├── NotFound
           ├── NotCancellable            the state forbids a cancel (carries the code)
-          ├── RateLimited               exit 5, retryable, may carry a retry-after delay
-          ├── Busy                      exit 5, retryable: the payment is being worked on
-          └── ProviderUnavailable       exit 5, retryable: 5xx, timeouts, dropped connections
+          └── Transient                 exit 5, retryable, may carry a retry-after delay
+               ├── RateLimited          too many requests
+               ├── Busy                 the payment is being worked on
+               └── ProviderUnavailable  5xx, timeouts, dropped connections
 
 ``retryable`` is also what makes a payment's failure *transient* (``ErrorInfo``): a run
 whose unfinished payments all failed that way exits 5, "try again later".
@@ -31,6 +32,8 @@ provider's error text.
 """
 
 from __future__ import annotations
+
+from typing import TypedDict, Unpack
 
 
 class PaycancelError(Exception):
@@ -49,7 +52,6 @@ class UsageError(PaycancelError):
 
 
 class Declined(PaycancelError):
-    exit_code = 1
     kind = "declined"
 
 
@@ -95,7 +97,6 @@ class Interrupted(PaycancelError):
 
 
 class JournalError(PaycancelError):
-    exit_code = 1
     kind = "journal_error"
 
 
@@ -106,17 +107,23 @@ class JournalUnusable(JournalError):
     exit_code = 2
 
 
+class Answer(TypedDict, total=False):
+    """What a provider's error answer says beside its message: the keywords every
+    ``ProviderError`` takes, whatever its own."""
+
+    code: str | None
+    http_status: int | None
+
+
 class ProviderError(PaycancelError):
     """An error answer from a provider, with its code and HTTP status when known."""
 
     kind = "provider_error"
 
-    def __init__(
-        self, message: str, *, code: str | None = None, http_status: int | None = None
-    ) -> None:
+    def __init__(self, message: str, **answer: Unpack[Answer]) -> None:
         super().__init__(message)
-        self.code = code
-        self.http_status = http_status
+        self.code = answer.get("code")
+        self.http_status = answer.get("http_status")
 
 
 class NotFound(ProviderError):
@@ -136,59 +143,63 @@ class NotCancellable(ProviderError):
         self,
         message: str,
         *,
-        code: str | None = None,
-        http_status: int | None = None,
         already_cancelled: bool | None = None,
         status: str | None = None,
+        **answer: Unpack[Answer],
     ) -> None:
-        super().__init__(message, code=code, http_status=http_status)
+        super().__init__(message, **answer)
         self.already_cancelled = already_cancelled
         # The normalized status the answer names (``succeeded`` for FlexPortal's
         # ALREADY_PAID), when it names one: the refusal's normalized code.
         self.status = status
 
 
-class RateLimited(ProviderError):
+class Transient(ProviderError):
+    """A failure that trying again later may clear: retryable, exit 5.  ``retry_after``
+    is the wait the answer asks for, in seconds, when it names one."""
+
     retryable = True
     exit_code = 5
-    kind = "rate_limited"
 
     def __init__(
-        self,
-        message: str,
-        *,
-        code: str | None = None,
-        http_status: int | None = 429,
-        retry_after: float | None = None,
+        self, message: str, *, retry_after: float | None = None, **answer: Unpack[Answer]
     ) -> None:
-        super().__init__(message, code=code, http_status=http_status)
+        super().__init__(message, **answer)
         self.retry_after = retry_after
 
 
-class Busy(ProviderError):
+class RateLimited(Transient):
+    """Too many requests: HTTP 429 unless the answer says otherwise."""
+
+    kind = "rate_limited"
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, **answer: Unpack[Answer]
+    ) -> None:
+        answer.setdefault("http_status", 429)
+        super().__init__(message, retry_after=retry_after, **answer)
+
+
+class Busy(Transient):
     """The provider is working on the payment (Vipps 423 Locked, 6160 order processing):
     try again after a wait.  ``fresh_key`` is set when the provider keeps the refusal
     under the idempotency key, so the retry must carry a new one."""
 
-    retryable = True
-    exit_code = 5
     kind = "busy"
 
     def __init__(
         self,
         message: str,
         *,
-        code: str | None = None,
-        http_status: int | None = None,
         retry_after: float | None = None,
         fresh_key: bool = False,
+        **answer: Unpack[Answer],
     ) -> None:
-        super().__init__(message, code=code, http_status=http_status)
-        self.retry_after = retry_after
+        super().__init__(message, retry_after=retry_after, **answer)
         self.fresh_key = fresh_key
 
 
-class ProviderUnavailable(ProviderError):
+class ProviderUnavailable(Transient):
     """5xx, timeouts and network errors.
 
     ``ambiguous`` is true when a write may have reached the provider (the request was
@@ -197,19 +208,16 @@ class ProviderUnavailable(ProviderError):
     it is unknown (Compago's cancel answers ``{}``; the read after it failed).
     """
 
-    retryable = True
-    exit_code = 5
     kind = "unavailable"
 
     def __init__(
         self,
         message: str,
         *,
-        code: str | None = None,
-        http_status: int | None = None,
         ambiguous: bool = False,
         accepted: bool = False,
+        **answer: Unpack[Answer],
     ) -> None:
-        super().__init__(message, code=code, http_status=http_status)
+        super().__init__(message, **answer)
         self.ambiguous = ambiguous or accepted
         self.accepted = accepted

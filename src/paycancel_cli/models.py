@@ -13,7 +13,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -230,13 +230,7 @@ class ErrorInfo:
     provider_code: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "message": self.message,
-            "http_status": self.http_status,
-            "transient": self.transient,
-            "provider_code": self.provider_code,
-        }
+        return asdict(self)  # the fields in their order are the record
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ErrorInfo:

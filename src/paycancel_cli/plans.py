@@ -33,7 +33,7 @@ import subprocess
 import tempfile
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -251,12 +251,7 @@ class Approval:
     problem: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "principal": self.principal,
-            "valid": self.valid,
-            "problem": self.problem,
-        }
+        return asdict(self)  # the fields in their order are the record
 
 
 def _keygen(
