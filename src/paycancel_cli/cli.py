@@ -316,7 +316,7 @@ def _log_exchanges(ctx: typer.Context) -> None:
 
 
 for module in (status, cancel, bulk_cancel, sandbox, config, plan, audit, runs):
-    module.register(app)
+    module.COMMAND.register(app)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -13,11 +13,11 @@ import typer
 
 from paycancel_cli.commands.common import (
     AccountOpt,
+    Command,
     ForceOpt,
     Globals,
     JsonOpt,
     check_report_path,
-    examples,
     globals_of,
     resume_command,
 )
@@ -624,16 +624,16 @@ def wait_limit(text: str | None) -> float | None:
     return seconds
 
 
-def register(app: typer.Typer) -> None:
-    app.command(
-        "bulk-cancel",
-        short_help="Cancel many payments from a CSV or subscriptions; resumable.",
-        epilog=examples(
-            "paycancel bulk-cancel returns.csv --reason 'early return' --dry-run",
-            "paycancel bulk-cancel returns.csv --reason 'early return' --report out.csv",
-            "paycancel bulk-cancel --subscription rent_8812 -a fp_eu --reason returned",
-            "paycancel bulk-cancel - --validate-only < ids.csv",
-            "paycancel bulk-cancel --resume RUN_ID --yes",
-            "paycancel bulk-cancel night.csv --reason cleanup --yes --live --json",
-        ),
-    )(bulk_cancel)
+COMMAND = Command(
+    bulk_cancel,
+    name="bulk-cancel",
+    short_help="Cancel many payments from a CSV or subscriptions; resumable.",
+    examples=(
+        "paycancel bulk-cancel returns.csv --reason 'early return' --dry-run",
+        "paycancel bulk-cancel returns.csv --reason 'early return' --report out.csv",
+        "paycancel bulk-cancel --subscription rent_8812 -a fp_eu --reason returned",
+        "paycancel bulk-cancel - --validate-only < ids.csv",
+        "paycancel bulk-cancel --resume RUN_ID --yes",
+        "paycancel bulk-cancel night.csv --reason cleanup --yes --live --json",
+    ),
+)
