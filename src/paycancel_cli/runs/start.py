@@ -75,7 +75,8 @@ def run_bulk(
         )
     default_account = request.default_account(config)
     if default_account is not None:
-        config.account(default_account)  # unknown names fail here, exit 2
+        config.account(default_account)  # unknown names fail here (a request made without
+        # the config; one made with it checked this already: the account is resolved once)
     reason = request.reason_text
     source: Source | None = None
     try:
