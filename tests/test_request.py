@@ -50,7 +50,8 @@ def test_a_request_that_cannot_run_is_refused_when_made(
     refused = refusal(**asked)
     assert isinstance(refused, Refused) and refused.exit_code == 2
     assert refused.wrong is wrong
-    assert refused.message == wrong.value  # below the command layer: the fact, no flag
+    # below the command layer: the fact, no flag
+    assert refused.message == f"{wrong.value} Nothing was sent."
 
 
 @pytest.mark.parametrize(
