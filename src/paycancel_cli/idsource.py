@@ -42,7 +42,9 @@ def parse(data: bytes, label: str) -> list[str]:
             ids.append(value)
     if problems:
         shown = "; ".join(problems[:10]) + ("; ..." if len(problems) > 10 else "")
-        raise InputError(f"{label}: {shown}. Give one subscription id per line. Nothing was sent.")
+        raise InputError(
+            f"{label}: {shown}. Give one subscription id per line. Nothing was sent."
+        )
     return list(dict.fromkeys(ids))
 
 
