@@ -368,7 +368,7 @@ def plan_apply(
         outcome = apply_plan(
             config,
             path,
-            BulkRequest(yes=True, concurrency=concurrency, command="bench"),
+            BulkRequest(plan=True, yes=True, concurrency=concurrency, command="bench"),
             Quiet(),
             redactor=Redactor(),
             announce=lambda _: None,

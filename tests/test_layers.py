@@ -61,6 +61,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "idsource",
             "stamped",
             "retries",
+            "refusals",
         },
     ),
 ]

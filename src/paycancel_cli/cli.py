@@ -16,6 +16,7 @@ from typer.core import TyperArgument, TyperGroup
 from paycancel_cli import __version__
 from paycancel_cli.commands import audit, bulk_cancel, cancel, config, plan, runs, sandbox, status
 from paycancel_cli.commands.common import Globals
+from paycancel_cli.commands.messages import worded
 from paycancel_cli.errors import Declined, PaycancelError, UsageError
 
 if TYPE_CHECKING:
@@ -316,7 +317,7 @@ def _log_exchanges(ctx: typer.Context) -> None:
 
 
 for module in (status, cancel, bulk_cancel, sandbox, config, plan, audit, runs):
-    module.register(app)
+    module.COMMAND.register(app)
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -428,7 +429,7 @@ def _invoke(
         return int(stop(exc.exit_code, exc.kind, exc.message, label=""))
     except PaycancelError as exc:
         _tell_tonight(getattr(exc, "run_id", None))
-        return int(stop(exc.exit_code, exc.kind, exc.message))
+        return int(stop(exc.exit_code, exc.kind, worded(exc)))
     except typer.Exit as exc:
         return closed_output(int(exc.exit_code))
     except typer.Abort:

@@ -46,9 +46,10 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from paycancel_cli.errors import InputError, UsageError
+from paycancel_cli.errors import InputError
 from paycancel_cli.models import Money, currency_exponent
 from paycancel_cli.providers import adapter_class, validate_id
+from paycancel_cli.refusals import Refused, RefusedInput, Wrong
 
 MAX_LINE_BYTES = 64 * 1024
 MAX_PROBLEMS_KEPT = 1000
@@ -619,19 +620,9 @@ class Reader:
     def _check_every_row(self, label: str, index: dict[str, int]) -> None:
         """What the header alone decides for every row: one error, not one per row."""
         if "account" not in index and self.default_account is None:
-            known = ", ".join(sorted(self.accounts)) or "none"
-            raise UsageError(
-                f"{label} has no account column and no --account was given, and several "
-                f"accounts are configured ({known}): pass --account NAME for the whole file, "
-                "or add an account column. Nothing was sent."
-            )
+            raise Refused(Wrong.CSV_NO_ACCOUNT, label=label, known=sorted(self.accounts))
         if self.need_reason and not self.default_reason and "reason" not in index:
-            raise UsageError(
-                f"--reason is required: {label} has no reason column, and every cancel "
-                "records why (it goes to the provider where the API takes one, and to the "
-                "journal). Pass --reason TEXT (a reason column overrides it per row); "
-                "--dry-run and --validate-only need none. Nothing was sent."
-            )
+            raise Refused(Wrong.CSV_NO_REASON, label=label)
 
     def _records(self, result: Validation) -> Iterator[Row | Problem]:
         label = f"CSV {self.source.label}"
@@ -659,23 +650,15 @@ class Reader:
         keys = [_column_key(name) for name in names]
         ids = [(i, ID_ALIASES[k]) for i, k in enumerate(keys) if k in ID_ALIASES]
         if not ids:
-            hint = ""
+            plain = None  # why a one-column file is not read as a plain list of ids
             if len(shown) == 1 and shown[0]:
-                if self.default_account is None:
-                    hint = (
-                        " A plain list of payment ids without a header is read as one when "
-                        "--account says whose ids they are."
-                    )
-                else:
-                    hint = (
-                        f" Nor is {shown[0]!r} a payment id for account "
-                        f"{self.default_account!r}, so the file is not read as a plain list "
-                        "of ids."
-                    )
-            raise InputError(
-                f"{label}, line 1: no payment_id column (aliases id, reference) or "
-                f"subscription_id column; the header has: {', '.join(shown) or 'nothing'}."
-                f"{hint} Nothing was sent."
+                plain = "needs_account" if self.default_account is None else "not_an_id"
+            raise RefusedInput(
+                Wrong.NO_ID_COLUMN,
+                label=label,
+                header=shown,
+                plain=plain,
+                account=self.default_account,
             )
         if len(ids) > 1:
             raise InputError(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from paycancel_cli.errors import PaycancelError, UsageError
+from paycancel_cli.errors import PaycancelError
 from paycancel_cli.journal import Journal, RunRow
 from paycancel_cli.locks import Lock
 from paycancel_cli.models import most_severe
@@ -57,7 +57,7 @@ def resume_each(
 
     for run in filter(started_by_automation, unfinished_runs(config)):
         try:
-            yield run.run_id, resume(replace(request, resume=run.run_id))
+            yield run.run_id, resume(replace(request, resume=run.run_id, resume_unfinished=False))
         except PaycancelError as exc:
             yield run.run_id, exc
 
@@ -71,19 +71,15 @@ def resume_unfinished(
     say: Callable[[str], None],
     emit: Callable[[dict[str, Any]], None] | None = None,
     night: Tonight | None = None,
+    word: Callable[[PaycancelError], str] = lambda exc: exc.message,
 ) -> int:
     """``bulk-cancel --resume-unfinished``: each run of ``resume_each`` resumed; with
     ``emit`` (``--json-summary``) one outcome line per run, or one ``nothing_to_do``
-    line when there is none.  Returns the exit code, the most severe of theirs."""
+    line when there is none; ``word`` says a run's error to the operator.  Returns
+    the exit code, the most severe of theirs."""
     from paycancel_cli import tonight
     from paycancel_cli.runs.start import run_bulk
 
-    shaping = [request.csv, request.subscriptions, request.resume, request.reason]
-    if any(shaping) or request.dry_run or request.validate_only or request.account:
-        raise UsageError(
-            "--resume-unfinished takes only --yes, --live, --concurrency, --wait and "
-            "--json-summary: each run keeps its own input, accounts and reason. Nothing was sent."
-        )
     started = night.started_at if night is not None else tonight.now()
     codes: list[int] = []
     for run_id, outcome in resume_each(
@@ -91,9 +87,9 @@ def resume_unfinished(
     ):
         each = tonight.Tonight(started_at=started, run_id=run_id)
         if isinstance(outcome, PaycancelError):
-            code = outcome.exit_code
-            say(f"Run {run_id}: {outcome.message}")
-            line = each.line(code, code=outcome.kind, message=outcome.message)
+            code, message = outcome.exit_code, word(outcome)
+            say(f"Run {run_id}: {message}")
+            line = each.line(code, code=outcome.kind, message=message)
         else:
             code = 0 if outcome.finished else outcome.exit_code()
             if outcome.summary is not None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from paycancel_cli.commands.common import Globals, JsonOpt, examples, globals_of
+from paycancel_cli.commands.common import Command, Globals, JsonOpt, globals_of
 
 if TYPE_CHECKING:
     from paycancel_cli.journal import Journal
@@ -159,14 +159,13 @@ def _open(g: Globals) -> Journal:
     return Journal(path)
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(
-        audit_app,
-        name="audit",
-        short_help="Verify the journal's hash chain; export its events.",
-        epilog=examples(
-            "paycancel audit verify",
-            "paycancel audit verify --head SEQ:SHA256 --json",
-            "paycancel audit export --since 2026-12-01 --format csv -o audit.csv",
-        ),
-    )
+COMMAND = Command(
+    audit_app,
+    name="audit",
+    short_help="Verify the journal's hash chain; export its events.",
+    examples=(
+        "paycancel audit verify",
+        "paycancel audit verify --head SEQ:SHA256 --json",
+        "paycancel audit export --since 2026-12-01 --format csv -o audit.csv",
+    ),
+)

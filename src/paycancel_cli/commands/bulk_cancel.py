@@ -13,16 +13,16 @@ import typer
 
 from paycancel_cli.commands.common import (
     AccountOpt,
+    Command,
     ForceOpt,
     Globals,
     JsonOpt,
     check_report_path,
-    examples,
     globals_of,
     resume_command,
 )
 from paycancel_cli.completion import run_ids
-from paycancel_cli.errors import InputError, UsageError
+from paycancel_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from paycancel_cli.config import Config
@@ -290,7 +290,7 @@ def bulk_cancel(
     out = _output(g, f, night)
     subscriptions = _subscription_ids(f, out, night)
     author = _author(config, f)
-    request = _request(f, subscriptions)
+    request = _request(config, f, subscriptions)
     view = BulkView(out, progress=True, dry_run=f.dry_run)
     on_start = [] if monitor is None else [monitor.started]  # the start ping
     if f.resume_unfinished:
@@ -433,7 +433,7 @@ def _author(config: "Config", f: Flags) -> "Author | None":
     return author
 
 
-def _request(f: Flags, subscriptions: list[str]) -> "BulkRequest":
+def _request(config: "Config", f: Flags, subscriptions: list[str]) -> "BulkRequest":
     from paycancel_cli.runs.request import BulkRequest
 
     return BulkRequest(
@@ -450,9 +450,12 @@ def _request(f: Flags, subscriptions: list[str]) -> "BulkRequest":
         concurrency=f.concurrency,
         max_payments=f.max_payments,
         resume=f.resume,
+        resume_unfinished=f.resume_unfinished,
+        plan=f.plan is not None,
         wait=wait_limit(f.wait),
         read_first=f.read_first,
         command=shlex.join(["paycancel", *sys.argv[1:]]),
+        config=config,
     )
 
 
@@ -468,6 +471,7 @@ def _resume_all(
     """--resume-unfinished: each unfinished run resumed; the exit code of them all."""
     import json
 
+    from paycancel_cli.commands.messages import worded
     from paycancel_cli.unfinished import resume_unfinished
 
     assert g.redactor is not None
@@ -483,6 +487,7 @@ def _resume_all(
         say=say,
         emit=None if night is None else emit,
         night=night,
+        word=worded,
     )
 
 
@@ -536,7 +541,7 @@ def _validated(
             f"{v.duplicates} duplicate(s). Nothing was sent."
         )
     if outcome.refused:
-        raise InputError(outcome.refused)
+        raise outcome.refused
     raise typer.Exit(2 if v.invalid and not skip_invalid else 0)
 
 
@@ -624,16 +629,16 @@ def wait_limit(text: str | None) -> float | None:
     return seconds
 
 
-def register(app: typer.Typer) -> None:
-    app.command(
-        "bulk-cancel",
-        short_help="Cancel many payments from a CSV or subscriptions; resumable.",
-        epilog=examples(
-            "paycancel bulk-cancel returns.csv --reason 'early return' --dry-run",
-            "paycancel bulk-cancel returns.csv --reason 'early return' --report out.csv",
-            "paycancel bulk-cancel --subscription rent_8812 -a fp_eu --reason returned",
-            "paycancel bulk-cancel - --validate-only < ids.csv",
-            "paycancel bulk-cancel --resume RUN_ID --yes",
-            "paycancel bulk-cancel night.csv --reason cleanup --yes --live --json",
-        ),
-    )(bulk_cancel)
+COMMAND = Command(
+    bulk_cancel,
+    name="bulk-cancel",
+    short_help="Cancel many payments from a CSV or subscriptions; resumable.",
+    examples=(
+        "paycancel bulk-cancel returns.csv --reason 'early return' --dry-run",
+        "paycancel bulk-cancel returns.csv --reason 'early return' --report out.csv",
+        "paycancel bulk-cancel --subscription rent_8812 -a fp_eu --reason returned",
+        "paycancel bulk-cancel - --validate-only < ids.csv",
+        "paycancel bulk-cancel --resume RUN_ID --yes",
+        "paycancel bulk-cancel night.csv --reason cleanup --yes --live --json",
+    ),
+)

@@ -11,10 +11,10 @@ import typer
 
 from paycancel_cli.commands.common import (
     AccountOpt,
+    Command,
     Globals,
     JsonOpt,
     by_shape,
-    examples,
     globals_of,
     resume_command,
 )
@@ -171,12 +171,13 @@ def _show(out: "Output", result: "Result", summary: "Summary", *, json_: bool) -
         out.message(f"Run id: {result.run_id}")
 
 
-def register(app: typer.Typer) -> None:
-    app.command(
-        short_help="Cancel one payment, showing it first and asking to confirm.",
-        epilog=examples(
-            "paycancel cancel ID --account ACCOUNT --reason 'early return'",
-            "paycancel --sandbox cancel pay_demopending01 -a hedgepayments --dry-run",
-            "paycancel cancel ID -a flexportal --reason 'duplicate' --yes --json",
-        ),
-    )(cancel)
+COMMAND = Command(
+    cancel,
+    name=None,
+    short_help="Cancel one payment, showing it first and asking to confirm.",
+    examples=(
+        "paycancel cancel ID --account ACCOUNT --reason 'early return'",
+        "paycancel --sandbox cancel pay_demopending01 -a hedgepayments --dry-run",
+        "paycancel cancel ID -a flexportal --reason 'duplicate' --yes --json",
+    ),
+)

@@ -7,6 +7,7 @@ Imported by every command at start-up: only typer at module level.
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -90,6 +91,25 @@ class Globals:
 def examples(*lines: str) -> str:
     """A help epilog listing examples, one per line, never rewrapped."""
     return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+@dataclass(frozen=True)
+class Command:
+    """How one command module joins the app: its typer function (or sub-app of
+    subcommands), the line ``paycancel --help`` shows for it (``None``: its help's first
+    line) and the examples its own ``--help`` ends with.  ``cli`` registers them all."""
+
+    target: "Callable[..., None] | typer.Typer"
+    name: str | None
+    short_help: str | None
+    examples: tuple[str, ...]
+
+    def register(self, app: typer.Typer) -> None:
+        epilog = examples(*self.examples)
+        if isinstance(self.target, typer.Typer):
+            app.add_typer(self.target, name=self.name, short_help=self.short_help, epilog=epilog)
+        else:
+            app.command(self.name, short_help=self.short_help, epilog=epilog)(self.target)
 
 
 def globals_of(ctx: typer.Context) -> Globals:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from paycancel_cli.commands.common import Globals, JsonOpt, examples, globals_of
+from paycancel_cli.commands.common import Command, Globals, JsonOpt, globals_of
 from paycancel_cli.completion import account_flag, account_names
 
 if TYPE_CHECKING:
@@ -242,13 +242,13 @@ def _print_check(out: Output, result: CheckResult) -> None:
     _echo(out, f"{head}: {what}: {result.message} Fix: {result.fix}")
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(
-        config_app,
-        name="config",
-        epilog=examples(
-            "paycancel config show",
-            "paycancel config check --json",
-            "paycancel config example > config.toml",
-        ),
-    )
+COMMAND = Command(
+    config_app,
+    name="config",
+    short_help=None,
+    examples=(
+        "paycancel config show",
+        "paycancel config check --json",
+        "paycancel config example > config.toml",
+    ),
+)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from paycancel_cli.commands.common import examples, globals_of
+from paycancel_cli.commands.common import Command, examples, globals_of
 from paycancel_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -377,15 +377,14 @@ def _expiry(plan: Plan) -> str:
     return f"{when} (in {hours}h {rest // 60:02d}m)"
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(
-        plan_app,
-        name="plan",
-        short_help="Reviewed plans: `plan show PLAN`, `plan approve PLAN --key PATH`.",
-        epilog=examples(
-            "paycancel bulk-cancel night.csv -a fp_eu --reason R --plan-out p.json --key KEY",
-            "paycancel plan show p.json",
-            "paycancel plan approve p.json --key ~/.ssh/id_ed25519",
-            "paycancel bulk-cancel --plan p.json --yes --live",
-        ),
-    )
+COMMAND = Command(
+    plan_app,
+    name="plan",
+    short_help="Reviewed plans: `plan show PLAN`, `plan approve PLAN --key PATH`.",
+    examples=(
+        "paycancel bulk-cancel night.csv -a fp_eu --reason R --plan-out p.json --key KEY",
+        "paycancel plan show p.json",
+        "paycancel plan approve p.json --key ~/.ssh/id_ed25519",
+        "paycancel bulk-cancel --plan p.json --yes --live",
+    ),
+)

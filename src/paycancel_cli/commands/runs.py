@@ -6,6 +6,7 @@ from typing import Annotated, Any
 import typer
 
 from paycancel_cli.commands.common import (
+    Command,
     ForceOpt,
     JsonOpt,
     check_report_path,
@@ -215,16 +216,15 @@ def _plan_of(journal: Any, run_id: str) -> dict[str, Any]:
     return plan_json(journal, run_id)
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(
-        runs_app,
-        name="runs",
-        short_help="List past runs; `runs show RUN_ID` shows one.",
-        epilog=examples(
-            "paycancel runs",
-            "paycancel runs --limit 5 --json",
-            "paycancel runs --unfinished",
-            "paycancel runs show RUN_ID",
-            "paycancel runs prune --older-than 400",
-        ),
-    )
+COMMAND = Command(
+    runs_app,
+    name="runs",
+    short_help="List past runs; `runs show RUN_ID` shows one.",
+    examples=(
+        "paycancel runs",
+        "paycancel runs --limit 5 --json",
+        "paycancel runs --unfinished",
+        "paycancel runs show RUN_ID",
+        "paycancel runs prune --older-than 400",
+    ),
+)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from paycancel_cli.commands.common import JsonOpt, examples
+from paycancel_cli.commands.common import Command, JsonOpt
 from paycancel_cli.errors import UsageError
 
 
@@ -87,12 +87,13 @@ def sandbox(
                 time.sleep(3600)
 
 
-def register(app: typer.Typer) -> None:
-    app.command(
-        short_help="Serve the providers' simulators on loopback; print a config.",
-        epilog=examples(
-            "paycancel sandbox --output sb.toml   (then, in another terminal:)",
-            "paycancel --config sb.toml status pay_demopending01 -a hedgepayments",
-            "paycancel sandbox --port 0 --latency-ms 50 --requests-per-minute 600",
-        ),
-    )(sandbox)
+COMMAND = Command(
+    sandbox,
+    name=None,
+    short_help="Serve the providers' simulators on loopback; print a config.",
+    examples=(
+        "paycancel sandbox --output sb.toml   (then, in another terminal:)",
+        "paycancel --config sb.toml status pay_demopending01 -a hedgepayments",
+        "paycancel sandbox --port 0 --latency-ms 50 --requests-per-minute 600",
+    ),
+)

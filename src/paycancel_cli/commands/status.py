@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from paycancel_cli.commands.common import AccountOpt, JsonOpt, by_shape, examples, globals_of
+from paycancel_cli.commands.common import AccountOpt, Command, JsonOpt, by_shape, globals_of
 
 if TYPE_CHECKING:
     from paycancel_cli.models import ErrorInfo
@@ -70,12 +70,13 @@ def _verdict(error: "ErrorInfo | None") -> int:
     return 5 if error is not None and error.transient else 1
 
 
-def register(app: typer.Typer) -> None:
-    app.command(
-        short_help="Show payments and whether each can be cancelled.",
-        epilog=examples(
-            "paycancel --sandbox status pay_demopending01 --account hedgepayments",
-            "paycancel status ID1 ID2 ID3 --account flexportal --json",
-            "paycancel --sandbox status fpi_demo_requires_action_01 -a flex",
-        ),
-    )(status)
+COMMAND = Command(
+    status,
+    name=None,
+    short_help="Show payments and whether each can be cancelled.",
+    examples=(
+        "paycancel --sandbox status pay_demopending01 --account hedgepayments",
+        "paycancel status ID1 ID2 ID3 --account flexportal --json",
+        "paycancel --sandbox status fpi_demo_requires_action_01 -a flex",
+    ),
+)

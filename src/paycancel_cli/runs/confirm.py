@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from paycancel_cli import prompt
-from paycancel_cli.errors import Declined, PlanRefused, UsageError
+from paycancel_cli.errors import Declined, PlanRefused
+from paycancel_cli.refusals import Refused, Wrong
 
 if TYPE_CHECKING:
     from paycancel_cli.config import Account
@@ -52,21 +53,9 @@ def check_confirmable(
         return
     live_names = sorted(a.name for a in accounts if a.is_live)
     if live_names and not (yes and live):
-        which = (
-            f"Account {live_names[0]} is LIVE"
-            if len(live_names) == 1
-            else f"Accounts {', '.join(live_names)} are LIVE"
-        )
-        raise UsageError(
-            f"{which} and there is no terminal to confirm on: pass --yes --live to cancel "
-            f"on {'it' if len(live_names) == 1 else 'them'} non-interactively. "
-            "Nothing was sent."
-        )
+        raise Refused(Wrong.LIVE_UNCONFIRMED, live_names=live_names)
     if not yes:
-        raise UsageError(
-            "Refusing to cancel without confirmation: there is no terminal to ask on. Pass "
-            "--yes to confirm non-interactively, or --dry-run to only look. Nothing was sent."
-        )
+        raise Refused(Wrong.UNCONFIRMED)
 
 
 def confirm_plan(plan: Plan, ui: BulkUI, *, yes: bool, live: bool) -> None:

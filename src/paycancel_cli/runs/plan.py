@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 from paycancel_cli.csvinput import Validation
 from paycancel_cli.engine import RetryPolicy, idempotency_key
-from paycancel_cli.errors import UsageError
 from paycancel_cli.journal import PlanRow
 from paycancel_cli.models import ErrorInfo, Payment
+from paycancel_cli.refusals import Refused, Wrong
 from paycancel_cli.runs.request import BulkUI
 
 if TYPE_CHECKING:
@@ -140,7 +140,4 @@ def max_unchecked(validation: Validation, max_payments: int | None) -> None:
 
 def check_max(selected: int, max_payments: int | None) -> None:
     if max_payments is not None and selected > max_payments:
-        raise UsageError(
-            f"The input selects {selected} payments, more than --max-payments {max_payments}. "
-            "Check the input or filter, or raise the limit. Nothing was sent."
-        )
+        raise Refused(Wrong.OVER_MAX, selected=selected, max_payments=max_payments)

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from paycancel_cli.csvinput import Validation
 from paycancel_cli.errors import UsageError
 from paycancel_cli.journal import Journal, RunRow
 from paycancel_cli.models import Result
+from paycancel_cli.refusals import Refused, Wrong
 
 if TYPE_CHECKING:
     from paycancel_cli.config import Config
@@ -82,8 +83,13 @@ class Plan:
         return sum(self.per_account.values())
 
 
-@dataclass
+@dataclass(frozen=True)
 class BulkRequest:
+    """What a run was asked to do, checked on construction: a request that exists is a
+    valid one (one input, an account the config has, a reason where a cancel needs one,
+    a resume that shapes nothing).  Made with ``config``, its account is checked against
+    it.  The checks run in the order their refusals have always been reported."""
+
     csv: str | None = None
     subscriptions: list[str] = field(default_factory=list)
     account: str | None = None
@@ -97,34 +103,87 @@ class BulkRequest:
     concurrency: int | None = None
     max_payments: int | None = None
     resume: str | None = None
+    resume_unfinished: bool = False  # every unfinished run, each resumed as ``resume``
+    plan: bool = False  # a reviewed plan applied: its input and flags are checked with it
     wait: float | None = None  # seconds to wait for a lock; None: refuse at once
     read_first: bool = False
     command: str = "paycancel bulk-cancel"
+    config: InitVar[Config | None] = None
+
+    def __post_init__(self, config: Config | None) -> None:
+        if self.resume_unfinished:
+            shaping = [self.csv, self.subscriptions, self.resume, self.reason, self.account]
+            if any(shaping) or self.dry_run or self.validate_only:
+                raise Refused(Wrong.RESUME_ALL_SHAPED)
+        elif self.resume:
+            given = [name for name in RUN_SHAPING if _given(getattr(self, name))]
+            if given:
+                raise Refused(Wrong.RESUME_SHAPED, given=given)
+        elif not self.plan:
+            if bool(self.csv) == bool(self.subscriptions):
+                raise Refused(Wrong.INPUT_NOT_ONE)
+            if config is not None and (default := self.default_account(config)) is not None:
+                config.account(default)  # unknown names fail here, exit 2
+            if self.subscriptions and self.reason_text is None and not self.sends_nothing:
+                raise Refused(Wrong.NO_REASON)
+
+    def default_account(self, config: Config) -> str | None:
+        """The account of rows that name none: ``account``, or the only one configured."""
+        if self.account is None and len(config.accounts) == 1:
+            return next(iter(config.accounts))
+        return self.account
+
+    @property
+    def reason_text(self) -> str | None:
+        """The reason given; an all-blank reason is no reason."""
+        return (self.reason or "").strip() or None
+
+    @property
+    def sends_nothing(self) -> bool:
+        """A dry run or a validation: no cancel, so no reason needed."""
+        return self.dry_run or self.validate_only
 
 
-def no_such_run(config: Config, run_id: str, command: str = "runs show") -> UsageError:
-    """The error for a run id the journal does not hold; when the other journal (the
-    sandbox's, or the real one) holds it, the hint says which flag finds it, in the
-    ``command`` the operator was typing."""
-    message = (
-        f"No run {run_id!r} in the journal {config.journal_path}; `paycancel runs` lists the runs."
-    )
+def _given(value: object) -> bool:
+    """A flag given: a value, ``True``, a number (0 too), not an empty text or list."""
+    return value not in (None, "", []) and value is not False
+
+
+# The fields that shape a new run, which a resumed run keeps from its start.
+RUN_SHAPING = (
+    "csv",
+    "subscriptions",
+    "reason",
+    "dry_run",
+    "validate_only",
+    "skip_invalid",
+    "max_payments",
+    "account",
+    "read_first",
+)
+
+
+def no_such_run(config: Config, run_id: str, *, resuming: bool = False) -> Refused:
+    """The refusal for a run id the journal does not hold; it says when the other journal
+    (the sandbox's, or the real one) holds it, so that the words can say how to get
+    there, resuming it or showing it."""
+    elsewhere = None
     if not config.defaults.journal:  # the sandbox keeps its own journal beside the real one
         other = config.journal_path.with_name(
             "journal.sqlite3" if config.sandbox else "journal-sandbox.sqlite3"
         )
         if other.exists() and Journal(other).run(run_id) is not None:
-            if config.sandbox:
-                message += " It is a run on real accounts: leave out --sandbox to use it."
-            else:
-                message += (
-                    " It is a run in the built-in sandbox: add --sandbox "
-                    f"(paycancel --sandbox {command} {run_id})."
-                )
-    return UsageError(message)
+            elsewhere = "real" if config.sandbox else "sandbox"
+    return Refused(
+        Wrong.RUN_NOT_FOUND,
+        run_id=run_id,
+        journal=str(config.journal_path),
+        elsewhere=elsewhere,
+        resuming=resuming,
+    )
 
 
-def find_run(config: Config, journal: Journal, run_id: str, command: str = "runs show") -> RunRow:
+def find_run(config: Config, journal: Journal, run_id: str, *, resuming: bool = False) -> RunRow:
     """The run ``run_id`` names: the whole id, or the start of exactly one run's id."""
     run = journal.run(run_id)
     if run is None and run_id:
@@ -137,5 +196,5 @@ def find_run(config: Config, journal: Journal, run_id: str, command: str = "runs
         if matches:
             run = journal.run(matches[0])
     if run is None:
-        raise no_such_run(config, run_id, command)
+        raise no_such_run(config, run_id, resuming=resuming)
     return run

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from paycancel_cli.engine import RetryPolicy
-from paycancel_cli.errors import ConfigError, PaycancelError, UsageError
+from paycancel_cli.errors import ConfigError, PaycancelError
 from paycancel_cli.journal import Journal, RunRow
 from paycancel_cli.models import Payment
+from paycancel_cli.refusals import Refused, Wrong
 from paycancel_cli.runs.confirm import check_confirmable, confirm_plan
 from paycancel_cli.runs.execute import execute_journaled
 from paycancel_cli.runs.plan import (
@@ -118,78 +119,21 @@ def resume_run(
     """``--resume RUN_ID``: the run's payments without an outcome (and, unless it is a
     dry run, those that failed for a transient cause) executed, under the run's locks,
     after the one confirmation; a run with nothing left is said to be finished."""
-    from paycancel_cli.locks import Locks
-
-    _check_flags(request)
     assert request.resume is not None
     journal = Journal(config.journal_path, redact=redactor)
     run = _resumable(config, journal, request.resume)
-    run_id = run.run_id
-    dry_run = bool(run.options.get("dry_run"))
-    if not dry_run:
-        check_confirmable(
-            [config.account(a) for a in run.options.get("accounts", [])],
-            yes=request.yes,
-            live=request.live,
-            interactive=request.interactive,
-            from_plan="plan" in run.options,  # a reviewed plan's run (plans.py)
-        )
-    input_lock = Locks(config.journal_path, wait=request.wait, on_wait=ui.waiting)
-    input_lock.take(
-        f"input-{(run.input_hash or run_id)[:32]}", f"The input of run {run_id} ({run.input})"
-    )
-    try:
-        input_lock.take(f"run-{run_id}", f"Run {run_id}")
-        if run.options.get("unlisted") and not dry_run:
-            list_unlisted(
-                config,
-                journal,
-                run_id,
-                run.options,
-                ui,
-                redactor=redactor,
-                transport=transport,
-                policy=policy,
-            )
-        return _resume(config, journal, run, request, ui, redactor, policy, transport)
-    finally:
-        input_lock.release()
-
-
-def _check_flags(request: BulkRequest) -> None:
-    shaping = {
-        "a CSV file": request.csv,
-        "--subscription": request.subscriptions,
-        "--reason": request.reason,
-        "--dry-run": request.dry_run,
-        "--validate-only": request.validate_only,
-        "--skip-invalid": request.skip_invalid,
-        "--max-payments": request.max_payments is not None,
-        "--account": request.account,
-        "--read-first": request.read_first,
-    }
-    given = [name for name, value in shaping.items() if value]
-    if given:
-        raise UsageError(
-            f"--resume takes only --yes, --live, --concurrency and --wait, not "
-            f"{', '.join(given)}: the run keeps its own input, accounts, reason and mode. "
-            "Nothing was sent."
-        )
+    resuming = _Resume(config, request, ui, redactor, policy, transport, journal, run)
+    return resuming.locked()
 
 
 def _resumable(config: Config, journal: Journal, run_id: str) -> RunRow:
     """The run ``--resume`` names, if this config can resume it."""
-    run = find_run(config, journal, run_id, "bulk-cancel --resume")
+    run = find_run(config, journal, run_id, resuming=True)
     run_id = run.run_id
     if run.options.get("kind") not in ("bulk", "cancel"):
-        raise no_such_run(config, run_id, "bulk-cancel --resume")
+        raise no_such_run(config, run_id, resuming=True)
     if bool(run.options.get("sandbox")) != config.sandbox:
-        where = "the built-in sandbox" if run.options.get("sandbox") else "real accounts"
-        how = "with" if run.options.get("sandbox") else "without"
-        raise UsageError(
-            f"Run {run_id} ran against {where}; resume it the same way ({how} --sandbox). "
-            "Nothing was sent."
-        )
+        raise Refused(Wrong.OTHER_SANDBOX, run_id=run_id, sandbox=bool(run.options.get("sandbox")))
     missing = [a for a in run.options.get("accounts", []) if a not in config.accounts]
     if missing:
         raise ConfigError(
@@ -198,39 +142,78 @@ def _resumable(config: Config, journal: Journal, run_id: str) -> RunRow:
     return run
 
 
-def _resume(
-    config: Config,
-    journal: Journal,
-    run: RunRow,
-    request: BulkRequest,
-    ui: BulkUI,
-    redactor: Redactor,
-    policy: RetryPolicy | None,
-    transport: Any,
-) -> BulkOutcome:
-    """Under the run's locks: what is left, confirmed, then executed."""
-    run_id, dry_run = run.run_id, bool(run.options.get("dry_run"))
-    retry = Counter() if dry_run else journal.transient_per_account(run_id)
-    per_account = journal.pending_per_account(run_id) + retry
-    if not per_account:
-        if run.status != "completed":  # stopped just after its last payment
-            journal.set_run_status(run_id, "completed")
-        return BulkOutcome(run_id, summarize(journal, run_id), None, finished=True)
-    if not dry_run:
-        plan = Plan(
-            per_account=per_account,
-            live={a: config.account(a).is_live for a in run.options.get("accounts", [])},
-            dry_run=dry_run,
+@dataclass
+class _Resume:
+    """One resume of a resumable run, from its locks to its summary."""
+
+    config: Config
+    request: BulkRequest
+    ui: BulkUI
+    redactor: Redactor
+    policy: RetryPolicy | None
+    transport: Any
+    journal: Journal
+    run: RunRow
+
+    @property
+    def dry_run(self) -> bool:
+        return bool(self.run.options.get("dry_run"))
+
+    def locked(self) -> BulkOutcome:
+        """Refuse what could never be confirmed, take the run's input and run locks, list
+        what was never listed, then resume."""
+        from paycancel_cli.locks import Locks
+
+        config, request, run, run_id = self.config, self.request, self.run, self.run.run_id
+        if not self.dry_run:
+            check_confirmable(
+                [config.account(a) for a in run.options.get("accounts", [])],
+                yes=request.yes,
+                live=request.live,
+                interactive=request.interactive,
+                from_plan="plan" in run.options,  # a reviewed plan's run (plans.py)
+            )
+        input_lock = Locks(config.journal_path, wait=request.wait, on_wait=self.ui.waiting)
+        input_lock.take(
+            f"input-{(run.input_hash or run_id)[:32]}", f"The input of run {run_id} ({run.input})"
         )
-        confirm_plan(plan, ui, yes=request.yes, live=request.live)
-    if retry:
-        journal.requeue_transient(run_id)
-    journal.set_run_status(run_id, "running")
-    resumed = replace(request, concurrency=request.concurrency or run.options.get("concurrency"))
-    summary, interrupted = execute_journaled(
-        config, journal, run_id, resumed, ui, redactor=redactor, transport=transport,
-        policy=policy, resumed=True, dry_run=dry_run,
-        read_first=bool(run.options.get("read_first")), planned="plan" in run.options,
-    )  # fmt: skip
-    summary.audit_head = journal.head()  # after the run's last event
-    return BulkOutcome(run_id, summary, None, interrupted)
+        try:
+            input_lock.take(f"run-{run_id}", f"Run {run_id}")
+            if run.options.get("unlisted") and not self.dry_run:
+                list_unlisted(
+                    config, self.journal, run_id, run.options, self.ui, redactor=self.redactor,
+                    transport=self.transport, policy=self.policy,
+                )  # fmt: skip
+            return self.left()
+        finally:
+            input_lock.release()
+
+    def left(self) -> BulkOutcome:
+        """Under the run's locks: what is left, confirmed, then executed."""
+        config, journal, request, run = self.config, self.journal, self.request, self.run
+        run_id, dry_run = run.run_id, self.dry_run
+        retry = Counter() if dry_run else journal.transient_per_account(run_id)
+        per_account = journal.pending_per_account(run_id) + retry
+        if not per_account:
+            if run.status != "completed":  # stopped just after its last payment
+                journal.set_run_status(run_id, "completed")
+            return BulkOutcome(run_id, summarize(journal, run_id), None, finished=True)
+        if not dry_run:
+            plan = Plan(
+                per_account=per_account,
+                live={a: config.account(a).is_live for a in run.options.get("accounts", [])},
+                dry_run=dry_run,
+            )
+            confirm_plan(plan, self.ui, yes=request.yes, live=request.live)
+        if retry:
+            journal.requeue_transient(run_id)
+        journal.set_run_status(run_id, "running")
+        concurrency = request.concurrency or run.options.get("concurrency")
+        summary, interrupted = execute_journaled(
+            config, journal, run_id, replace(request, concurrency=concurrency), self.ui,
+            redactor=self.redactor, transport=self.transport, policy=self.policy, resumed=True,
+            dry_run=dry_run, read_first=bool(run.options.get("read_first")),
+            planned="plan" in run.options,
+        )  # fmt: skip
+        summary.audit_head = journal.head()  # after the run's last event
+        return BulkOutcome(run_id, summary, None, interrupted)

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from paycancel_cli.csvinput import Row, Validation
 from paycancel_cli.engine import RetryPolicy
-from paycancel_cli.errors import AuthError, InputError, ProviderError, UsageError
+from paycancel_cli.errors import AuthError, InputError, ProviderError
 from paycancel_cli.journal import Journal, PlanRow
 from paycancel_cli.models import Payment
+from paycancel_cli.refusals import RefusedInput, Wrong
 from paycancel_cli.runs.confirm import check_confirmable, confirm_plan
 from paycancel_cli.runs.execute import execute_and_summarize
 from paycancel_cli.runs.plan import (
@@ -72,17 +73,11 @@ def run_bulk(
         return resume_run(
             config, request, ui, redactor=redactor, policy=policy, transport=transport
         )
-    if bool(request.csv) == bool(request.subscriptions):
-        raise UsageError(
-            "Give either a CSV file (or - for standard input) or --subscription ID, not both "
-            "and not neither; or --resume RUN_ID."
-        )
-    default_account = request.account
-    if default_account is None and len(config.accounts) == 1:
-        default_account = next(iter(config.accounts))
+    default_account = request.default_account(config)
     if default_account is not None:
-        config.account(default_account)  # unknown names fail here, exit 2
-    reason = (request.reason or "").strip() or None  # an all-blank reason is no reason
+        config.account(default_account)  # unknown names fail here (a request made without
+        # the config; one made with it checked this already: the account is resolved once)
+    reason = request.reason_text
     source: Source | None = None
     try:
         if request.csv:
@@ -126,20 +121,16 @@ def _read_csv(
         default_account=default_account,
         default_reason=reason,
         only_account=request.account,
-        need_reason=not (request.dry_run or request.validate_only),
+        need_reason=not request.sends_nothing,
     )
     validation = reader.validate()
     if validation.kind != "payment_id" and request.validate_only:
         max_unchecked(validation, request.max_payments)
     ui.validated(validation)
     if validation.invalid and not request.skip_invalid:
-        refused = InputError(
-            f"{validation.invalid} invalid row(s) in {source.label} (listed above with "
-            "their line numbers). Fix them, or pass --skip-invalid to cancel the valid "
-            "rows and report the others as invalid. Nothing was sent."
-        )
+        refused = RefusedInput(Wrong.INVALID_ROWS, invalid=validation.invalid, label=source.label)
         if request.validate_only:  # its counts are its report: shown, then refused
-            return BulkOutcome(None, None, validation, refused=refused.message)
+            return BulkOutcome(None, None, validation, refused=refused)
         raise refused
     if validation.kind == "payment_id":
         check_max(validation.valid, request.max_payments)
@@ -170,12 +161,6 @@ def _read_subscriptions(
     from paycancel_cli.providers import adapter_class, validate_id
     from paycancel_cli.providers.base import Capability
 
-    if reason is None and not (request.dry_run or request.validate_only):
-        raise UsageError(
-            "--reason is required with --subscription: every cancel records why (it "
-            "goes to the provider and to the journal). Pass --reason TEXT; --dry-run "
-            "and --validate-only need none. Nothing was sent."
-        )
     account = config.account(default_account)
     if Capability.LIST_FOR_SUBSCRIPTION not in adapter_class(account.provider).capabilities:
         raise InputError(

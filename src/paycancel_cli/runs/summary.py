@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from paycancel_cli.csvinput import Validation
 from paycancel_cli.journal import Journal
 from paycancel_cli.models import Money, Outcome, PaymentStatus, Result, combine, verdict
+from paycancel_cli.refusals import RefusedInput
 
 if TYPE_CHECKING:
     pass
@@ -242,7 +243,7 @@ class BulkOutcome:
     validation: Validation | None
     interrupted: bool = False
     finished: bool = False  # --resume of a run with nothing left to do
-    refused: str | None = None  # --validate-only: why the input cannot run as it is
+    refused: RefusedInput | None = None  # --validate-only: why the input cannot run as it is
 
     def exit_code(self) -> int:
         if self.summary is None or self.finished:
