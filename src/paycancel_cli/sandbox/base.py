@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import copy
 import hmac
+import tomllib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from importlib import resources
 from typing import Any, ClassVar, NamedTuple
 
 from paycancel_cli.sandbox.state import (
@@ -36,6 +38,18 @@ class DemoPayment(NamedTuple):
     payment_id: str
     description: str
     fields: dict[str, Any]
+
+
+def demo_table(key: str) -> tuple[DemoPayment, ...]:
+    """The demo payments of the simulator ``key``: its table ``demo/<key>.toml``, one
+    ``[[payment]]`` (``id``, ``about``, ``fields``) each, in seeding order."""
+    text = (
+        resources.files("paycancel_cli.sandbox").joinpath("demo", f"{key}.toml").read_text("utf-8")
+    )
+    return tuple(
+        DemoPayment(row["id"], row["about"], row["fields"])
+        for row in tomllib.loads(text)["payment"]
+    )
 
 
 class ProviderSim(ABC):

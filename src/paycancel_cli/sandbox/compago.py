@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Final
 
-from paycancel_cli.sandbox.base import DemoPayment, ProviderSim, same_secret
+from paycancel_cli.sandbox.base import DemoPayment, ProviderSim, demo_table, same_secret
 from paycancel_cli.sandbox.state import RateDecision, Request, Response, iso_at, iso_now, money
 
 KEY: Final = "compago"
@@ -64,28 +64,7 @@ class CompagoSim(ProviderSim):
         found = super().payment_id_of(request, op)
         return None if found is None else found.lower()
 
-    demo: ClassVar[tuple[DemoPayment, ...]] = (
-        DemoPayment(
-            "7d3f0b4e-0000-4000-8000-000000000001",
-            "PENDING 350.50 MXN: cancelable",
-            {"status": "PENDING", "amount": "350.50"},
-        ),
-        DemoPayment(
-            "7d3f0b4e-0000-4000-8000-000000000002",
-            "PENDING but expired, 120.00 MXN: 400",
-            {"status": "PENDING", "amount": "120.00", "expired": True},
-        ),
-        DemoPayment(
-            "7d3f0b4e-0000-4000-8000-000000000003",
-            "CONFIRMED (paid) 800.00 MXN: 400",
-            {"status": "CONFIRMED", "amount": "800.00"},
-        ),
-        DemoPayment(
-            "7d3f0b4e-0000-4000-8000-000000000004",
-            "CANCELLED 99.90 MXN: 400 (already cancelled)",
-            {"status": "CANCELLED", "amount": "99.90"},
-        ),
-    )
+    demo: ClassVar[tuple[DemoPayment, ...]] = demo_table(KEY)
 
     # -- pipeline -----------------------------------------------------------------------
 

@@ -22,7 +22,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Final
 
-from paycancel_cli.sandbox.base import DemoPayment, ProviderSim, bearer_token, same_secret
+from paycancel_cli.sandbox.base import (
+    DemoPayment,
+    ProviderSim,
+    bearer_token,
+    demo_table,
+    same_secret,
+)
 from paycancel_cli.sandbox.state import (
     PaymentFault,
     RateDecision,
@@ -73,38 +79,7 @@ class FlexSim(ProviderSim):
     prefix: ClassVar[tuple[str, ...]] = ("v1", "payment_intents")
     credentials: ClassVar[dict[str, str]] = {"api_key": "fsk_test_sandbox0000000000000000"}
     special_faults: ClassVar[frozenset[str]] = frozenset({"error_shape"})
-    demo: ClassVar[tuple[DemoPayment, ...]] = (
-        DemoPayment(
-            "fpi_demo_requires_payment_method_01",
-            "requires_payment_method $49.99: cancelable",
-            {"status": "requires_payment_method", "amount": 4999},
-        ),
-        DemoPayment(
-            "fpi_demo_requires_capture_01",
-            "requires_capture $120.00 held: cancelable (releases the hold)",
-            {"status": "requires_capture", "amount": 12000},
-        ),
-        DemoPayment(
-            "fpi_demo_requires_action_01",
-            "requires_action $20.00: cancelable",
-            {"status": "requires_action", "amount": 2000},
-        ),
-        DemoPayment(
-            "fpi_demo_processing_01",
-            "processing $31.00: payment_intent_unexpected_state",
-            {"status": "processing", "amount": 3100},
-        ),
-        DemoPayment(
-            "fpi_demo_succeeded_01",
-            "succeeded $45.00: payment_intent_unexpected_state",
-            {"status": "succeeded", "amount": 4500},
-        ),
-        DemoPayment(
-            "fpi_demo_canceled_01",
-            "canceled $8.00: payment_intent_unexpected_state (already canceled)",
-            {"status": "canceled", "amount": 800},
-        ),
-    )
+    demo: ClassVar[tuple[DemoPayment, ...]] = demo_table(KEY)
 
     # -- pipeline -----------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from paycancel_cli.sandbox.base import (
     DemoPayment,
     ProviderSim,
     bearer_token,
+    demo_table,
     same_secret,
 )
 from paycancel_cli.sandbox.state import (
@@ -76,33 +77,7 @@ class FlexPortalSim(ProviderSim):
         "tenant_id": "sandbox-tenant",
     }
     account_extra: ClassVar[dict[str, str]] = {"region": "eu"}
-    demo: ClassVar[tuple[DemoPayment, ...]] = (
-        DemoPayment(
-            "fpay_demo_pending_01",
-            "pending 258.00 EUR, rental rent_demo_01: cancelable",
-            {"status": "pending", "total": "258.00", "rental_id": "rent_demo_01"},
-        ),
-        DemoPayment(
-            "fpay_demo_failed_01",
-            "failed 49.90 EUR, rental rent_demo_01: cancelable",
-            {"status": "failed", "total": "49.90", "rental_id": "rent_demo_01"},
-        ),
-        DemoPayment(
-            "fpay_demo_processing_01",
-            "processing 120.00 EUR: PAYMENT_PROCESSING",
-            {"status": "processing", "total": "120.00"},
-        ),
-        DemoPayment(
-            "fpay_demo_paid_01",
-            "paid 99.00 EUR: ALREADY_PAID",
-            {"status": "paid", "total": "99.00"},
-        ),
-        DemoPayment(
-            "fpay_demo_cancelled_01",
-            "cancelled 35.50 EUR: ALREADY_CANCELLED",
-            {"status": "cancelled", "total": "35.50"},
-        ),
-    )
+    demo: ClassVar[tuple[DemoPayment, ...]] = demo_table(KEY)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -25,7 +25,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Final
 
-from paycancel_cli.sandbox.base import DemoPayment, ProviderSim, bearer_token, same_secret
+from paycancel_cli.sandbox.base import (
+    DemoPayment,
+    ProviderSim,
+    bearer_token,
+    demo_table,
+    same_secret,
+)
 from paycancel_cli.sandbox.state import PaymentFault, RateDecision, Request, Response, iso_now
 
 KEY: Final = "hedgepayments"
@@ -76,33 +82,7 @@ class HedgePaymentsSim(ProviderSim):
     prefix: ClassVar[tuple[str, ...]] = ("v1", "payments")
     credentials: ClassVar[dict[str, str]] = {"api_key": "sk_test_sandbox0000000000000000"}
     special_faults: ClassVar[frozenset[str]] = frozenset({"conflict_409"})
-    demo: ClassVar[tuple[DemoPayment, ...]] = (
-        DemoPayment(
-            "pay_demopending01", "pending $99.99: cancelable", {"status": "pending", "amount": 9999}
-        ),
-        DemoPayment(
-            "pay_demoinitiated01",
-            "initiated $25.00: cancelable",
-            {"status": "initiated", "amount": 2500},
-        ),
-        DemoPayment(
-            "pay_demoprocessing01",
-            "processing $42.00: 412",
-            {"status": "processing", "amount": 4200},
-        ),
-        DemoPayment(
-            "pay_demosucceeded01", "succeeded $15.00: 412", {"status": "succeeded", "amount": 1500}
-        ),
-        DemoPayment("pay_demofailed01", "failed $30.00: 412", {"status": "failed", "amount": 3000}),
-        DemoPayment(
-            "pay_democanceled01",
-            "canceled $7.00: 412 (already canceled)",
-            {"status": "canceled", "amount": 700},
-        ),
-        DemoPayment(
-            "pay_demorefunded01", "refunded $12.00: 412", {"status": "refunded", "amount": 1200}
-        ),
-    )
+    demo: ClassVar[tuple[DemoPayment, ...]] = demo_table(KEY)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
