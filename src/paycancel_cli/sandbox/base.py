@@ -42,14 +42,13 @@ class DemoPayment(NamedTuple):
 
 def demo_table(key: str) -> tuple[DemoPayment, ...]:
     """The demo payments of the simulator ``key``: its table ``demo/<key>.toml``, one
-    ``[[payment]]`` (``id``, ``about``, ``fields``) each, in seeding order."""
-    text = (
-        resources.files("paycancel_cli.sandbox").joinpath("demo", f"{key}.toml").read_text("utf-8")
-    )
-    return tuple(
-        DemoPayment(row["id"], row["about"], row["fields"])
-        for row in tomllib.loads(text)["payment"]
-    )
+    ``[[payment]]`` (``id``, ``about``, ``fields``) each, in seeding order; none when
+    the simulator has no table."""
+    table = resources.files("paycancel_cli.sandbox").joinpath("demo", f"{key}.toml")
+    if not table.is_file():
+        return ()
+    rows = tomllib.loads(table.read_text("utf-8"))["payment"]
+    return tuple(DemoPayment(row["id"], row["about"], row["fields"]) for row in rows)
 
 
 class ProviderSim(ABC):
@@ -63,6 +62,8 @@ class ProviderSim(ABC):
 
     key: ClassVar[str]
     id_field: ClassVar[str] = "payment_id"
+    # The demo payments ``seed_demo`` adds: the simulator's table ``demo/<key>.toml``,
+    # read when the class is defined (none without one).
     demo: ClassVar[tuple[DemoPayment, ...]] = ()
     # The path segments before a payment id, e.g. ("v1", "payments"); a GET of the
     # prefix itself is a list when ``lists``.
@@ -75,6 +76,11 @@ class ProviderSim(ABC):
     credentials: ClassVar[dict[str, str]]
     account_extra: ClassVar[dict[str, str]] = {}
     environment: ClassVar[str] = "test"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "key" in vars(cls):
+            cls.demo = demo_table(cls.key)
 
     def __init__(self, ctx: SimContext) -> None:
         self.ctx = ctx

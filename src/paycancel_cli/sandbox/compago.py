@@ -20,10 +20,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Final
 
-from paycancel_cli.sandbox.base import DemoPayment, ProviderSim, demo_table, same_secret
+from paycancel_cli.sandbox.base import ProviderSim, same_secret
 from paycancel_cli.sandbox.state import RateDecision, Request, Response, iso_at, iso_now, money
 
-KEY: Final = "compago"
 STATUSES: Final = ("PENDING", "CONFIRMED", "CANCELLED")
 ORGANIZATION_ID: Final = "0b5e6c1a-0000-4000-8000-00000000c0de"
 _BASE_TIME: Final = datetime(2025, 3, 1, 17, 0, tzinfo=UTC)
@@ -54,7 +53,7 @@ def _is_uuid(text: str) -> bool:
 
 
 class CompagoSim(ProviderSim):
-    key: ClassVar[str] = KEY
+    key: ClassVar[str] = "compago"
     prefix: ClassVar[tuple[str, ...]] = ("api", "payment-intent")
     credentials: ClassVar[dict[str, str]] = {"api_key": "cpk_sandbox_0000000000000000"}
     environment: ClassVar[str] = "demo"
@@ -63,8 +62,6 @@ class CompagoSim(ProviderSim):
     def payment_id_of(self, request: Request, op: str) -> str | None:
         found = super().payment_id_of(request, op)
         return None if found is None else found.lower()
-
-    demo: ClassVar[tuple[DemoPayment, ...]] = demo_table(KEY)
 
     # -- pipeline -----------------------------------------------------------------------
 

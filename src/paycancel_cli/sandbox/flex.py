@@ -23,10 +23,8 @@ from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Final
 
 from paycancel_cli.sandbox.base import (
-    DemoPayment,
     ProviderSim,
     bearer_token,
-    demo_table,
     same_secret,
 )
 from paycancel_cli.sandbox.state import (
@@ -38,7 +36,6 @@ from paycancel_cli.sandbox.state import (
     iso_now,
 )
 
-KEY: Final = "flex"
 STATUSES: Final = (
     "requires_payment_method",
     "requires_confirmation",
@@ -74,12 +71,16 @@ def error(
     )
 
 
+def _missing(message: str) -> Response:
+    """Flex's 404, for an unknown path and an unknown intent alike."""
+    return error(404, "invalid_request_error", "resource_missing", message)
+
+
 class FlexSim(ProviderSim):
-    key: ClassVar[str] = KEY
+    key: ClassVar[str] = "flex"
     prefix: ClassVar[tuple[str, ...]] = ("v1", "payment_intents")
     credentials: ClassVar[dict[str, str]] = {"api_key": "fsk_test_sandbox0000000000000000"}
     special_faults: ClassVar[frozenset[str]] = frozenset({"error_shape"})
-    demo: ClassVar[tuple[DemoPayment, ...]] = demo_table(KEY)
 
     # -- pipeline -----------------------------------------------------------------------
 
@@ -109,12 +110,7 @@ class FlexSim(ProviderSim):
         return error(401, "authentication_error", "invalid_api_key", message)
 
     def no_route(self, request: Request) -> Response:
-        return error(
-            404,
-            "invalid_request_error",
-            "resource_missing",
-            f"Unrecognized request URL ({request.method}: {request.path}).",
-        )
+        return _missing(f"Unrecognized request URL ({request.method}: {request.path}).")
 
     def get(self, request: Request, payment_id: str) -> Response:
         record = self.records.get(payment_id)
@@ -123,12 +119,7 @@ class FlexSim(ProviderSim):
         return Response.json(200, {"payment_intent": record})
 
     def _not_found(self, intent_id: str) -> Response:
-        return error(
-            404,
-            "invalid_request_error",
-            "resource_missing",
-            f"No such payment_intent: '{intent_id}'",
-        )
+        return _missing(f"No such payment_intent: '{intent_id}'")
 
     def cancel(self, request: Request, payment_id: str) -> Response:
         return self.idempotent(

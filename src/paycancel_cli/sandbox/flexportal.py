@@ -26,10 +26,8 @@ from decimal import Decimal
 from typing import Any, ClassVar, Final
 
 from paycancel_cli.sandbox.base import (
-    DemoPayment,
     ProviderSim,
     bearer_token,
-    demo_table,
     same_secret,
 )
 from paycancel_cli.sandbox.state import (
@@ -41,7 +39,6 @@ from paycancel_cli.sandbox.state import (
     money,
 )
 
-KEY: Final = "flexportal"
 STATUSES: Final = ("pending", "processing", "paid", "failed", "cancelled")
 CANCELABLE: Final = frozenset({"pending", "failed"})
 NOT_CANCELLABLE: Final[dict[str, tuple[str, str]]] = {
@@ -69,7 +66,7 @@ def _month(offset: int) -> tuple[int, int]:
 
 
 class FlexPortalSim(ProviderSim):
-    key: ClassVar[str] = KEY
+    key: ClassVar[str] = "flexportal"
     prefix: ClassVar[tuple[str, ...]] = ("v1", "payments")
     lists: ClassVar[bool] = True
     credentials: ClassVar[dict[str, str]] = {
@@ -77,7 +74,6 @@ class FlexPortalSim(ProviderSim):
         "tenant_id": "sandbox-tenant",
     }
     account_extra: ClassVar[dict[str, str]] = {"region": "eu"}
-    demo: ClassVar[tuple[DemoPayment, ...]] = demo_table(KEY)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

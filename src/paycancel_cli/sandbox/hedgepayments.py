@@ -26,15 +26,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Final
 
 from paycancel_cli.sandbox.base import (
-    DemoPayment,
     ProviderSim,
     bearer_token,
-    demo_table,
     same_secret,
 )
 from paycancel_cli.sandbox.state import PaymentFault, RateDecision, Request, Response, iso_now
 
-KEY: Final = "hedgepayments"
 STATUSES: Final = (
     "pending",
     "initiated",
@@ -78,11 +75,10 @@ def _iso(moment: datetime) -> str:
 
 
 class HedgePaymentsSim(ProviderSim):
-    key: ClassVar[str] = KEY
+    key: ClassVar[str] = "hedgepayments"
     prefix: ClassVar[tuple[str, ...]] = ("v1", "payments")
     credentials: ClassVar[dict[str, str]] = {"api_key": "sk_test_sandbox0000000000000000"}
     special_faults: ClassVar[frozenset[str]] = frozenset({"conflict_409"})
-    demo: ClassVar[tuple[DemoPayment, ...]] = demo_table(KEY)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -48,10 +48,8 @@ import time
 from typing import Any, ClassVar, Final
 
 from paycancel_cli.sandbox.base import (
-    DemoPayment,
     ProviderSim,
     bearer_token,
-    demo_table,
     same_secret,
 )
 from paycancel_cli.sandbox.state import (
@@ -65,7 +63,6 @@ from paycancel_cli.sandbox.state import (
     parse_json,
 )
 
-KEY: Final = "vipps"
 STATES: Final = ("CREATED", "ABORTED", "EXPIRED", "AUTHORIZED", "TERMINATED")
 CURRENCIES: Final = ("NOK", "DKK", "EUR")
 ERRORS_TYPE: Final = "https://developer.vippsmobilepay.com/docs/APIs/epayment-api/errors"
@@ -97,7 +94,7 @@ def _token_error(status: int, error: str, description: str) -> Response:
 
 
 class VippsSim(ProviderSim):
-    key: ClassVar[str] = KEY
+    key: ClassVar[str] = "vipps"
     id_field: ClassVar[str] = "reference"
     prefix: ClassVar[tuple[str, ...]] = ("epayment", "v1", "payments")
     mistyped: ClassVar[tuple[str, str] | None] = ("reference", "state")  # wrong_types
@@ -110,7 +107,6 @@ class VippsSim(ProviderSim):
     special_faults: ClassVar[frozenset[str]] = frozenset(
         {"locked_423", "order_processing_6160", "gateway_error"}
     )
-    demo: ClassVar[tuple[DemoPayment, ...]] = demo_table(KEY)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
