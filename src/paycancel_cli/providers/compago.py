@@ -71,10 +71,8 @@ class Compago(Adapter):
     probe_id: ClassVar[str] = "00000000-0000-4000-8000-00000000c4ec"
     describe = staticmethod(_describe)
     account_type: ClassVar[type[AccountBase]] = CompagoAccount
+    auth: ClassVar[dict[str, str]] = {"x-api-key": "{api_key}"}
     account: CompagoAccount
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"x-api-key": self.account.api_key.get_secret_value()}
 
     async def after_cancel(self, response: httpx.Response, payment_id: str) -> Payment:
         if not 200 <= response.status_code < 300:

@@ -94,10 +94,8 @@ class Flex(Adapter):
     probe_id: ClassVar[str] = "fpi_paycancelconfigcheck"
     describe = staticmethod(_describe)
     account_type: ClassVar[type[AccountBase]] = FlexAccount
+    auth: ClassVar[dict[str, str]] = {"Authorization": "Bearer {api_key}"}
     account: FlexAccount
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.account.api_key.get_secret_value()}"}
 
     def refusal(
         self, response: httpx.Response, payment_id: str, error: ErrorAnswer, *, write: bool

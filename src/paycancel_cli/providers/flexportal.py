@@ -89,13 +89,11 @@ class FlexPortal(Adapter):
     not_found_code: ClassVar[str] = "NOT_FOUND"
     probe_id: ClassVar[str] = "paycancel-config-check"
     account_type: ClassVar[type[AccountBase]] = FlexPortalAccount
+    auth: ClassVar[dict[str, str]] = {
+        "Authorization": "Bearer {api_key}",
+        "Tenant-ID": "{tenant_id}",
+    }
     account: FlexPortalAccount
-
-    def auth_headers(self) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {self.account.api_key.get_secret_value()}",
-            "Tenant-ID": self.account.tenant_id,
-        }
 
     def cancel_request(self, reason: str, idempotency_key: str) -> dict[str, Any]:
         return {"json": {"reason": reason}}

@@ -77,10 +77,8 @@ class HedgePayments(Adapter):
     path: ClassVar[str] = "/v1/payments/{id}"
     probe_id: ClassVar[str] = "pay_paycancelconfigcheck"
     account_type: ClassVar[type[AccountBase]] = HedgePaymentsAccount
+    auth: ClassVar[dict[str, str]] = {"Authorization": "Bearer {api_key}"}
     account: HedgePaymentsAccount
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.account.api_key.get_secret_value()}"}
 
     def cancel_request(self, reason: str, idempotency_key: str) -> dict[str, Any]:
         return {"json": {"reason": reason}, "headers": {"Idempotency-Key": idempotency_key}}

@@ -138,6 +138,7 @@ class Vipps(Adapter):
     not_found_codes: ClassVar[frozenset[str]] = frozenset({"5090"})
     describe = staticmethod(_describe)
     account_type: ClassVar[type[AccountBase]] = VippsAccount
+    # No declared ``auth``: the access token's headers are per request (see ``_send``).
     account: VippsAccount
 
     def __init__(self, account: VippsAccount, client: httpx.AsyncClient) -> None:
@@ -163,9 +164,6 @@ class Vipps(Adapter):
     async def verify_credentials(self) -> None:
         """`config check`: fetch a fresh access token, which proves every credential."""
         await self._access_token(rejected=self._token or "")
-
-    def auth_headers(self) -> dict[str, str]:
-        return {}  # the access token's headers are per request: see ``_send``
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """With the cached access token, and once more with a new one on a 401."""
