@@ -43,7 +43,7 @@ from paycancel_cli.errors import (
     RateLimited,
 )
 from paycancel_cli.httpclient import MAX_BODY_BYTES, BodyTooLarge
-from paycancel_cli.models import Payment, PaymentStatus
+from paycancel_cli.models import Money, Payment, PaymentStatus
 from paycancel_cli.providers.accounts import AccountBase
 
 _FORBIDDEN = re.compile(r"[/?#%\\\s\x00-\x1f\x7f]")
@@ -307,6 +307,12 @@ def want_major(data: dict[str, Any], key: str, *, optional: bool = False) -> Dec
     return amount
 
 
+def minor_money(data: dict[str, Any], key: str, currency: str) -> Money | None:
+    """An optional amount in integer minor units, as ``Money`` in ``currency``."""
+    minor = want_minor(data, key, optional=True)
+    return None if minor is None else Money.from_minor(minor, currency)
+
+
 def want_currency(data: dict[str, Any], key: str, default: str) -> str:
     value = data.get(key, default)
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z]{3}", value):
@@ -532,8 +538,9 @@ class Adapter(IdRules):
         """The provider's refusal for this error answer, if it is one."""
         return None
 
-    def parse(self, body: dict[str, Any], asked: str, *, write: bool = False) -> Payment:
-        """The payment an answer's body describes (raises ``bad_answer``)."""
+    def read(self, body: dict[str, Any], asked: str | None) -> Payment:
+        """The payment an answer's body describes, which must be ``asked`` (``None``: a
+        listed item); raises ``Malformed`` saying what is wrong."""
         raise NotImplementedError
 
     @classmethod
@@ -563,6 +570,14 @@ class Adapter(IdRules):
             why_not=why,
             **amounts,
         )
+
+    def parse(self, body: dict[str, Any], asked: str | None, *, write: bool = False) -> Payment:
+        """The payment ``read`` finds in an answer's body; anything wrong with it is
+        ``bad_answer`` (ambiguous after a write)."""
+        try:
+            return self.read(body, asked)
+        except Malformed as exc:
+            raise bad_answer(self.title, asked or "(listed)", str(exc), write=write) from None
 
     async def get(self, payment_id: str) -> Payment:
         self.validate_id(payment_id)

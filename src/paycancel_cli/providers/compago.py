@@ -22,7 +22,6 @@ from paycancel_cli.providers.base import (
     Capability,
     ErrorAnswer,
     Malformed,
-    bad_answer,
     describe_json,
     text_or_none,
     want_same_id,
@@ -100,15 +99,12 @@ class Compago(Adapter):
             )
         return None
 
-    def parse(self, body: dict[str, Any], asked: str, *, write: bool = False) -> Payment:
-        try:
-            payment_id = want_same_id(body, "id", asked, fold_case=True)
-            native = want_state(body, "status", _STATES)
-            expired = body.get("expired", False)
-            if not isinstance(expired, bool):
-                raise Malformed(f"expired is {describe_json(expired)}, not a boolean")
-        except Malformed as exc:
-            raise bad_answer(self.title, asked, str(exc), write=False) from None
+    def read(self, body: dict[str, Any], asked: str | None) -> Payment:
+        payment_id = want_same_id(body, "id", asked, fold_case=True)
+        native = want_state(body, "status", _STATES)
+        expired = body.get("expired", False)
+        if not isinstance(expired, bool):
+            raise Malformed(f"expired is {describe_json(expired)}, not a boolean")
         if native == "PENDING" and expired:
             return self.payment(
                 payment_id, "PENDING (expired)", (PaymentStatus.EXPIRED, False, "expired")

@@ -41,7 +41,6 @@ from paycancel_cli.providers.base import (
     Capability,
     ErrorAnswer,
     Malformed,
-    bad_answer,
     describe_error,
     parse_json,
     raise_for_common,
@@ -265,19 +264,16 @@ class Vipps(Adapter):
             )
         return None
 
-    def parse(self, data: dict[str, Any], asked: str, *, write: bool = False) -> Payment:
-        try:
-            reference = want_same_id(data, "reference", asked)
-            state = want_state(data, "state", STATES)
-            amount = _money(data.get("amount"), "amount")
-            agg = want_object(data.get("aggregate"), "aggregate")
-            currency = amount.currency
-            sums = {
-                name: _money(agg.get(f"{name}Amount"), f"aggregate.{name}Amount", currency)
-                for name in ("authorized", "captured", "cancelled", "refunded")
-            }
-        except Malformed as exc:
-            raise bad_answer(self.title, asked, str(exc), write=write) from None
+    def read(self, data: dict[str, Any], asked: str | None) -> Payment:
+        reference = want_same_id(data, "reference", asked)
+        state = want_state(data, "state", STATES)
+        amount = _money(data.get("amount"), "amount")
+        agg = want_object(data.get("aggregate"), "aggregate")
+        currency = amount.currency
+        sums = {
+            name: _money(agg.get(f"{name}Amount"), f"aggregate.{name}Amount", currency)
+            for name in ("authorized", "captured", "cancelled", "refunded")
+        }
         authorized, captured = sums["authorized"], sums["captured"]
         cancelled, refunded = sums["cancelled"], sums["refunded"]
         return self.payment(
