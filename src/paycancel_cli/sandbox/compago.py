@@ -84,17 +84,20 @@ class CompagoSim(ProviderSim):
     def no_route(self, request: Request) -> Response:
         return error(404, f"Cannot {request.method} {request.path}")
 
-    def _intent(self, payment_id: str) -> dict[str, Any] | Response:
+    def _intent(self, request: Request, payment_id: str) -> dict[str, Any] | Response:
         intent_id = payment_id.lower()
         if not _is_uuid(intent_id):
             return error(400, "Validation failed (uuid is expected)")
         record = self.records.get(intent_id)
         if record is None:
-            return error(404, "Payment intent not found")
+            return self.not_found(request, intent_id)
         return record
 
+    def not_found(self, request: Request, payment_id: str) -> Response:
+        return error(404, "Payment intent not found")
+
     def get(self, request: Request, payment_id: str) -> Response:
-        record = self._intent(payment_id)
+        record = self._intent(request, payment_id)
         if isinstance(record, Response):
             return record
         view: dict[str, Any] = {
@@ -107,7 +110,7 @@ class CompagoSim(ProviderSim):
         return Response.json(200, view)
 
     def cancel(self, request: Request, payment_id: str) -> Response:
-        record = self._intent(payment_id)
+        record = self._intent(request, payment_id)
         if isinstance(record, Response):
             return record
         if record["status"] != "PENDING" or record["expired"]:

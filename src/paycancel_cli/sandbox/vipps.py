@@ -293,10 +293,10 @@ class VippsSim(ProviderSim):
             return self.invalid(request, "reference", "Must match ^[a-zA-Z0-9-]{8,50}$.")
         record = self.records.get(reference)
         if record is None:
-            return self._not_found(request, reference)
+            return self.not_found(request, reference)
         return Response.json(200, record)
 
-    def _not_found(self, request: Request, reference: str) -> Response:
+    def not_found(self, request: Request, reference: str) -> Response:
         return self.problem(
             404,
             "Payment not found",
@@ -363,7 +363,7 @@ class VippsSim(ProviderSim):
         """The answer to a cancel, and whether its idempotency key should remember it."""
         record = self.records.get(reference)
         if record is None:
-            return self._not_found(request, reference), True
+            return self.not_found(request, reference), True
         if reference in self._locked or reference in self._processing_once:
             self._processing_once.discard(reference)
             locked = self.problem(
