@@ -31,6 +31,7 @@ from typing import Any, ClassVar, Protocol
 from urllib.parse import quote
 
 import httpx
+from pydantic import SecretStr
 
 from paycancel_cli.errors import (
     AuthError,
@@ -42,7 +43,7 @@ from paycancel_cli.errors import (
     RateLimited,
 )
 from paycancel_cli.httpclient import MAX_BODY_BYTES, BodyTooLarge
-from paycancel_cli.models import Payment, PaymentStatus
+from paycancel_cli.models import Money, Payment, PaymentStatus
 from paycancel_cli.providers.accounts import AccountBase
 
 _FORBIDDEN = re.compile(r"[/?#%\\\s\x00-\x1f\x7f]")
@@ -249,6 +250,16 @@ class Malformed(Exception):
     """Raised by the field readers below; adapters turn it into a ``ProviderError``."""
 
 
+def shown(data: dict[str, Any], key: str) -> str:
+    """What an answer holds at ``key``, for a message: its description, or "missing"."""
+    return describe_json(data[key]) if key in data else "missing"
+
+
+def not_a(data: dict[str, Any], key: str, what: str) -> Malformed:
+    """The field ``key`` is not ``what`` (``a string``, ``a state``, ...)."""
+    return Malformed(f"{key} is {shown(data, key)}, not {what}")
+
+
 def want_object(value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise Malformed(f"{what} is {describe_json(value)}, not an object")
@@ -263,9 +274,7 @@ def want_str(data: dict[str, Any], key: str, *, optional: bool = False) -> str |
     if optional and (value is None or value == ""):
         return None
     if not isinstance(value, str):
-        raise Malformed(
-            f"{key} is {describe_json(value) if key in data else 'missing'}, not a string"
-        )
+        raise not_a(data, key, "a string")
     if not value:
         raise Malformed(f"{key} is empty")
     return value
@@ -279,8 +288,7 @@ def want_minor(data: dict[str, Any], key: str, *, optional: bool = False) -> int
     if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        shown = describe_json(value) if key in data else "missing"
-        raise Malformed(f"{key} is {shown}, not an amount in minor units")
+        raise not_a(data, key, "an amount in minor units")
     if value < 0:
         raise Malformed(f"{key} is negative ({value})")
     return value
@@ -292,12 +300,17 @@ def want_major(data: dict[str, Any], key: str, *, optional: bool = False) -> Dec
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
-        shown = describe_json(value) if key in data else "missing"
-        raise Malformed(f"{key} is {shown}, not an amount")
+        raise not_a(data, key, "an amount")
     amount = Decimal(value)
     if not amount.is_finite() or amount < 0 or amount.adjusted() > 15:
         raise Malformed(f"{key} is {describe_json(value)}, not a plausible amount")
     return amount
+
+
+def minor_money(data: dict[str, Any], key: str, currency: str) -> Money | None:
+    """An optional amount in integer minor units, as ``Money`` in ``currency``."""
+    minor = want_minor(data, key, optional=True)
+    return None if minor is None else Money.from_minor(minor, currency)
 
 
 def want_currency(data: dict[str, Any], key: str, default: str) -> str:
@@ -311,8 +324,7 @@ def want_state(data: dict[str, Any], key: str, known: Iterable[str]) -> str:
     """A state from the provider's documented set; anything else is not a verdict."""
     value = data.get(key)
     if not isinstance(value, str):
-        shown = describe_json(value) if key in data else "missing"
-        raise Malformed(f"{key} is {shown}, not a state")
+        raise not_a(data, key, "a state")
     if value not in known:
         raise Malformed(f"{key} {value[:40]!r} is not a state the provider documents")
     return value
@@ -324,8 +336,7 @@ def want_same_id(
     """The answer's id, which must be the one asked for (``None``: any valid id)."""
     value = data.get(key)
     if not isinstance(value, str) or not value:
-        shown = describe_json(value) if key in data else "missing"
-        raise Malformed(f"the payment id ({key}) is {shown}")
+        raise Malformed(f"the payment id ({key}) is {shown(data, key)}")
     if asked is not None:
         same = value.lower() == asked.lower() if fold_case else value == asked
         if not same:
@@ -493,6 +504,9 @@ class Adapter(IdRules):
     not_found_code_always: ClassVar[bool] = False  # ignore the body's code for a 404
     # `config check`: a payment id of the provider's shape that no real payment has.
     probe_id: ClassVar[str]
+    # The headers that authenticate every request, each a template over the account's
+    # fields ("Bearer {api_key}"; a secret field stands for its value).
+    auth: ClassVar[dict[str, str]] = {}
 
     def __init__(self, account: Any, client: httpx.AsyncClient) -> None:
         self.account = account
@@ -501,7 +515,9 @@ class Adapter(IdRules):
     # -- what a provider declares -------------------------------------------------------
 
     def auth_headers(self) -> dict[str, str]:
-        raise NotImplementedError
+        """The declared ``auth`` headers, filled in from the account."""
+        fields = _AccountFields(self.account)
+        return {name: template.format_map(fields) for name, template in self.auth.items()}
 
     @staticmethod
     def describe(body: Any) -> tuple[str | None, str]:
@@ -522,8 +538,9 @@ class Adapter(IdRules):
         """The provider's refusal for this error answer, if it is one."""
         return None
 
-    def parse(self, body: dict[str, Any], asked: str, *, write: bool = False) -> Payment:
-        """The payment an answer's body describes (raises ``bad_answer``)."""
+    def read(self, body: dict[str, Any], asked: str | None) -> Payment:
+        """The payment an answer's body describes, which must be ``asked`` (``None``: a
+        listed item); raises ``Malformed`` saying what is wrong."""
         raise NotImplementedError
 
     @classmethod
@@ -553,6 +570,14 @@ class Adapter(IdRules):
             why_not=why,
             **amounts,
         )
+
+    def parse(self, body: dict[str, Any], asked: str | None, *, write: bool = False) -> Payment:
+        """The payment ``read`` finds in an answer's body; anything wrong with it is
+        ``bad_answer`` (ambiguous after a write)."""
+        try:
+            return self.read(body, asked)
+        except Malformed as exc:
+            raise bad_answer(self.title, asked or "(listed)", str(exc), write=write) from None
 
     async def get(self, payment_id: str) -> Payment:
         self.validate_id(payment_id)
@@ -624,6 +649,18 @@ class Adapter(IdRules):
         if refused is not None:
             raise refused
         raise unexpected(response, self.title, code, message)
+
+
+class _AccountFields(dict[str, str]):
+    """An account's fields by name for ``str.format_map``, secrets as their values."""
+
+    def __init__(self, account: Any) -> None:
+        super().__init__()
+        self.account = account
+
+    def __missing__(self, name: str) -> str:
+        value = getattr(self.account, name)
+        return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
 
 
 @dataclass(frozen=True)

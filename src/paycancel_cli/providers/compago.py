@@ -22,7 +22,6 @@ from paycancel_cli.providers.base import (
     Capability,
     ErrorAnswer,
     Malformed,
-    bad_answer,
     describe_json,
     text_or_none,
     want_same_id,
@@ -71,10 +70,8 @@ class Compago(Adapter):
     probe_id: ClassVar[str] = "00000000-0000-4000-8000-00000000c4ec"
     describe = staticmethod(_describe)
     account_type: ClassVar[type[AccountBase]] = CompagoAccount
+    auth: ClassVar[dict[str, str]] = {"x-api-key": "{api_key}"}
     account: CompagoAccount
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"x-api-key": self.account.api_key.get_secret_value()}
 
     async def after_cancel(self, response: httpx.Response, payment_id: str) -> Payment:
         if not 200 <= response.status_code < 300:
@@ -102,15 +99,12 @@ class Compago(Adapter):
             )
         return None
 
-    def parse(self, body: dict[str, Any], asked: str, *, write: bool = False) -> Payment:
-        try:
-            payment_id = want_same_id(body, "id", asked, fold_case=True)
-            native = want_state(body, "status", _STATES)
-            expired = body.get("expired", False)
-            if not isinstance(expired, bool):
-                raise Malformed(f"expired is {describe_json(expired)}, not a boolean")
-        except Malformed as exc:
-            raise bad_answer(self.title, asked, str(exc), write=False) from None
+    def read(self, body: dict[str, Any], asked: str | None) -> Payment:
+        payment_id = want_same_id(body, "id", asked, fold_case=True)
+        native = want_state(body, "status", _STATES)
+        expired = body.get("expired", False)
+        if not isinstance(expired, bool):
+            raise Malformed(f"expired is {describe_json(expired)}, not a boolean")
         if native == "PENDING" and expired:
             return self.payment(
                 payment_id, "PENDING (expired)", (PaymentStatus.EXPIRED, False, "expired")

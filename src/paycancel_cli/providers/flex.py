@@ -22,16 +22,14 @@ import httpx
 from pydantic import SecretStr
 
 from paycancel_cli.errors import NotCancellable, PaycancelError
-from paycancel_cli.models import Money, Payment, PaymentStatus
+from paycancel_cli.models import Payment, PaymentStatus
 from paycancel_cli.providers.accounts import AccountBase, KeyRule
 from paycancel_cli.providers.base import (
     Adapter,
     Capability,
     ErrorAnswer,
-    Malformed,
-    bad_answer,
+    minor_money,
     text_or_none,
-    want_minor,
     want_object,
     want_same_id,
     want_state,
@@ -94,10 +92,8 @@ class Flex(Adapter):
     probe_id: ClassVar[str] = "fpi_paycancelconfigcheck"
     describe = staticmethod(_describe)
     account_type: ClassVar[type[AccountBase]] = FlexAccount
+    auth: ClassVar[dict[str, str]] = {"Authorization": "Bearer {api_key}"}
     account: FlexAccount
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.account.api_key.get_secret_value()}"}
 
     def refusal(
         self, response: httpx.Response, payment_id: str, error: ErrorAnswer, *, write: bool
@@ -110,19 +106,14 @@ class Flex(Adapter):
             )
         return None
 
-    def parse(self, body: dict[str, Any], asked: str, *, write: bool = False) -> Payment:
-        try:
-            data = want_object(body.get("payment_intent"), "payment_intent")
-            payment_id = want_same_id(data, "payment_intent_id", asked)
-            native = want_state(data, "status", _STATUS)
-            amount = want_minor(data, "amount", optional=True)
-            received = want_minor(data, "amount_received", optional=True)
-        except Malformed as exc:
-            raise bad_answer(self.title, asked, str(exc), write=write) from None
+    def read(self, body: dict[str, Any], asked: str | None) -> Payment:
+        data = want_object(body.get("payment_intent"), "payment_intent")
+        payment_id = want_same_id(data, "payment_intent_id", asked)
+        native = want_state(data, "status", _STATUS)
         return self.payment(
             payment_id,
             native,
             _STATUS[native],
-            amount=None if amount is None else Money.from_minor(amount, CURRENCY),
-            captured=None if received is None else Money.from_minor(received, CURRENCY),
+            amount=minor_money(data, "amount", CURRENCY),
+            captured=minor_money(data, "amount_received", CURRENCY),
         )

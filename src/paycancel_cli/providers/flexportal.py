@@ -89,13 +89,11 @@ class FlexPortal(Adapter):
     not_found_code: ClassVar[str] = "NOT_FOUND"
     probe_id: ClassVar[str] = "paycancel-config-check"
     account_type: ClassVar[type[AccountBase]] = FlexPortalAccount
+    auth: ClassVar[dict[str, str]] = {
+        "Authorization": "Bearer {api_key}",
+        "Tenant-ID": "{tenant_id}",
+    }
     account: FlexPortalAccount
-
-    def auth_headers(self) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {self.account.api_key.get_secret_value()}",
-            "Tenant-ID": self.account.tenant_id,
-        }
 
     def cancel_request(self, reason: str, idempotency_key: str) -> dict[str, Any]:
         return {"json": {"reason": reason}}
@@ -150,24 +148,22 @@ class FlexPortal(Adapter):
                 if body.get("hasMore") is not True or not isinstance(cursor, str) or not cursor:
                     break
 
-    def parse(self, body: dict[str, Any], asked: str | None, *, write: bool = False) -> Payment:
+    def read(self, body: dict[str, Any], asked: str | None) -> Payment:
         """The payment of a ``{success, payment}`` answer; ``asked`` is the id requested
         (``None`` for list items, whose ids are only checked for shape)."""
-        try:
-            data = want_object(body.get("payment"), "payment")
-            payment_id = want_same_id(data, "paymentId", asked)
-            if asked is None:
+        data = want_object(body.get("payment"), "payment")
+        payment_id = want_same_id(data, "paymentId", asked)
+        if asked is None:
+            try:
                 self.validate_id(payment_id)
-            native = want_state(data, "status", _STATUS)
-            status, cancelable, why = _STATUS[native]
-            currency = want_currency(data, "currency", "EUR")
-            total = want_major(data, "total", optional=True)
-            amount = want_major(data, "amount", optional=True)
-            rental = want_str(data, "rentalId", optional=True)
-        except Malformed as exc:
-            raise bad_answer(self.title, asked or "(listed)", str(exc), write=write) from None
-        except InputError as exc:
-            raise bad_answer(self.title, "(listed)", exc.message, write=write) from None
+            except InputError as exc:
+                raise Malformed(exc.message) from None
+        native = want_state(data, "status", _STATUS)
+        status, cancelable, why = _STATUS[native]
+        currency = want_currency(data, "currency", "EUR")
+        total = want_major(data, "total", optional=True)
+        amount = want_major(data, "amount", optional=True)
+        rental = want_str(data, "rentalId", optional=True)
         shown = total if total is not None else amount
         note = None
         if total is not None and amount is not None and amount != total:

@@ -21,16 +21,14 @@ import httpx
 from pydantic import SecretStr
 
 from paycancel_cli.errors import NotCancellable, PaycancelError
-from paycancel_cli.models import Money, Payment, PaymentStatus
+from paycancel_cli.models import Payment, PaymentStatus
 from paycancel_cli.providers.accounts import AccountBase, KeyRule
 from paycancel_cli.providers.base import (
     Adapter,
     Capability,
     ErrorAnswer,
-    Malformed,
-    bad_answer,
+    minor_money,
     want_currency,
-    want_minor,
     want_same_id,
     want_state,
 )
@@ -77,10 +75,8 @@ class HedgePayments(Adapter):
     path: ClassVar[str] = "/v1/payments/{id}"
     probe_id: ClassVar[str] = "pay_paycancelconfigcheck"
     account_type: ClassVar[type[AccountBase]] = HedgePaymentsAccount
+    auth: ClassVar[dict[str, str]] = {"Authorization": "Bearer {api_key}"}
     account: HedgePaymentsAccount
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.account.api_key.get_secret_value()}"}
 
     def cancel_request(self, reason: str, idempotency_key: str) -> dict[str, Any]:
         return {"json": {"reason": reason}, "headers": {"Idempotency-Key": idempotency_key}}
@@ -110,19 +106,14 @@ class HedgePayments(Adapter):
             else None,
         )
 
-    def parse(self, data: dict[str, Any], asked: str, *, write: bool = False) -> Payment:
-        try:
-            payment_id = want_same_id(data, "id", asked)
-            native = want_state(data, "status", _STATUS)
-            currency = want_currency(data, "currency", "USD")
-            amount = want_minor(data, "amount", optional=True)
-            refunded = want_minor(data, "refunded_amount", optional=True)
-        except Malformed as exc:
-            raise bad_answer(self.title, asked, str(exc), write=write) from None
+    def read(self, data: dict[str, Any], asked: str | None) -> Payment:
+        payment_id = want_same_id(data, "id", asked)
+        native = want_state(data, "status", _STATUS)
+        currency = want_currency(data, "currency", "USD")
         return self.payment(
             payment_id,
             native,
             _STATUS[native],
-            amount=None if amount is None else Money.from_minor(amount, currency),
-            refunded=None if refunded is None else Money.from_minor(refunded, currency),
+            amount=minor_money(data, "amount", currency),
+            refunded=minor_money(data, "refunded_amount", currency),
         )

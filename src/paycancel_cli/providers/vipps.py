@@ -41,7 +41,6 @@ from paycancel_cli.providers.base import (
     Capability,
     ErrorAnswer,
     Malformed,
-    bad_answer,
     describe_error,
     parse_json,
     raise_for_common,
@@ -138,6 +137,7 @@ class Vipps(Adapter):
     not_found_codes: ClassVar[frozenset[str]] = frozenset({"5090"})
     describe = staticmethod(_describe)
     account_type: ClassVar[type[AccountBase]] = VippsAccount
+    # No declared ``auth``: the access token's headers are per request (see ``_send``).
     account: VippsAccount
 
     def __init__(self, account: VippsAccount, client: httpx.AsyncClient) -> None:
@@ -163,9 +163,6 @@ class Vipps(Adapter):
     async def verify_credentials(self) -> None:
         """`config check`: fetch a fresh access token, which proves every credential."""
         await self._access_token(rejected=self._token or "")
-
-    def auth_headers(self) -> dict[str, str]:
-        return {}  # the access token's headers are per request: see ``_send``
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """With the cached access token, and once more with a new one on a 401."""
@@ -267,19 +264,16 @@ class Vipps(Adapter):
             )
         return None
 
-    def parse(self, data: dict[str, Any], asked: str, *, write: bool = False) -> Payment:
-        try:
-            reference = want_same_id(data, "reference", asked)
-            state = want_state(data, "state", STATES)
-            amount = _money(data.get("amount"), "amount")
-            agg = want_object(data.get("aggregate"), "aggregate")
-            currency = amount.currency
-            sums = {
-                name: _money(agg.get(f"{name}Amount"), f"aggregate.{name}Amount", currency)
-                for name in ("authorized", "captured", "cancelled", "refunded")
-            }
-        except Malformed as exc:
-            raise bad_answer(self.title, asked, str(exc), write=write) from None
+    def read(self, data: dict[str, Any], asked: str | None) -> Payment:
+        reference = want_same_id(data, "reference", asked)
+        state = want_state(data, "state", STATES)
+        amount = _money(data.get("amount"), "amount")
+        agg = want_object(data.get("aggregate"), "aggregate")
+        currency = amount.currency
+        sums = {
+            name: _money(agg.get(f"{name}Amount"), f"aggregate.{name}Amount", currency)
+            for name in ("authorized", "captured", "cancelled", "refunded")
+        }
         authorized, captured = sums["authorized"], sums["captured"]
         cancelled, refunded = sums["cancelled"], sums["refunded"]
         return self.payment(

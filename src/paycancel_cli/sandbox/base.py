@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import copy
 import hmac
+import tomllib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from importlib import resources
 from typing import Any, ClassVar, NamedTuple
 
 from paycancel_cli.sandbox.state import (
@@ -38,17 +40,32 @@ class DemoPayment(NamedTuple):
     fields: dict[str, Any]
 
 
+def demo_table(key: str) -> tuple[DemoPayment, ...]:
+    """The demo payments of the simulator ``key``: its table ``demo/<key>.toml``, one
+    ``[[payment]]`` (``id``, ``about``, ``fields``) each, in seeding order; none when
+    the simulator has no table."""
+    table = resources.files("paycancel_cli.sandbox").joinpath("demo", f"{key}.toml")
+    if not table.is_file():
+        return ()
+    rows = tomllib.loads(table.read_text("utf-8"))["payment"]
+    return tuple(DemoPayment(row["id"], row["about"], row["fields"]) for row in rows)
+
+
 class ProviderSim(ABC):
     """One provider's simulator, mounted by the ``Sandbox`` under ``/<key>``.
 
     The base owns routing (``prefix`` and ``lists`` make a request's op), the op
-    dispatch, the idempotency store, request bodies, the built-in account and
-    ``add_payment``; a simulator declares its routes, credentials, error answers and
-    its state machine (``get``, ``cancel``, ``list_payments``, ``_add``).
+    dispatch, the idempotency store, request bodies, the built-in account, reads
+    (``get``: ``find``, ``not_found``, ``view``), the cancel's step through the state
+    machine (``transition``) and ``add_payment``; a simulator declares its routes,
+    credentials, error answers and its state machine (``cancelable`` states, ``refuse``,
+    ``cancelled``; or its own ``cancel``), ``list_payments`` and ``_add``.
     """
 
     key: ClassVar[str]
     id_field: ClassVar[str] = "payment_id"
+    # The demo payments ``seed_demo`` adds: the simulator's table ``demo/<key>.toml``,
+    # read when the class is defined (none without one).
     demo: ClassVar[tuple[DemoPayment, ...]] = ()
     # The path segments before a payment id, e.g. ("v1", "payments"); a GET of the
     # prefix itself is a list when ``lists``.
@@ -56,11 +73,20 @@ class ProviderSim(ABC):
     lists: ClassVar[bool] = False
     special_faults: ClassVar[frozenset[str]] = frozenset()
     mistyped: ClassVar[tuple[str, str] | None] = None
+    # The state machine for ``transition``: the record field that holds a payment's
+    # state, and the states a cancel applies to.
+    state_field: ClassVar[str] = "status"
+    cancelable: ClassVar[Collection[str]] = ()
     # The sandbox's test-only credentials (a template the ``Sandbox`` copies), and what
     # the built-in account adds to them.
     credentials: ClassVar[dict[str, str]]
     account_extra: ClassVar[dict[str, str]] = {}
     environment: ClassVar[str] = "test"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "key" in vars(cls):
+            cls.demo = demo_table(cls.key)
 
     def __init__(self, ctx: SimContext) -> None:
         self.ctx = ctx
@@ -121,9 +147,46 @@ class ProviderSim(ABC):
     def authenticate(self, request: Request, op: str) -> Response | None:
         """An error response when the request's credentials are missing or wrong."""
 
-    @abstractmethod
     def get(self, request: Request, payment_id: str) -> Response:
         """The provider's answer to a read of one payment."""
+        record = self.find(request, payment_id)
+        if record is None:
+            return self.not_found(request, payment_id)
+        return Response.json(200, self.view(record))
+
+    def find(self, request: Request, payment_id: str) -> dict[str, Any] | None:
+        """The stored payment ``request`` may see (default: any stored one)."""
+        return self.records.get(payment_id)
+
+    def view(self, record: dict[str, Any]) -> Any:
+        """The body of a read's 200 (default: the record itself)."""
+        return record
+
+    @abstractmethod
+    def not_found(self, request: Request, payment_id: str) -> Response:
+        """The provider's 404 for a payment it does not have (or ``request`` may not see)."""
+
+    def transition(self, request: Request, payment_id: str, **change: Any) -> Response:
+        """A cancel's step through the state machine: not found; refused (``refuse``)
+        from a state outside ``cancelable``; or applied (``cancelled``, given
+        ``change``) and committed exactly once."""
+        record = self.find(request, payment_id)
+        if record is None:
+            return self.not_found(request, payment_id)
+        state = record[self.state_field]
+        if state not in self.cancelable:
+            return self.refuse(payment_id, state)
+        answer = self.cancelled(record, **change)
+        self.ctx.commit_cancel(payment_id)
+        return answer
+
+    def refuse(self, payment_id: str, state: str) -> Response:
+        """The provider's refusal of a cancel from ``state`` (for ``transition``)."""
+        raise NotImplementedError
+
+    def cancelled(self, record: dict[str, Any], **change: Any) -> Response:
+        """Cancel ``record`` in place; the provider's 200 (for ``transition``)."""
+        raise NotImplementedError
 
     @abstractmethod
     def cancel(self, request: Request, payment_id: str) -> Response:
@@ -255,6 +318,25 @@ class ProviderSim(ABC):
             candidate = generate.format(n=self.next_id())
             if candidate not in self.records:
                 return candidate
+
+
+def error_answer(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    error_type: str | None = None,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """The ``{"error": {"type"?, "code", "message", "details"?}}`` answer of the
+    providers whose error bodies are Stripe-like (the keys in this order)."""
+    body: dict[str, Any] = {} if error_type is None else {"type": error_type}
+    body["code"] = code
+    body["message"] = message
+    if details is not None:
+        body["details"] = details
+    return Response.json(status, {"error": body}, headers=headers)
 
 
 def bearer_token(request: Request) -> str | None:

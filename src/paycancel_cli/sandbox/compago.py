@@ -20,10 +20,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Final
 
-from paycancel_cli.sandbox.base import DemoPayment, ProviderSim, same_secret
+from paycancel_cli.sandbox.base import ProviderSim, same_secret
 from paycancel_cli.sandbox.state import RateDecision, Request, Response, iso_at, iso_now, money
 
-KEY: Final = "compago"
 STATUSES: Final = ("PENDING", "CONFIRMED", "CANCELLED")
 ORGANIZATION_ID: Final = "0b5e6c1a-0000-4000-8000-00000000c0de"
 _BASE_TIME: Final = datetime(2025, 3, 1, 17, 0, tzinfo=UTC)
@@ -54,7 +53,7 @@ def _is_uuid(text: str) -> bool:
 
 
 class CompagoSim(ProviderSim):
-    key: ClassVar[str] = KEY
+    key: ClassVar[str] = "compago"
     prefix: ClassVar[tuple[str, ...]] = ("api", "payment-intent")
     credentials: ClassVar[dict[str, str]] = {"api_key": "cpk_sandbox_0000000000000000"}
     environment: ClassVar[str] = "demo"
@@ -63,29 +62,6 @@ class CompagoSim(ProviderSim):
     def payment_id_of(self, request: Request, op: str) -> str | None:
         found = super().payment_id_of(request, op)
         return None if found is None else found.lower()
-
-    demo: ClassVar[tuple[DemoPayment, ...]] = (
-        DemoPayment(
-            "7d3f0b4e-0000-4000-8000-000000000001",
-            "PENDING 350.50 MXN: cancelable",
-            {"status": "PENDING", "amount": "350.50"},
-        ),
-        DemoPayment(
-            "7d3f0b4e-0000-4000-8000-000000000002",
-            "PENDING but expired, 120.00 MXN: 400",
-            {"status": "PENDING", "amount": "120.00", "expired": True},
-        ),
-        DemoPayment(
-            "7d3f0b4e-0000-4000-8000-000000000003",
-            "CONFIRMED (paid) 800.00 MXN: 400",
-            {"status": "CONFIRMED", "amount": "800.00"},
-        ),
-        DemoPayment(
-            "7d3f0b4e-0000-4000-8000-000000000004",
-            "CANCELLED 99.90 MXN: 400 (already cancelled)",
-            {"status": "CANCELLED", "amount": "99.90"},
-        ),
-    )
 
     # -- pipeline -----------------------------------------------------------------------
 
@@ -108,17 +84,20 @@ class CompagoSim(ProviderSim):
     def no_route(self, request: Request) -> Response:
         return error(404, f"Cannot {request.method} {request.path}")
 
-    def _intent(self, payment_id: str) -> dict[str, Any] | Response:
+    def _intent(self, request: Request, payment_id: str) -> dict[str, Any] | Response:
         intent_id = payment_id.lower()
         if not _is_uuid(intent_id):
             return error(400, "Validation failed (uuid is expected)")
         record = self.records.get(intent_id)
         if record is None:
-            return error(404, "Payment intent not found")
+            return self.not_found(request, intent_id)
         return record
 
+    def not_found(self, request: Request, payment_id: str) -> Response:
+        return error(404, "Payment intent not found")
+
     def get(self, request: Request, payment_id: str) -> Response:
-        record = self._intent(payment_id)
+        record = self._intent(request, payment_id)
         if isinstance(record, Response):
             return record
         view: dict[str, Any] = {
@@ -131,7 +110,7 @@ class CompagoSim(ProviderSim):
         return Response.json(200, view)
 
     def cancel(self, request: Request, payment_id: str) -> Response:
-        record = self._intent(payment_id)
+        record = self._intent(request, payment_id)
         if isinstance(record, Response):
             return record
         if record["status"] != "PENDING" or record["expired"]:

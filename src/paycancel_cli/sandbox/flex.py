@@ -19,10 +19,16 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
-from paycancel_cli.sandbox.base import DemoPayment, ProviderSim, bearer_token, same_secret
+from paycancel_cli.sandbox.base import (
+    ProviderSim,
+    bearer_token,
+    error_answer,
+    same_secret,
+)
 from paycancel_cli.sandbox.state import (
     PaymentFault,
     RateDecision,
@@ -32,7 +38,6 @@ from paycancel_cli.sandbox.state import (
     iso_now,
 )
 
-KEY: Final = "flex"
 STATUSES: Final = (
     "requires_payment_method",
     "requires_confirmation",
@@ -56,71 +61,36 @@ _SERVER_ERRORS: Final = {
 }
 
 
-def error(
-    status: int,
-    error_type: str,
-    code: str,
-    message: str,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    return Response.json(
-        status, {"error": {"type": error_type, "code": code, "message": message}}, headers=headers
-    )
+def _missing(message: str) -> Response:
+    """Flex's 404, for an unknown path and an unknown intent alike."""
+    return error_answer(404, "resource_missing", message, error_type="invalid_request_error")
 
 
 class FlexSim(ProviderSim):
-    key: ClassVar[str] = KEY
+    key: ClassVar[str] = "flex"
     prefix: ClassVar[tuple[str, ...]] = ("v1", "payment_intents")
     credentials: ClassVar[dict[str, str]] = {"api_key": "fsk_test_sandbox0000000000000000"}
     special_faults: ClassVar[frozenset[str]] = frozenset({"error_shape"})
-    demo: ClassVar[tuple[DemoPayment, ...]] = (
-        DemoPayment(
-            "fpi_demo_requires_payment_method_01",
-            "requires_payment_method $49.99: cancelable",
-            {"status": "requires_payment_method", "amount": 4999},
-        ),
-        DemoPayment(
-            "fpi_demo_requires_capture_01",
-            "requires_capture $120.00 held: cancelable (releases the hold)",
-            {"status": "requires_capture", "amount": 12000},
-        ),
-        DemoPayment(
-            "fpi_demo_requires_action_01",
-            "requires_action $20.00: cancelable",
-            {"status": "requires_action", "amount": 2000},
-        ),
-        DemoPayment(
-            "fpi_demo_processing_01",
-            "processing $31.00: payment_intent_unexpected_state",
-            {"status": "processing", "amount": 3100},
-        ),
-        DemoPayment(
-            "fpi_demo_succeeded_01",
-            "succeeded $45.00: payment_intent_unexpected_state",
-            {"status": "succeeded", "amount": 4500},
-        ),
-        DemoPayment(
-            "fpi_demo_canceled_01",
-            "canceled $8.00: payment_intent_unexpected_state (already canceled)",
-            {"status": "canceled", "amount": 800},
-        ),
-    )
+    cancelable: ClassVar[Collection[str]] = CANCELABLE
 
     # -- pipeline -----------------------------------------------------------------------
 
     def too_many_requests(self, request: Request, decision: RateDecision) -> Response:
-        return error(
+        return error_answer(
             429,
-            "rate_limit_error",
             "rate_limit",
             f"Too many requests hit the API too quickly. Retry in {decision.retry_after_s} "
             "seconds.",
-            {"Retry-After": str(decision.retry_after_s)},
+            error_type="rate_limit_error",
+            headers={"Retry-After": str(decision.retry_after_s)},
         )
 
     def server_error(self, request: Request, status: int) -> Response:
-        return error(
-            status, "api_error", "api_error", _SERVER_ERRORS.get(status, _SERVER_ERRORS[500])
+        return error_answer(
+            status,
+            "api_error",
+            _SERVER_ERRORS.get(status, _SERVER_ERRORS[500]),
+            error_type="api_error",
         )
 
     def authenticate(self, request: Request, op: str) -> Response | None:
@@ -131,63 +101,46 @@ class FlexSim(ProviderSim):
             if request.header("authorization") is None
             else "Invalid API key provided."
         )
-        return error(401, "authentication_error", "invalid_api_key", message)
+        return error_answer(401, "invalid_api_key", message, error_type="authentication_error")
 
     def no_route(self, request: Request) -> Response:
-        return error(
-            404,
-            "invalid_request_error",
-            "resource_missing",
-            f"Unrecognized request URL ({request.method}: {request.path}).",
-        )
+        return _missing(f"Unrecognized request URL ({request.method}: {request.path}).")
 
-    def get(self, request: Request, payment_id: str) -> Response:
-        record = self.records.get(payment_id)
-        if record is None:
-            return self._not_found(payment_id)
-        return Response.json(200, {"payment_intent": record})
+    def view(self, record: dict[str, Any]) -> Any:
+        return {"payment_intent": record}
 
-    def _not_found(self, intent_id: str) -> Response:
-        return error(
-            404,
-            "invalid_request_error",
-            "resource_missing",
-            f"No such payment_intent: '{intent_id}'",
-        )
+    def not_found(self, request: Request, payment_id: str) -> Response:
+        return _missing(f"No such payment_intent: '{payment_id}'")
 
     def cancel(self, request: Request, payment_id: str) -> Response:
         return self.idempotent(
             request,
             payment_id,
-            answer=lambda: self._cancel(payment_id),
-            conflict=lambda: error(
+            answer=lambda: self.transition(request, payment_id),
+            conflict=lambda: error_answer(
                 409,
-                "idempotency_error",
                 "idempotency_key_in_use",
                 "Keys for idempotent requests can only be used with the same parameters "
                 "they were first used with.",
+                error_type="idempotency_error",
             ),
         )
 
-    def _cancel(self, intent_id: str) -> Response:
-        record = self.records.get(intent_id)
-        if record is None:
-            return self._not_found(intent_id)
-        status = record["status"]
-        if status not in CANCELABLE:
-            return error(
-                400,
-                "invalid_request_error",
-                "payment_intent_unexpected_state",
-                f"This PaymentIntent ({intent_id}) cannot be canceled because it has a status "
-                f"of {status}. Only a PaymentIntent with one of the following statuses may be "
-                f"canceled: {', '.join(CANCELABLE)}.",
-            )
+    def refuse(self, payment_id: str, state: str) -> Response:
+        return error_answer(
+            400,
+            "payment_intent_unexpected_state",
+            f"This PaymentIntent ({payment_id}) cannot be canceled because it has a status "
+            f"of {state}. Only a PaymentIntent with one of the following statuses may be "
+            f"canceled: {', '.join(CANCELABLE)}.",
+            error_type="invalid_request_error",
+        )
+
+    def cancelled(self, record: dict[str, Any], **change: Any) -> Response:
         record["status"] = "canceled"
         record["amount_capturable"] = 0
         record["canceled_at"] = iso_now()
-        self.ctx.commit_cancel(intent_id)
-        return Response.json(200, {"payment_intent": record})
+        return Response.json(200, self.view(record))
 
     def special_fault(
         self, fault: PaymentFault, request: Request, op: str
@@ -200,10 +153,7 @@ class FlexSim(ProviderSim):
             record["status"] = "canceled"  # by someone else: not this request's commit
             record["amount_capturable"] = 0
             record["canceled_at"] = iso_now()
-        body = {
-            "error": {"code": "invalid_request", "message": "Payment intent cannot be canceled."}
-        }
-        return Response.json(400, body), False
+        return error_answer(400, "invalid_request", "Payment intent cannot be canceled."), False
 
     # -- seeding ------------------------------------------------------------------------
 

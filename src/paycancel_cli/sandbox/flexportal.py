@@ -21,14 +21,15 @@ Invariants:
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Final
 
 from paycancel_cli.sandbox.base import (
-    DemoPayment,
     ProviderSim,
     bearer_token,
+    error_answer,
     same_secret,
 )
 from paycancel_cli.sandbox.state import (
@@ -40,7 +41,6 @@ from paycancel_cli.sandbox.state import (
     money,
 )
 
-KEY: Final = "flexportal"
 STATUSES: Final = ("pending", "processing", "paid", "failed", "cancelled")
 CANCELABLE: Final = frozenset({"pending", "failed"})
 NOT_CANCELLABLE: Final[dict[str, tuple[str, str]]] = {
@@ -58,51 +58,21 @@ _SERVER_ERRORS: Final = {
 }
 
 
-def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return Response.json(status, {"error": {"code": code, "message": message}}, headers=headers)
-
-
 def _month(offset: int) -> tuple[int, int]:
     months = _BASE_TIME.year * 12 + (_BASE_TIME.month - 1) + offset
     return months // 12, months % 12 + 1
 
 
 class FlexPortalSim(ProviderSim):
-    key: ClassVar[str] = KEY
+    key: ClassVar[str] = "flexportal"
     prefix: ClassVar[tuple[str, ...]] = ("v1", "payments")
     lists: ClassVar[bool] = True
+    cancelable: ClassVar[Collection[str]] = CANCELABLE
     credentials: ClassVar[dict[str, str]] = {
         "api_key": "fpk_sandbox_0000000000000000",
         "tenant_id": "sandbox-tenant",
     }
     account_extra: ClassVar[dict[str, str]] = {"region": "eu"}
-    demo: ClassVar[tuple[DemoPayment, ...]] = (
-        DemoPayment(
-            "fpay_demo_pending_01",
-            "pending 258.00 EUR, rental rent_demo_01: cancelable",
-            {"status": "pending", "total": "258.00", "rental_id": "rent_demo_01"},
-        ),
-        DemoPayment(
-            "fpay_demo_failed_01",
-            "failed 49.90 EUR, rental rent_demo_01: cancelable",
-            {"status": "failed", "total": "49.90", "rental_id": "rent_demo_01"},
-        ),
-        DemoPayment(
-            "fpay_demo_processing_01",
-            "processing 120.00 EUR: PAYMENT_PROCESSING",
-            {"status": "processing", "total": "120.00"},
-        ),
-        DemoPayment(
-            "fpay_demo_paid_01",
-            "paid 99.00 EUR: ALREADY_PAID",
-            {"status": "paid", "total": "99.00"},
-        ),
-        DemoPayment(
-            "fpay_demo_cancelled_01",
-            "cancelled 35.50 EUR: ALREADY_CANCELLED",
-            {"status": "cancelled", "total": "35.50"},
-        ),
-    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -113,23 +83,23 @@ class FlexPortalSim(ProviderSim):
     # -- pipeline -----------------------------------------------------------------------
 
     def too_many_requests(self, request: Request, decision: RateDecision) -> Response:
-        return error(
+        return error_answer(
             429,
             "RATE_LIMITED",
             f"Rate limit of {decision.limit} requests per minute exceeded. "
             f"Retry after {decision.retry_after_s} seconds.",
-            {"Retry-After": str(decision.retry_after_s)},
+            headers={"Retry-After": str(decision.retry_after_s)},
         )
 
     def server_error(self, request: Request, status: int) -> Response:
         code, message = _SERVER_ERRORS.get(status, _SERVER_ERRORS[500])
-        return error(status, code, message)
+        return error_answer(status, code, message)
 
     def authenticate(self, request: Request, op: str) -> Response | None:
         if not same_secret(bearer_token(request), self.ctx.credentials["api_key"]):
-            return error(401, "UNAUTHORIZED", "Missing or invalid API key.")
+            return error_answer(401, "UNAUTHORIZED", "Missing or invalid API key.")
         if not (request.header("tenant-id") or "").strip():
-            return error(400, "INVALID_REQUEST", "The Tenant-ID header is required.")
+            return error_answer(400, "INVALID_REQUEST", "The Tenant-ID header is required.")
         return None
 
     @staticmethod
@@ -137,42 +107,40 @@ class FlexPortalSim(ProviderSim):
         return (request.header("tenant-id") or "").strip()
 
     def no_route(self, request: Request) -> Response:
-        return error(404, "NOT_FOUND", f"No route for {request.method} {request.path}.")
+        return error_answer(404, "NOT_FOUND", f"No route for {request.method} {request.path}.")
 
-    def get(self, request: Request, payment_id: str) -> Response:
-        record = self._find(payment_id, self._tenant(request))
-        if record is None:
-            return self._not_found(payment_id)
-        return Response.json(200, {"success": True, "payment": record})
+    def view(self, record: dict[str, Any]) -> Any:
+        return {"success": True, "payment": record}
 
-    def _not_found(self, payment_id: str) -> Response:
-        return error(404, "NOT_FOUND", f"Payment {payment_id} not found.")
+    def not_found(self, request: Request, payment_id: str) -> Response:
+        return error_answer(404, "NOT_FOUND", f"Payment {payment_id} not found.")
 
-    def _find(self, payment_id: str, tenant: str) -> dict[str, Any] | None:
+    def find(self, request: Request, payment_id: str) -> dict[str, Any] | None:
         record = self.records.get(payment_id)
-        if record is None or record["tenantId"] != tenant:
+        if record is None or record["tenantId"] != self._tenant(request):
             return None
         return record
 
     def cancel(self, request: Request, payment_id: str) -> Response:
-        body = self.json_body(request, lambda problem: error(400, "INVALID_REQUEST", problem))
+        body = self.json_body(
+            request, lambda problem: error_answer(400, "INVALID_REQUEST", problem)
+        )
         if isinstance(body, Response):
             return body
         reason = body.get("reason")
         if not isinstance(reason, str) or not reason.strip():
-            return error(400, "INVALID_REQUEST", "reason is required and must not be empty.")
-        record = self._find(payment_id, self._tenant(request))
-        if record is None:
-            return self._not_found(payment_id)
-        status = record["status"]
-        if status not in CANCELABLE:
-            code, message = NOT_CANCELLABLE[status]
-            return error(400, code, message.format(id=payment_id))
+            return error_answer(400, "INVALID_REQUEST", "reason is required and must not be empty.")
+        return self.transition(request, payment_id, reason=reason)
+
+    def refuse(self, payment_id: str, state: str) -> Response:
+        code, message = NOT_CANCELLABLE[state]
+        return error_answer(400, code, message.format(id=payment_id))
+
+    def cancelled(self, record: dict[str, Any], **change: Any) -> Response:
         record["status"] = "cancelled"
-        record["notes"] = reason
+        record["notes"] = change["reason"]
         record["nextRetryAt"] = None
         record["updatedAt"] = iso_now()
-        self.ctx.commit_cancel(payment_id)
         return Response.json(
             200, {"success": True, "message": "Payment cancelled", "payment": record}
         )
@@ -183,19 +151,21 @@ class FlexPortalSim(ProviderSim):
         try:
             limit = DEFAULT_LIMIT if raw_limit is None else int(raw_limit)
         except ValueError:
-            return error(400, "INVALID_REQUEST", "limit must be an integer.")
+            return error_answer(400, "INVALID_REQUEST", "limit must be an integer.")
         if not 1 <= limit <= MAX_LIMIT:
-            return error(400, "INVALID_REQUEST", f"limit must be between 1 and {MAX_LIMIT}.")
+            return error_answer(400, "INVALID_REQUEST", f"limit must be between 1 and {MAX_LIMIT}.")
         status = request.query_value("status")
         if status is not None and status not in STATUSES:
-            return error(400, "INVALID_REQUEST", f"status must be one of {', '.join(STATUSES)}.")
+            return error_answer(
+                400, "INVALID_REQUEST", f"status must be one of {', '.join(STATUSES)}."
+            )
         rental = request.query_value("rentalId")
         customer = request.query_value("customerId")
         after = request.query_value("startAfter")
         after_seq = -1
         if after:
             if after not in self._seq:
-                return error(400, "INVALID_REQUEST", "startAfter is not a valid cursor.")
+                return error_answer(400, "INVALID_REQUEST", "startAfter is not a valid cursor.")
             after_seq = self._seq[after]
         candidates = self._by_rental.get(rental, []) if rental is not None else self.records
         page: list[dict[str, Any]] = []

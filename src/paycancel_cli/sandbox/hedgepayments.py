@@ -22,13 +22,18 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Final
 
-from paycancel_cli.sandbox.base import DemoPayment, ProviderSim, bearer_token, same_secret
+from paycancel_cli.sandbox.base import (
+    ProviderSim,
+    bearer_token,
+    error_answer,
+    same_secret,
+)
 from paycancel_cli.sandbox.state import PaymentFault, RateDecision, Request, Response, iso_now
 
-KEY: Final = "hedgepayments"
 STATUSES: Final = (
     "pending",
     "initiated",
@@ -48,61 +53,16 @@ _SERVER_ERRORS: Final = {
 }
 
 
-def error(
-    status: int,
-    code: str,
-    message: str,
-    *,
-    details: dict[str, Any] | None = None,
-    error_type: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    body: dict[str, Any] = {}
-    if error_type is not None:
-        body["type"] = error_type
-    body["code"] = code
-    body["message"] = message
-    if details is not None:
-        body["details"] = details
-    return Response.json(status, {"error": body}, headers=headers)
-
-
 def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class HedgePaymentsSim(ProviderSim):
-    key: ClassVar[str] = KEY
+    key: ClassVar[str] = "hedgepayments"
     prefix: ClassVar[tuple[str, ...]] = ("v1", "payments")
     credentials: ClassVar[dict[str, str]] = {"api_key": "sk_test_sandbox0000000000000000"}
     special_faults: ClassVar[frozenset[str]] = frozenset({"conflict_409"})
-    demo: ClassVar[tuple[DemoPayment, ...]] = (
-        DemoPayment(
-            "pay_demopending01", "pending $99.99: cancelable", {"status": "pending", "amount": 9999}
-        ),
-        DemoPayment(
-            "pay_demoinitiated01",
-            "initiated $25.00: cancelable",
-            {"status": "initiated", "amount": 2500},
-        ),
-        DemoPayment(
-            "pay_demoprocessing01",
-            "processing $42.00: 412",
-            {"status": "processing", "amount": 4200},
-        ),
-        DemoPayment(
-            "pay_demosucceeded01", "succeeded $15.00: 412", {"status": "succeeded", "amount": 1500}
-        ),
-        DemoPayment("pay_demofailed01", "failed $30.00: 412", {"status": "failed", "amount": 3000}),
-        DemoPayment(
-            "pay_democanceled01",
-            "canceled $7.00: 412 (already canceled)",
-            {"status": "canceled", "amount": 700},
-        ),
-        DemoPayment(
-            "pay_demorefunded01", "refunded $12.00: 412", {"status": "refunded", "amount": 1200}
-        ),
-    )
+    cancelable: ClassVar[Collection[str]] = CANCELABLE
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -111,7 +71,7 @@ class HedgePaymentsSim(ProviderSim):
     # -- pipeline -----------------------------------------------------------------------
 
     def too_many_requests(self, request: Request, decision: RateDecision) -> Response:
-        return error(
+        return error_answer(
             429,
             "rate_limit_exceeded",
             f"Too many requests: the limit is {decision.limit} per minute. "
@@ -128,18 +88,18 @@ class HedgePaymentsSim(ProviderSim):
 
     def server_error(self, request: Request, status: int) -> Response:
         code, message = _SERVER_ERRORS.get(status, _SERVER_ERRORS[500])
-        return error(status, code, message, error_type="api_error")
+        return error_answer(status, code, message, error_type="api_error")
 
     def authenticate(self, request: Request, op: str) -> Response | None:
         if request.header("authorization") is None:
-            return error(
+            return error_answer(
                 401,
                 "missing_authorization",
                 "No API key provided. Send 'Authorization: Bearer sk_test_...'.",
                 error_type="authentication_error",
             )
         if not same_secret(bearer_token(request), self.ctx.credentials["api_key"]):
-            return error(
+            return error_answer(
                 401,
                 "invalid_api_key",
                 "Invalid API key provided.",
@@ -148,25 +108,19 @@ class HedgePaymentsSim(ProviderSim):
         return None
 
     def no_route(self, request: Request) -> Response:
-        return error(
+        return error_answer(
             404, "not_found", f"Unrecognized request URL ({request.method} {request.path})."
         )
 
-    def get(self, request: Request, payment_id: str) -> Response:
-        record = self.records.get(payment_id)
-        if record is None:
-            return self._not_found(payment_id)
-        return Response.json(200, record)
-
-    def _not_found(self, payment_id: str) -> Response:
-        return error(404, "not_found", f"No payment found with id {payment_id}.")
+    def not_found(self, request: Request, payment_id: str) -> Response:
+        return error_answer(404, "not_found", f"No payment found with id {payment_id}.")
 
     def cancel(self, request: Request, payment_id: str) -> Response:
         return self.idempotent(
             request,
             payment_id,
             answer=lambda: self._cancel(request, payment_id),
-            conflict=lambda: error(
+            conflict=lambda: error_answer(
                 409,
                 "idempotency_key_in_use",
                 "This Idempotency-Key was already used for a request on another payment.",
@@ -174,33 +128,34 @@ class HedgePaymentsSim(ProviderSim):
         )
 
     def _cancel(self, request: Request, payment_id: str) -> Response:
-        body = self.json_body(request, lambda problem: error(400, "invalid_request", problem))
+        body = self.json_body(
+            request, lambda problem: error_answer(400, "invalid_request", problem)
+        )
         if isinstance(body, Response):
             return body
         reason = body.get("reason")
         if reason is not None and not isinstance(reason, str):
-            return error(400, "invalid_request", "reason must be a string.")
-        record = self.records.get(payment_id)
-        if record is None:
-            return self._not_found(payment_id)
-        status = record["status"]
-        if status not in CANCELABLE:
-            return error(
-                412,
-                "payment_not_cancelable",
-                f"Payment {payment_id} cannot be canceled. Current status: {status}.",
-                details={
-                    "payment_id": payment_id,
-                    "current_status": status,
-                    "cancelable_statuses": list(CANCELABLE),
-                },
-            )
+            return error_answer(400, "invalid_request", "reason must be a string.")
+        return self.transition(request, payment_id, reason=reason)
+
+    def refuse(self, payment_id: str, state: str) -> Response:
+        return error_answer(
+            412,
+            "payment_not_cancelable",
+            f"Payment {payment_id} cannot be canceled. Current status: {state}.",
+            details={
+                "payment_id": payment_id,
+                "current_status": state,
+                "cancelable_statuses": list(CANCELABLE),
+            },
+        )
+
+    def cancelled(self, record: dict[str, Any], **change: Any) -> Response:
         now = iso_now()
         record["status"] = "canceled"
-        record["cancellation_reason"] = reason
+        record["cancellation_reason"] = change["reason"]
         record["canceled_at"] = now
         record["updated_at"] = now
-        self.ctx.commit_cancel(payment_id)
         return Response.json(200, record)
 
     def special_fault(
@@ -215,7 +170,7 @@ class HedgePaymentsSim(ProviderSim):
         self._unanswered.discard(payment_id)
         if fault.applies:
             self._cancel(request, payment_id)
-        return error(
+        return error_answer(
             409,
             "idempotency_key_in_use",
             "A request with this Idempotency-Key was already received; it is not replayed.",

@@ -285,17 +285,14 @@ class Sandbox:
             sim.records[payment_id].update(fields)
 
     def seed_subscription(
-        self,
-        rental_id: str,
-        counts: dict[str, int],
-        currency: str = "EUR",
-        tenant_id: str | None = None,
+        self, rental_id: str, counts: dict[str, int], **options: Any
     ) -> list[str]:
-        """FlexPortal: ``counts[status]`` payments of one rental; deterministic ids."""
+        """FlexPortal: ``counts[status]`` payments of one rental; deterministic ids
+        (``options``: ``currency``, ``tenant_id``, as ``FlexPortalSim.seed_subscription``)."""
         sim = self._sim("flexportal")
         assert isinstance(sim, FlexPortalSim)
         with self._lock:
-            return sim.seed_subscription(rental_id, counts, currency, tenant_id)
+            return sim.seed_subscription(rental_id, counts, **options)
 
     def add_fault(self, provider: str, payment_id: str, kind: str, **options: Any) -> None:
         """Answer requests about one payment with a hostile answer (see ``PaymentFault``

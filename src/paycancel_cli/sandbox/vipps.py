@@ -47,7 +47,11 @@ import secrets
 import time
 from typing import Any, ClassVar, Final
 
-from paycancel_cli.sandbox.base import DemoPayment, ProviderSim, bearer_token, same_secret
+from paycancel_cli.sandbox.base import (
+    ProviderSim,
+    bearer_token,
+    same_secret,
+)
 from paycancel_cli.sandbox.state import (
     BodyError,
     PaymentFault,
@@ -59,7 +63,6 @@ from paycancel_cli.sandbox.state import (
     parse_json,
 )
 
-KEY: Final = "vipps"
 STATES: Final = ("CREATED", "ABORTED", "EXPIRED", "AUTHORIZED", "TERMINATED")
 CURRENCIES: Final = ("NOK", "DKK", "EUR")
 ERRORS_TYPE: Final = "https://developer.vippsmobilepay.com/docs/APIs/epayment-api/errors"
@@ -91,7 +94,7 @@ def _token_error(status: int, error: str, description: str) -> Response:
 
 
 class VippsSim(ProviderSim):
-    key: ClassVar[str] = KEY
+    key: ClassVar[str] = "vipps"
     id_field: ClassVar[str] = "reference"
     prefix: ClassVar[tuple[str, ...]] = ("epayment", "v1", "payments")
     mistyped: ClassVar[tuple[str, str] | None] = ("reference", "state")  # wrong_types
@@ -103,53 +106,6 @@ class VippsSim(ProviderSim):
     }
     special_faults: ClassVar[frozenset[str]] = frozenset(
         {"locked_423", "order_processing_6160", "gateway_error"}
-    )
-    demo: ClassVar[tuple[DemoPayment, ...]] = (
-        DemoPayment(
-            "demo-created-0001",
-            "CREATED 499.00 NOK, not authorized: cancel terminates it",
-            {"state": "CREATED", "amount": 49900},
-        ),
-        DemoPayment(
-            "demo-authorized-0001",
-            "AUTHORIZED 10.00 NOK: cancel releases 10.00",
-            {"state": "AUTHORIZED", "amount": 1000, "authorized": 1000},
-        ),
-        DemoPayment(
-            "demo-partcapture-0001",
-            "AUTHORIZED 10.00 NOK, 2.50 captured: cancel releases 7.50",
-            {"state": "AUTHORIZED", "amount": 1000, "authorized": 1000, "captured": 250},
-        ),
-        DemoPayment(
-            "demo-captured-0001",
-            "AUTHORIZED 20.00 NOK, fully captured: 6040",
-            {"state": "AUTHORIZED", "amount": 2000, "authorized": 2000, "captured": 2000},
-        ),
-        DemoPayment(
-            "demo-cancelled-0001",
-            "AUTHORIZED 15.00 NOK, already cancelled: 6190",
-            {"state": "AUTHORIZED", "amount": 1500, "authorized": 1500, "cancelled": 1500},
-        ),
-        DemoPayment(
-            "demo-refunded-0001",
-            "AUTHORIZED 30.00 NOK, captured and refunded: 6040",
-            {
-                "state": "AUTHORIZED",
-                "amount": 3000,
-                "authorized": 3000,
-                "captured": 3000,
-                "refunded": 3000,
-            },
-        ),
-        DemoPayment(
-            "demo-aborted-0001", "ABORTED by the user: 6050", {"state": "ABORTED", "amount": 10000}
-        ),
-        DemoPayment("demo-expired-0001", "EXPIRED: 6050", {"state": "EXPIRED", "amount": 5000}),
-        DemoPayment(
-            "demo-terminated-0001",
-            "TERMINATED (cancelled before authorization): 6050",
-            {"state": "TERMINATED", "amount": 2500, "cancelled": 2500},
-        ),
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -337,10 +293,10 @@ class VippsSim(ProviderSim):
             return self.invalid(request, "reference", "Must match ^[a-zA-Z0-9-]{8,50}$.")
         record = self.records.get(reference)
         if record is None:
-            return self._not_found(request, reference)
+            return self.not_found(request, reference)
         return Response.json(200, record)
 
-    def _not_found(self, request: Request, reference: str) -> Response:
+    def not_found(self, request: Request, reference: str) -> Response:
         return self.problem(
             404,
             "Payment not found",
@@ -407,7 +363,7 @@ class VippsSim(ProviderSim):
         """The answer to a cancel, and whether its idempotency key should remember it."""
         record = self.records.get(reference)
         if record is None:
-            return self._not_found(request, reference), True
+            return self.not_found(request, reference), True
         if reference in self._locked or reference in self._processing_once:
             self._processing_once.discard(reference)
             locked = self.problem(
