@@ -429,6 +429,45 @@ def test_prune_removes_old_finished_runs_keeps_the_rest_and_says_so(tmp_path: Pa
     assert journal.head() == head
 
 
+def test_a_failed_prune_names_what_could_not_be_recorded(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    start(journal, "old")
+    journal.plan("old", [PlanRow("a", "flex", "p0", "r", "k0")])
+    journal.mark_done(done("old", "a", "p0", Outcome.CANCELLED))
+    time.sleep(0.005)
+    cutoff = datetime.now(UTC).isoformat(timespec="milliseconds")
+    journal.db.close()
+    journal.db = sqlite3.connect(
+        f"file:{tmp_path / 'j.sqlite3'}?mode=ro", uri=True, isolation_level=None
+    )
+    with pytest.raises(JournalError) as failed:
+        journal.prune_runs(cutoff)
+    assert "could not record the pruning of old runs (" in str(failed.value)
+    assert [run.run_id for run in journal.runs()] == ["old"]  # nothing half-done
+    assert journal.count_payments("old") == 1
+
+
+def test_a_secret_inside_a_list_or_a_mapping_of_an_event_is_redacted(tmp_path: Path) -> None:
+    secret = "sk_live_" + "9" * 24
+    journal = Journal(tmp_path / "j.sqlite3", redact=lambda text: text.replace(secret, "[X]"))
+    journal.start_run(
+        "r1", user="u", host="h", command="c", input=None, input_hash=None, reason=None,
+        options={"plan_id": "p", "plan_author": "alice",
+                 "plan_approvers": ["bob", f"carol {secret}", 2, None]},
+    )  # fmt: skip
+    journal.append_events(
+        [NewEvent("note", "r1", {"seen": [{"key": secret, "n": 1}, [secret]], "ok": True})]
+    )
+    started, note = journal.events()
+    assert started.fields()["plan_approvers"] == ["bob", "carol [X]", 2, None]
+    assert note.fields()["seen"] == [{"key": "[X]", "n": 1}, ["[X]"]]
+    assert note.fields()["ok"] is True
+    # the audit trail as stored holds no secret (the run's own row keeps its options as
+    # the caller gave them: flags and names, the caller's to redact)
+    stored = journal.db.execute("SELECT group_concat(data, '') FROM events").fetchone()[0]
+    assert "[X]" in stored and secret not in stored
+
+
 def test_a_result_is_read_back_whole_with_its_words_redacted(tmp_path: Path) -> None:
     journal = journal_with_run(tmp_path)
     journal.redact = lambda text: text.replace("sk_live_123", "[REDACTED]")
