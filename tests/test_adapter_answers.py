@@ -657,12 +657,30 @@ def test_an_answer_about_something_else_is_unusable_and_says_why(
     )
 
 
-def test_an_unusable_answer_to_a_cancel_is_ambiguous_compagos_read_after_it_is_not() -> None:
-    got = error("flex", jresp(200, {"payment_intent": {"status": "canceled"}}), "cancel")
-    assert isinstance(got, ProviderUnavailable) and got.ambiguous
-    assert got.message == (
-        "Flex: the answer to the cancel of payment fpi_1 is unusable: "
-        "the payment id (payment_intent_id) is missing"
+@pytest.mark.parametrize(
+    ("provider", "body", "problem"),
+    [
+        ("flex", {"payment_intent": {"status": "canceled"}},
+         "the payment id (payment_intent_id) is missing"),
+        ("hedgepayments", {"id": "pay_abc", "status": "cancelled"},
+         "status 'cancelled' is not a state the provider documents"),
+        ("flexportal", {"success": True, "payment": {"paymentId": "p2", "status": "cancelled"}},
+         "it describes payment 'p2', not the one asked for"),
+        ("vipps", {"reference": "ref-00000001", "state": "AUTHORIZED"},
+         "amount is null, not an object"),
+    ],
+)  # fmt: skip
+def test_an_unusable_answer_to_a_cancel_is_ambiguous(
+    provider: str, body: dict[str, Any], problem: str
+) -> None:
+    got = error(provider, jresp(200, body), "cancel")
+    assert isinstance(got, ProviderUnavailable) and got.ambiguous and not got.accepted
+    title = make_provider(account(provider), httpx.AsyncClient()).title
+    assert said(got) == (
+        "ProviderUnavailable",
+        f"{title}: the answer to the cancel of payment {IDS[provider]} is unusable: {problem}",
+        "bad_answer",
+        None,
     )
 
 
