@@ -861,3 +861,110 @@ def test_a_list_answer_without_a_list_or_with_another_subscriptions_payment_is_u
     assert said(got) == (
         "NotFound", "FlexPortal: payment rent_1 not found in tenant acme-eu (no)", "NOT_FOUND", 404,
     )  # fmt: skip
+
+
+# Vipps: the status comes from the aggregate, never from the state alone
+
+
+def vipps(state: str = "AUTHORIZED", **aggregate: int) -> dict[str, Any]:
+    sums = {"authorized": 1000, "captured": 0, "cancelled": 0, "refunded": 0} | aggregate
+    return {
+        "reference": "ref-00000001",
+        "state": state,
+        "amount": {"currency": "NOK", "value": 1000},
+        "aggregate": {
+            f"{name}Amount": {"currency": "NOK", "value": value} for name, value in sums.items()
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "cancelable", "why"),
+    [
+        (vipps("CREATED", authorized=0), PaymentStatus.PENDING, True, None),
+        (vipps("ABORTED", authorized=0), PaymentStatus.CANCELLED, False, "aborted by the user"),
+        (vipps("EXPIRED", authorized=0), PaymentStatus.EXPIRED, False, "expired"),
+        (vipps("TERMINATED"), PaymentStatus.CANCELLED, False, "already cancelled (terminated)"),
+        (vipps(), PaymentStatus.AUTHORIZED, True, None),
+        # one øre left is still something to release
+        (vipps(cancelled=999), PaymentStatus.AUTHORIZED, True, None),
+        (vipps(captured=1), PaymentStatus.PARTIALLY_CAPTURED, True, None),
+        (vipps(captured=999), PaymentStatus.PARTIALLY_CAPTURED, True, None),
+        (vipps(cancelled=1000), PaymentStatus.CANCELLED, False, "already cancelled"),
+        (vipps(captured=1000), PaymentStatus.SUCCEEDED, False, "captured: refund instead"),
+        (vipps(captured=1, cancelled=999), PaymentStatus.SUCCEEDED, False,
+         "remainder already released; captured part stands"),
+        (vipps(captured=999, cancelled=1), PaymentStatus.SUCCEEDED, False,
+         "remainder already released; captured part stands"),
+        (vipps(captured=1000, refunded=1), PaymentStatus.REFUNDED, False, "refunded"),
+    ],
+)  # fmt: skip
+def test_vipps_states_and_aggregates(
+    answer: dict[str, Any], status: PaymentStatus, cancelable: bool, why: str | None
+) -> None:
+    got, _ = ask("vipps", jresp(200, answer))
+    sums = {
+        name: Money.from_minor(answer["aggregate"][f"{name}Amount"]["value"], "NOK")
+        for name in ("authorized", "captured", "cancelled", "refunded")
+    }
+    assert got == payment(
+        "vipps", status=status, native_status=answer["state"], cancelable=cancelable,
+        why_not=why, amount=Money(Decimal("10.00"), "NOK"), **sums,
+    )  # fmt: skip
+
+
+def test_vipps_amounts_in_the_payments_currency_nok_when_unsaid() -> None:
+    answer = vipps()
+    answer["amount"] = {"currency": "sek", "value": 500}
+    for name in ("authorized", "captured", "cancelled", "refunded"):
+        answer["aggregate"][f"{name}Amount"] = {"value": 500 if name == "authorized" else 0}
+    got, _ = ask("vipps", jresp(200, answer))
+    assert isinstance(got, Payment)
+    assert (got.amount, got.authorized, got.refunded) == (
+        Money(Decimal("5.00"), "SEK"), Money(Decimal("5.00"), "SEK"), Money(Decimal("0"), "SEK"),
+    )  # fmt: skip
+    answer["amount"] = {"value": 500}
+    got, _ = ask("vipps", jresp(200, answer))
+    assert isinstance(got, Payment) and got.amount == Money(Decimal("5.00"), "NOK")
+    assert got.captured == Money(Decimal("0"), "NOK")
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"reference": "ref-00000002"},
+         "it describes payment 'ref-00000002', not the one asked for"),
+        ({"state": "CAPTURED"}, "state 'CAPTURED' is not a state the provider documents"),
+        ({"amount": 10}, "amount is the number 10, not an object"),
+        ({"amount": {"currency": "NOK", "value": "10"}},
+         "amount.value is the string '10', not an amount in minor units"),
+        ({"amount": {"currency": "kr", "value": 10}},
+         "amount.currency is the string 'kr', not a currency code"),
+        ({"aggregate": []}, "aggregate is a list, not an object"),
+        ({"aggregate": {}}, "aggregate.authorizedAmount is null, not an object"),
+    ],
+)  # fmt: skip
+def test_vipps_answers_that_are_unusable_say_which_field(
+    change: dict[str, Any], problem: str
+) -> None:
+    got = error("vipps", jresp(200, vipps() | change))
+    assert said(got) == (
+        "ProviderError",
+        f"Vipps: the answer about payment ref-00000001 is unusable: {problem}",
+        "bad_answer",
+        None,
+    )
+
+
+@pytest.mark.parametrize("name", ["authorized", "captured", "cancelled", "refunded"])
+def test_vipps_an_aggregate_in_another_currency_is_unusable(name: str) -> None:
+    answer = vipps()
+    answer["aggregate"][f"{name}Amount"]["currency"] = "SEK"
+    got = error("vipps", jresp(200, answer))
+    assert got.message == (
+        "Vipps: the answer about payment ref-00000001 is unusable: "
+        f"aggregate.{name}Amount is in SEK, the payment in NOK"
+    )
+    answer["aggregate"][f"{name}Amount"] = {"currency": "NOK", "value": -1}
+    got = error("vipps", jresp(200, answer))
+    assert got.message.endswith(f"unusable: aggregate.{name}Amount.value is negative (-1)")
