@@ -968,3 +968,105 @@ def test_vipps_an_aggregate_in_another_currency_is_unusable(name: str) -> None:
     answer["aggregate"][f"{name}Amount"] = {"currency": "NOK", "value": -1}
     got = error("vipps", jresp(200, answer))
     assert got.message.endswith(f"unusable: aggregate.{name}Amount.value is negative (-1)")
+
+
+# Vipps' access token
+
+
+class VippsWire:
+    """A Vipps whose token endpoint answers ``token`` and whose ePayment API answers
+    ``answer``; counts what was asked."""
+
+    def __init__(self, token: httpx.Response, answer: httpx.Response | None = None) -> None:
+        self.token = token
+        self.answer = answer or jresp(200, vipps())
+        self.tokens = 0
+        self.calls = 0
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/accesstoken/get"):
+            self.tokens += 1
+            return self.token
+        self.calls += 1
+        return self.answer
+
+    def reads(self, n: int) -> Any:
+        async def go(provider: Any) -> Any:
+            return [await provider.get("ref-00000001") for _ in range(n)]
+
+        try:
+            return run("vipps", self.handler, go)
+        except PaycancelError as exc:
+            return exc
+
+
+def test_vipps_a_token_is_used_until_a_minute_before_it_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    for lifetime, fetched in (("3599", 1), ("61", 1), ("60", 3), ("30", 3), ("-5", 3)):
+        wire = VippsWire(jresp(200, {"access_token": "tok", "expires_in": lifetime}))
+        assert len(wire.reads(3)) == 3
+        assert (lifetime, wire.tokens) == (lifetime, fetched)
+
+
+def test_vipps_a_token_refused_twice_is_rejected_credentials_after_one_new_token() -> None:
+    wire = VippsWire(
+        jresp(200, {"access_token": "tok", "expires_in": "3599"}),
+        jresp(401, {"title": "Unauthorized", "status": 401}),
+    )
+    got = wire.reads(1)
+    assert isinstance(got, AuthError) and got.http_status == 401
+    assert (wire.tokens, wire.calls) == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        (jresp(401, {"error": "unauthorized_client", "error_description": "bad secret"}),
+         "Vipps rejected the credentials of account 'vipps' (HTTP 401: bad secret). Check the "
+         "account's keys and that they belong to this environment."),
+        (jresp(400, {"error": "invalid_request"}),
+         "Vipps: could not get an access token for account 'vipps' (HTTP 400: invalid_request)."),
+        (jresp(202, {}),
+         "Vipps: could not get an access token for account 'vipps' (HTTP 202: error)."),
+    ],
+)  # fmt: skip
+def test_vipps_a_token_refused_names_the_account_and_the_answer(
+    token: httpx.Response, message: str
+) -> None:
+    got = VippsWire(token).reads(1)
+    assert isinstance(got, AuthError) and got.message == message
+    assert got.http_status == token.status_code
+
+
+def test_vipps_a_token_endpoint_out_of_service_or_unreachable_says_so() -> None:
+    got = VippsWire(jresp(503, {"title": "down"})).reads(1)
+    assert said(got) == (
+        "ProviderUnavailable",
+        "Vipps is unavailable (HTTP 503): down",
+        "http_503",
+        503,
+    )
+
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+
+    with pytest.raises(ProviderUnavailable) as failed:
+        run("vipps", unreachable, lambda p: p.get("ref-00000001"))
+    assert failed.value.message.startswith("Vipps: could not connect (ConnectError)")
+
+
+def test_vipps_a_cancel_whose_connection_dropped_is_ambiguous_a_read_is_not() -> None:
+    def dropped(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/accesstoken/get"):
+            return TOKEN
+        raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+
+    with pytest.raises(ProviderUnavailable) as cancel:
+        run("vipps", dropped, lambda p: p.cancel("ref-00000001", reason="r", idempotency_key="k"))
+    assert cancel.value.ambiguous and cancel.value.code == "connection_error"
+    with pytest.raises(ProviderUnavailable) as read:
+        run("vipps", dropped, lambda p: p.get("ref-00000001"))
+    assert not read.value.ambiguous
