@@ -1070,3 +1070,68 @@ def test_vipps_a_cancel_whose_connection_dropped_is_ambiguous_a_read_is_not() ->
     with pytest.raises(ProviderUnavailable) as read:
         run("vipps", dropped, lambda p: p.get("ref-00000001"))
     assert not read.value.ambiguous
+
+
+# the field readers' edges, through the answers that use them
+
+LONG_STATE = "s" * 45
+
+
+@pytest.mark.parametrize(
+    ("provider", "body", "problem"),
+    [
+        ("hedgepayments", {"id": "", "status": "pending"}, "the payment id (id) is the string ''"),
+        ("hedgepayments", {"id": "pay_abc"}, "status is missing, not a state"),
+        ("hedgepayments", {"id": "pay_abc", "status": LONG_STATE},
+         f"status {'s' * 40!r} is not a state the provider documents"),
+        ("hedgepayments", {"id": "pay_abc", "status": "pending", "currency": None},
+         "currency is null, not a currency code"),
+        ("flexportal", {"payment": {"paymentId": "p1", "status": "pending", "total": -1}},
+         "total is the number -1, not a plausible amount"),
+        ("flexportal", {"payment": {"paymentId": "p1", "status": "pending", "total": True}},
+         "total is a boolean, not an amount"),
+        ("flexportal", {"payment": {"paymentId": "p1", "status": "pending", "amount": [1]}},
+         "amount is a list, not an amount"),
+        ("vipps", vipps() | {"amount": {"currency": "NOK"}},
+         "amount.value is missing, not an amount in minor units"),
+        ("vipps", vipps() | {"amount": {"currency": "NOK", "value": False}},
+         "amount.value is a boolean, not an amount in minor units"),
+    ],
+)  # fmt: skip
+def test_a_field_of_the_wrong_kind_is_named_with_what_it_held(
+    provider: str, body: dict[str, Any], problem: str
+) -> None:
+    got = error(provider, jresp(200, body))
+    title = make_provider(account(provider), httpx.AsyncClient()).title
+    assert (
+        got.message == f"{title}: the answer about payment {IDS[provider]} is unusable: {problem}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("total", "shown"),
+    [
+        (0, "0"),
+        (0.5, "0.50"),
+        (1e15, "1000000000000000"),
+    ],
+)
+def test_flexportal_amounts_from_nothing_to_the_largest_plausible(total: Any, shown: str) -> None:
+    body = {"paymentId": "p1", "status": "pending", "total": total}
+    got, _ = ask("flexportal", jresp(200, {"payment": body}))
+    assert isinstance(got, Payment) and got.amount is not None
+    assert got.amount.value == Decimal(shown)
+
+
+def test_whole_minor_units_written_as_decimals_are_read() -> None:
+    got, _ = ask("hedgepayments", jresp(200, HEDGE | {"status": "pending", "amount": 1200.0}))
+    assert isinstance(got, Payment) and got.amount == Money(Decimal("12.00"), "EUR")
+
+
+def test_a_cancel_answered_not_found_names_the_payment() -> None:
+    got = error(
+        "flex", jresp(404, {"error": {"code": "resource_missing", "message": "gone"}}), "cancel"
+    )
+    assert said(got) == (
+        "NotFound", "Flex: payment intent fpi_1 not found (gone)", "resource_missing", 404,
+    )  # fmt: skip
