@@ -19,7 +19,15 @@ from pathlib import Path
 import pytest
 
 from paycancel_cli.errors import JournalError, LockError
-from paycancel_cli.journal import AppliedPlan, Journal, NewEvent, PlanRow, applied_plan, record_plan
+from paycancel_cli.journal import (
+    AppliedPlan,
+    Journal,
+    NewEvent,
+    PlanRow,
+    _locked,
+    applied_plan,
+    record_plan,
+)
 from paycancel_cli.locks import Lock
 from paycancel_cli.models import ErrorInfo, Money, Outcome, Payment, PaymentStatus, Result
 
@@ -592,3 +600,14 @@ def test_an_older_journal_gets_its_runs_facts_as_events_stamped_when_they_happen
     )
     assert events[5].fields()["status"] == "completed" and events[5].fields()["reconstructed"]
     assert events[4].fields()["payment_id"] == "p1"
+
+
+def test_opening_waits_only_for_sqlites_locked_answer() -> None:
+    # Another process's write lock is waited for (up to LOCK_WAIT_SECONDS); any other
+    # failure while opening the journal is reported at once.
+    assert _locked(sqlite3.OperationalError("database is locked"))
+    assert _locked(sqlite3.OperationalError("database table is locked"))
+    assert not _locked(sqlite3.OperationalError("disk I/O error"))
+    assert not _locked(sqlite3.OperationalError("unable to open database file"))
+    assert not _locked(sqlite3.DatabaseError("database is locked"))  # not SQLite's answer
+    assert not _locked(OSError("locked"))
