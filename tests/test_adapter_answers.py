@@ -1135,3 +1135,34 @@ def test_a_cancel_answered_not_found_names_the_payment() -> None:
     assert said(got) == (
         "NotFound", "Flex: payment intent fpi_1 not found (gone)", "resource_missing", 404,
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("item", "problem"),
+    [
+        ({"paymentId": "p1", "rentalId": "rent_1"}, "status is missing, not a state"),
+        ({"paymentId": "a/b", "status": "pending", "rentalId": "rent_1"},
+         "Payment id 'a/b' contains the character '/', which a payment id never holds. "
+         "Nothing was sent; check the id."),
+    ],
+)  # fmt: skip
+def test_a_listed_payment_that_is_unusable_is_named_as_listed(
+    item: dict[str, Any], problem: str
+) -> None:
+    got, _ = listing(lambda params: jresp(200, {"success": True, "payments": [item]}))
+    assert said(got) == (
+        "ProviderError",
+        f"FlexPortal: the answer about payment (listed) is unusable: {problem}",
+        "bad_answer",
+        None,
+    )
+
+
+def test_compago_a_cancel_answered_not_found_names_the_intent() -> None:
+    got = error("compago", jresp(404, {"message": "Not Found"}), "cancel")
+    assert said(got) == (
+        "NotFound",
+        f"Compago: payment intent {IDS['compago']} not found (Not Found)",
+        "not_found",
+        404,
+    )
