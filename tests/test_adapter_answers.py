@@ -1166,3 +1166,52 @@ def test_compago_a_cancel_answered_not_found_names_the_intent() -> None:
         "not_found",
         404,
     )
+
+
+@pytest.mark.parametrize("body", [{"expires_in": "3599"}, {"access_token": "  "}, ["tok"]])
+def test_vipps_a_token_answer_without_a_token_is_unusable(body: Any) -> None:
+    got = VippsWire(jresp(200, body)).reads(1)
+    assert said(got) == (
+        "ProviderError",
+        "Vipps: the access token answer (HTTP 200) held no token for account 'vipps'.",
+        "bad_answer",
+        None,
+    )
+
+
+def test_vipps_a_token_is_kept_a_day_at_most_and_an_unreadable_lifetime_not_at_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+
+    async def reads(provider: Any) -> None:
+        await provider.get("ref-00000001")
+        now[0] += 86400 - 60  # a day, less the minute's margin
+        await provider.get("ref-00000001")
+
+    for lifetime, fetched in (("999999", 2), ("86401", 2), ("86461", 2), ("soon", 2)):
+        wire = VippsWire(jresp(200, {"access_token": "tok", "expires_in": lifetime}))
+        run("vipps", wire.handler, reads)
+        assert (lifetime, wire.tokens) == (lifetime, fetched)
+    wire = VippsWire(jresp(200, {"access_token": "tok", "expires_in": "86400"}))
+    now[0] = 1000.0
+
+    async def almost(provider: Any) -> None:
+        await provider.get("ref-00000001")
+        now[0] += 86400 - 60 - 1
+        await provider.get("ref-00000001")
+
+    run("vipps", wire.handler, almost)
+    assert wire.tokens == 1
+
+
+def test_vipps_the_probe_fetches_a_new_token_even_with_one_cached() -> None:
+    wire = VippsWire(jresp(200, {"access_token": "tok", "expires_in": "3599"}))
+
+    async def read_then_probe(provider: Any) -> None:
+        await provider.get("ref-00000001")
+        await provider.probe()
+
+    run("vipps", wire.handler, read_then_probe)
+    assert (wire.tokens, wire.calls) == (2, 1)
