@@ -26,6 +26,8 @@ from paycancel_cli.journal import (
     PlanRow,
     _locked,
     applied_plan,
+    canonical,
+    event_hash,
     record_plan,
 )
 from paycancel_cli.locks import Lock
@@ -611,3 +613,72 @@ def test_opening_waits_only_for_sqlites_locked_answer() -> None:
     assert not _locked(sqlite3.OperationalError("unable to open database file"))
     assert not _locked(sqlite3.DatabaseError("database is locked"))  # not SQLite's answer
     assert not _locked(OSError("locked"))
+
+
+def test_an_invalid_row_planned_as_done_has_its_finished_event_with_its_reason(
+    tmp_path: Path,
+) -> None:
+    journal = journal_with_run(tmp_path, n=0)
+    bad = ErrorInfo("invalid_id", "not an id")
+    journal.plan("r1", [PlanRow("a", "flex", "p/1", "why not", "k0", error=bad)])
+    finished = list(journal.events())[-1]
+    assert (finished.type, finished.run_id) == ("payment_finished", "r1")
+    fields = finished.fields()
+    assert (fields["payment_id"], fields["outcome"], fields["error_code"], fields["reason"]) == (
+        "p/1", "invalid", "invalid_id", "why not",
+    )  # fmt: skip
+
+
+def test_a_new_journal_is_private_from_its_creation_in_new_directories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The file is created 0600, not made private afterwards: there is no moment when
+    # another user could open it (an open handle outlives a later chmod).
+    monkeypatch.setattr(os, "chmod", lambda *args, **kwargs: None)
+    path = tmp_path / "new" / "dir" / "j.sqlite3"
+    Journal(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_writer_waits_up_to_its_lock_wait_for_another_process() -> None:
+    journal = Journal(Path(os.environ["PAYCANCEL_DEFAULTS__JOURNAL"]))
+    assert journal.db.execute("PRAGMA busy_timeout").fetchone() == (30_000,)
+
+
+def test_a_started_run_is_running_and_its_event_carries_its_plan_and_options(
+    tmp_path: Path,
+) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    start(journal, "r1", kind="bulk", dry_run=True, accounts=["a", "b"], plan_id="pl-1",
+          plan_digest="d" * 64, plan_author="alice", plan_approvers=["bob"])  # fmt: skip
+    start(journal, "r2", plan="pl-2")  # an older run's plan id
+    r1 = journal.run("r1")
+    assert r1 is not None and r1.status == "running"
+    started = [e.fields() for e in journal.events() if e.type == "run_started"]
+    assert {k: started[0][k] for k in ("kind", "dry_run", "accounts", "plan_id", "plan_digest",
+                                       "plan_author", "plan_approvers")} == {
+        "kind": "bulk", "dry_run": True, "accounts": ["a", "b"], "plan_id": "pl-1",
+        "plan_digest": "d" * 64, "plan_author": "alice", "plan_approvers": ["bob"],
+    }  # fmt: skip
+    assert (started[1]["plan_id"], started[1]["dry_run"], started[1]["accounts"]) == (
+        "pl-2", False, None,
+    )  # fmt: skip
+
+
+def test_an_events_fields_are_canonical_json_and_its_hash_covers_the_compact_line() -> None:
+    assert canonical({"b": 1, "a": [1, "x"]}) == '{"a":[1,"x"],"b":1}'
+    line = b'[7,"2026-12-05T10:00:00.000+00:00","x",null,"{}","' + b"0" * 64 + b'"]'
+    assert event_hash(7, "2026-12-05T10:00:00.000+00:00", "x", None, "{}", "0" * 64) == (
+        hashlib.sha256(line).hexdigest()
+    )
+
+
+def test_a_failed_start_names_the_run(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    journal.db.close()
+    journal.db = sqlite3.connect(
+        f"file:{tmp_path / 'j.sqlite3'}?mode=ro", uri=True, isolation_level=None
+    )
+    with pytest.raises(JournalError) as failed:
+        start(journal, "r1")
+    assert "could not record the run (" in str(failed.value)
