@@ -21,12 +21,14 @@ import pytest
 from paycancel_cli.errors import (
     AuthError,
     Busy,
+    InputError,
     NotCancellable,
     PaycancelError,
     ProviderError,
     ProviderUnavailable,
     RateLimited,
 )
+from paycancel_cli.httpclient import BodyTooLarge
 from paycancel_cli.models import Money, Payment, PaymentStatus
 from paycancel_cli.providers import make_provider
 
@@ -1215,3 +1217,143 @@ def test_vipps_the_probe_fetches_a_new_token_even_with_one_cached() -> None:
 
     run("vipps", wire.handler, read_then_probe)
     assert (wire.tokens, wire.calls) == (2, 1)
+
+
+# ids refused before anything is sent
+
+
+@pytest.mark.parametrize(
+    ("provider", "bad", "problem"),
+    [
+        ("flexportal", "", "is empty"),
+        ("flexportal", "x?y", "contains the character '?', which a payment id never holds"),
+        ("hedgepayments", "pay_a/b", "contains the character '/', which a payment id never holds"),
+        ("flexportal", "a..b", "contains '..'"),
+        ("hedgepayments", "pay_",
+         "is not a HedgePayments id ('pay_' followed by letters and digits, e.g. pay_abc123xyz)"),
+        ("vipps", "short", "is not a Vipps id (8 to 50 letters, digits and '-')"),
+    ],
+)  # fmt: skip
+def test_an_id_refused_says_why_and_that_nothing_was_sent(
+    provider: str, bad: str, problem: str
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("no request may be sent")
+
+    with pytest.raises(InputError) as refused:
+        run(provider, handler, lambda p: p.get(bad))
+    assert refused.value.message == f"Payment id {bad!r} {problem}. Nothing was sent; check the id."
+
+
+# the connection itself failing
+
+
+def failing(exc: Exception) -> Callable[[httpx.Request], httpx.Response]:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("exc", "message", "code", "ambiguous_write"),
+    [
+        (BodyTooLarge("too big"),
+         "HedgePayments: the answer was larger than 1024 KiB; stopped reading it",
+         "body_too_large", True),
+        (httpx.ConnectError("refused"),
+         "HedgePayments: could not connect (ConnectError); check the network or the account's "
+         "base_url.", "connect_error", False),
+        (httpx.ReadTimeout("no answer within 30 s"),
+         "HedgePayments: no answer in time (no answer within 30 s).", "timeout", True),
+        (httpx.ReadTimeout("timed out"), "HedgePayments: no answer in time (ReadTimeout).",
+         "timeout", True),
+        (httpx.RemoteProtocolError("gone"),
+         "HedgePayments: the connection failed (RemoteProtocolError).", "connection_error", True),
+    ],
+)  # fmt: skip
+def test_a_failed_connection_says_what_failed_and_a_write_that_may_have_landed_is_ambiguous(
+    exc: Exception, message: str, code: str, ambiguous_write: bool
+) -> None:
+    read = error("hedgepayments", failing(exc))
+    cancel = error("hedgepayments", failing(exc), "cancel")
+    assert isinstance(read, ProviderError) and isinstance(cancel, ProviderError)
+    assert (read.message, read.code) == (message, code)
+    assert (cancel.message, cancel.code) == (message, code)
+    assert not getattr(read, "ambiguous", False)
+    assert getattr(cancel, "ambiguous", False) is ambiguous_write
+    if code == "body_too_large":  # a read cut short is a bad answer, not an outage
+        assert type(read) is ProviderError and isinstance(cancel, ProviderUnavailable)
+
+
+def test_vipps_a_token_request_that_fails_is_never_ambiguous() -> None:
+    got = VippsWire(jresp(503, {})).reads(1)
+    assert isinstance(got, ProviderUnavailable) and not got.ambiguous
+
+    def token_times_out(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/accesstoken/get"):
+            raise httpx.ReadTimeout("timed out")
+        return jresp(200, vipps())
+
+    with pytest.raises(ProviderUnavailable) as failed:
+        run(
+            "vipps",
+            token_times_out,
+            lambda p: p.cancel("ref-00000001", reason="r", idempotency_key="k"),
+        )
+    assert not failed.value.ambiguous and failed.value.code == "timeout"
+
+
+# more unusable bodies, at their edges
+
+EDGES = [
+    # a declared HTML page that does not look like one
+    ("an HTML page, not JSON (a proxy or gateway error page?)",
+     httpx.Response(200, content=b"oops", headers={"content-type": "text/html; charset=utf-8"})),
+    # a title past the first 4096 bytes is not looked for
+    ("an HTML page, not JSON (a proxy or gateway error page?)",
+     httpx.Response(200, content=b"<html>" + b" " * 4075 + b"<title>X</title>")),
+    ("an HTML page (X), not JSON (a proxy or gateway error page?)",
+     httpx.Response(200, content=b"<html>" + b" " * 4074 + b"<title>X</title>")),
+    ("an HTML page (a\ufffdb), not JSON (a proxy or gateway error page?)",
+     httpx.Response(200, content=b"<html><title>a\xffb</title>")),
+    # a string whose last quote is escaped never ends
+    ("JSON cut off after 5 bytes (a truncated answer)", httpx.Response(200, content=b'"ab\\"')),
+    # an escaped backslash does not escape the quote after it
+    ("malformed JSON (Extra data at character 7)", httpx.Response(200, content=b'"ab\\\\" x')),
+    ("JSON cut off after 14 bytes (a truncated answer)",
+     httpx.Response(200, content=b'{"a": 1 "b": 2')),
+    ("malformed JSON (Expecting ',' delimiter at character 8)",
+     httpx.Response(200, content=b'{"a": 1 "b": 2}')),
+    ("malformed JSON (Expecting ',' delimiter at character 10)",
+     httpx.Response(200, content=b'[[1], [2] 3]')),
+    ("JSON cut off after 12 bytes (a truncated answer)",
+     httpx.Response(200, content=b'[[1], [2] 3 ')),
+    ("malformed JSON (Expecting value at character 1)", httpx.Response(200, content=b"[}]")),
+    ("the string '" + "x" * 40 + "', not an object",
+     httpx.Response(200, content=b'"' + b"x" * 40 + b'"')),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("problem", "answer"), EDGES)
+def test_unusable_bodies_at_their_edges(problem: str, answer: httpx.Response) -> None:
+    got = error("hedgepayments", answer)
+    assert (
+        got.message
+        == f"HedgePayments: the answer (HTTP 200) about payment pay_abc is unusable: {problem}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"paymentId": "p1", "status": 5}, "status is the number 5, not a state"),
+        ({"paymentId": "p1", "status": "pending", "rentalId": {}},
+         "rentalId is an object, not a string"),
+        ({"paymentId": "q" * 90, "status": "pending"},
+         f"it describes payment {'q' * 80!r}, not the one asked for"),
+    ],
+)  # fmt: skip
+def test_flexportal_fields_of_the_wrong_kind(body: dict[str, Any], problem: str) -> None:
+    got = error("flexportal", jresp(200, {"payment": body}))
+    assert got.message == f"FlexPortal: the answer about payment p1 is unusable: {problem}"
