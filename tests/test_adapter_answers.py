@@ -1357,3 +1357,34 @@ def test_unusable_bodies_at_their_edges(problem: str, answer: httpx.Response) ->
 def test_flexportal_fields_of_the_wrong_kind(body: dict[str, Any], problem: str) -> None:
     got = error("flexportal", jresp(200, {"payment": body}))
     assert got.message == f"FlexPortal: the answer about payment p1 is unusable: {problem}"
+
+
+def test_vipps_the_token_request_names_the_merchant() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return TOKEN if request.url.path.endswith("/accesstoken/get") else jresp(200, vipps())
+
+    run("vipps", handler, lambda p: p.get("ref-00000001"))
+    assert seen[0].url.path.endswith("/accesstoken/get")
+    assert seen[0].headers["merchant-serial-number"] == "123456"
+
+
+@pytest.mark.parametrize(
+    ("provider", "body", "problem"),
+    [
+        ("compago", {"id": "00000000-0000-4000-8000-0000000000c2", "status": "PENDING"},
+         "it describes payment '00000000-0000-4000-8000-0000000000c2', not the one asked for"),
+        ("flex", {"payment_intent": {"payment_intent_id": "fpi_2", "status": "canceled"}},
+         "it describes payment 'fpi_2', not the one asked for"),
+    ],
+)  # fmt: skip
+def test_an_answer_about_another_payment_is_unusable(
+    provider: str, body: dict[str, Any], problem: str
+) -> None:
+    got = error(provider, jresp(200, body))
+    title = make_provider(account(provider), httpx.AsyncClient()).title
+    assert (
+        got.message == f"{title}: the answer about payment {IDS[provider]} is unusable: {problem}"
+    )
