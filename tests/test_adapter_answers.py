@@ -1330,6 +1330,11 @@ EDGES = [
     ("JSON cut off after 12 bytes (a truncated answer)",
      httpx.Response(200, content=b'[[1], [2] 3 ')),
     ("malformed JSON (Expecting value at character 1)", httpx.Response(200, content=b"[}]")),
+    # only brackets and quotes count, whatever else stands outside a string
+    ("malformed JSON (Expecting value at character 6)", httpx.Response(200, content=b'{"a": X}')),
+    ("JSON cut off after 5 bytes (a truncated answer)", httpx.Response(200, content=b"[1, X")),
+    ("JSON cut off after 11 bytes (a truncated answer)",
+     httpx.Response(200, content=b'{"a": "x y}')),
     ("the string '" + "x" * 40 + "', not an object",
      httpx.Response(200, content=b'"' + b"x" * 40 + b'"')),
 ]  # fmt: skip
