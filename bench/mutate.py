@@ -108,6 +108,8 @@ TARGETS: dict[str, Target] = {
             "tests/test_providers_unit.py",
             "tests/test_provider_corners.py",
             "tests/test_safety_net.py",
+            "tests/test_adapter_answers.py",  # each answer's payment or error, exactly
+            "tests/test_optional_fields.py",  # optional fields at their edges (1 s)
         ),
     ),
     # the redactor: no secret in any output

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
@@ -260,6 +261,82 @@ def test_each_retry_is_logged_with_its_number_wait_and_cause(
     (line,) = [r.getMessage() for r in caplog.records if r.name == "paycancel.retry"]
     # (stamina names a retry_context block "<context block>")
     assert re.fullmatch(r"retry 1 of <context block> in 2\.\d\ds after RateLimited", line), line
+
+
+# the whole retry's bounds: the jitter's size and the overall timeout
+
+
+def down_read() -> tuple[Result, int]:
+    """A FlexPortal read that gets a 503 every time."""
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return jresp(503, {"error": {"code": "DOWN", "message": "down"}})
+
+    return run_engine("flexportal", handler, "p1"), calls
+
+
+@pytest.mark.parametrize(("draw", "jitter"), [("lowest", 0.0), ("highest", 0.5)])
+def test_the_backoff_adds_between_none_and_half_a_second_of_jitter(
+    real_retries: Retries, monkeypatch: pytest.MonkeyPatch, draw: str, jitter: float
+) -> None:
+    # Every random draw at one end of its range: the waits are the exponential backoff
+    # (0.5 s doubling) plus exactly that end of the jitter.
+    monkeypatch.setattr(engine.random, "uniform", lambda low, high: high if jitter else low)
+    result, calls = down_read()
+    assert result.outcome is Outcome.FAILED and calls == 6
+    assert real_retries.waits == [0.5 * 2**n + jitter for n in range(5)], draw
+
+
+class Clock:
+    """A monotonic clock that moves only when a retry waits or a provider is slow."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(real_retries: Retries, monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float, result: object = None) -> object:
+        clock.now += delay
+        return await real_sleep(0, result)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    # the clock stamina's overall timeout reads
+    monkeypatch.setattr(time, "monotonic", clock.monotonic)
+    return clock
+
+
+def test_retries_stop_once_ten_minutes_have_passed_since_the_first_attempt(
+    clock: Clock, real_retries: Retries
+) -> None:
+    # Each answer takes 30 s and asks for 120 s before the next: the fifth answer comes
+    # 10.5 minutes after the first attempt started, past the 600 s bound, so there is
+    # no sixth attempt although the policy allows 6.
+    calls: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(clock.now)
+        clock.now += 30.0
+        return jresp(429, {"error": {"code": "RATE", "message": "slow"}}, **{"Retry-After": "120"})
+
+    started = clock.now
+    result = run_engine("flexportal", handler, "p1")
+    assert result.outcome is Outcome.FAILED and result.error is not None
+    assert result.error.code == "RATE" and result.error.transient
+    assert len(calls) == 5 and len(real_retries.waits) == 4
+    assert all(120.0 <= wait <= 121.0 for wait in real_retries.waits), real_retries.waits
+    assert 600.0 <= clock.now - started <= 640.0
+    # the fourth answer came before the bound: it was retried
+    assert calls[3] + 30.0 - started < 600.0
 
 
 # refusals and resumes, against a HedgePayments whose answers the test scripts (its

@@ -19,7 +19,17 @@ from pathlib import Path
 import pytest
 
 from paycancel_cli.errors import JournalError, LockError
-from paycancel_cli.journal import AppliedPlan, Journal, NewEvent, PlanRow, applied_plan, record_plan
+from paycancel_cli.journal import (
+    AppliedPlan,
+    Journal,
+    NewEvent,
+    PlanRow,
+    _locked,
+    applied_plan,
+    canonical,
+    event_hash,
+    record_plan,
+)
 from paycancel_cli.locks import Lock
 from paycancel_cli.models import ErrorInfo, Money, Outcome, Payment, PaymentStatus, Result
 
@@ -429,6 +439,45 @@ def test_prune_removes_old_finished_runs_keeps_the_rest_and_says_so(tmp_path: Pa
     assert journal.head() == head
 
 
+def test_a_failed_prune_names_what_could_not_be_recorded(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    start(journal, "old")
+    journal.plan("old", [PlanRow("a", "flex", "p0", "r", "k0")])
+    journal.mark_done(done("old", "a", "p0", Outcome.CANCELLED))
+    time.sleep(0.005)
+    cutoff = datetime.now(UTC).isoformat(timespec="milliseconds")
+    journal.db.close()
+    journal.db = sqlite3.connect(
+        f"file:{tmp_path / 'j.sqlite3'}?mode=ro", uri=True, isolation_level=None
+    )
+    with pytest.raises(JournalError) as failed:
+        journal.prune_runs(cutoff)
+    assert "could not record the pruning of old runs (" in str(failed.value)
+    assert [run.run_id for run in journal.runs()] == ["old"]  # nothing half-done
+    assert journal.count_payments("old") == 1
+
+
+def test_a_secret_inside_a_list_or_a_mapping_of_an_event_is_redacted(tmp_path: Path) -> None:
+    secret = "sk_live_" + "9" * 24
+    journal = Journal(tmp_path / "j.sqlite3", redact=lambda text: text.replace(secret, "[X]"))
+    journal.start_run(
+        "r1", user="u", host="h", command="c", input=None, input_hash=None, reason=None,
+        options={"plan_id": "p", "plan_author": "alice",
+                 "plan_approvers": ["bob", f"carol {secret}", 2, None]},
+    )  # fmt: skip
+    journal.append_events(
+        [NewEvent("note", "r1", {"seen": [{"key": secret, "n": 1}, [secret]], "ok": True})]
+    )
+    started, note = journal.events()
+    assert started.fields()["plan_approvers"] == ["bob", "carol [X]", 2, None]
+    assert note.fields()["seen"] == [{"key": "[X]", "n": 1}, ["[X]"]]
+    assert note.fields()["ok"] is True
+    # the audit trail as stored holds no secret (the run's own row keeps its options as
+    # the caller gave them: flags and names, the caller's to redact)
+    stored = journal.db.execute("SELECT group_concat(data, '') FROM events").fetchone()[0]
+    assert "[X]" in stored and secret not in stored
+
+
 def test_a_result_is_read_back_whole_with_its_words_redacted(tmp_path: Path) -> None:
     journal = journal_with_run(tmp_path)
     journal.redact = lambda text: text.replace("sk_live_123", "[REDACTED]")
@@ -553,3 +602,83 @@ def test_an_older_journal_gets_its_runs_facts_as_events_stamped_when_they_happen
     )
     assert events[5].fields()["status"] == "completed" and events[5].fields()["reconstructed"]
     assert events[4].fields()["payment_id"] == "p1"
+
+
+def test_opening_waits_only_for_sqlites_locked_answer() -> None:
+    # Another process's write lock is waited for (up to LOCK_WAIT_SECONDS); any other
+    # failure while opening the journal is reported at once.
+    assert _locked(sqlite3.OperationalError("database is locked"))
+    assert _locked(sqlite3.OperationalError("database table is locked"))
+    assert not _locked(sqlite3.OperationalError("disk I/O error"))
+    assert not _locked(sqlite3.OperationalError("unable to open database file"))
+    assert not _locked(sqlite3.DatabaseError("database is locked"))  # not SQLite's answer
+    assert not _locked(OSError("locked"))
+
+
+def test_an_invalid_row_planned_as_done_has_its_finished_event_with_its_reason(
+    tmp_path: Path,
+) -> None:
+    journal = journal_with_run(tmp_path, n=0)
+    bad = ErrorInfo("invalid_id", "not an id")
+    journal.plan("r1", [PlanRow("a", "flex", "p/1", "why not", "k0", error=bad)])
+    finished = list(journal.events())[-1]
+    assert (finished.type, finished.run_id) == ("payment_finished", "r1")
+    fields = finished.fields()
+    assert (fields["payment_id"], fields["outcome"], fields["error_code"], fields["reason"]) == (
+        "p/1", "invalid", "invalid_id", "why not",
+    )  # fmt: skip
+
+
+def test_a_new_journal_is_private_from_its_creation_in_new_directories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The file is created 0600, not made private afterwards: there is no moment when
+    # another user could open it (an open handle outlives a later chmod).
+    monkeypatch.setattr(os, "chmod", lambda *args, **kwargs: None)
+    path = tmp_path / "new" / "dir" / "j.sqlite3"
+    Journal(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_writer_waits_up_to_its_lock_wait_for_another_process() -> None:
+    journal = Journal(Path(os.environ["PAYCANCEL_DEFAULTS__JOURNAL"]))
+    assert journal.db.execute("PRAGMA busy_timeout").fetchone() == (30_000,)
+
+
+def test_a_started_run_is_running_and_its_event_carries_its_plan_and_options(
+    tmp_path: Path,
+) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    start(journal, "r1", kind="bulk", dry_run=True, accounts=["a", "b"], plan_id="pl-1",
+          plan_digest="d" * 64, plan_author="alice", plan_approvers=["bob"])  # fmt: skip
+    start(journal, "r2", plan="pl-2")  # an older run's plan id
+    r1 = journal.run("r1")
+    assert r1 is not None and r1.status == "running"
+    started = [e.fields() for e in journal.events() if e.type == "run_started"]
+    assert {k: started[0][k] for k in ("kind", "dry_run", "accounts", "plan_id", "plan_digest",
+                                       "plan_author", "plan_approvers")} == {
+        "kind": "bulk", "dry_run": True, "accounts": ["a", "b"], "plan_id": "pl-1",
+        "plan_digest": "d" * 64, "plan_author": "alice", "plan_approvers": ["bob"],
+    }  # fmt: skip
+    assert (started[1]["plan_id"], started[1]["dry_run"], started[1]["accounts"]) == (
+        "pl-2", False, None,
+    )  # fmt: skip
+
+
+def test_an_events_fields_are_canonical_json_and_its_hash_covers_the_compact_line() -> None:
+    assert canonical({"b": 1, "a": [1, "x"]}) == '{"a":[1,"x"],"b":1}'
+    line = b'[7,"2026-12-05T10:00:00.000+00:00","x",null,"{}","' + b"0" * 64 + b'"]'
+    assert event_hash(7, "2026-12-05T10:00:00.000+00:00", "x", None, "{}", "0" * 64) == (
+        hashlib.sha256(line).hexdigest()
+    )
+
+
+def test_a_failed_start_names_the_run(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    journal.db.close()
+    journal.db = sqlite3.connect(
+        f"file:{tmp_path / 'j.sqlite3'}?mode=ro", uri=True, isolation_level=None
+    )
+    with pytest.raises(JournalError) as failed:
+        start(journal, "r1")
+    assert "could not record the run (" in str(failed.value)
