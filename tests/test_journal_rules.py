@@ -682,3 +682,27 @@ def test_a_failed_start_names_the_run(tmp_path: Path) -> None:
     with pytest.raises(JournalError) as failed:
         start(journal, "r1")
     assert "could not record the run (" in str(failed.value)
+
+
+def test_a_user_the_os_cannot_name_is_recorded_as_unknown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No login name (a container's uid without a passwd entry): the journal still opens,
+    and what it records says "unknown" for who rather than failing."""
+    import getpass
+
+    def nameless() -> str:
+        raise KeyError("getpwuid(): uid not found: 12345")
+
+    monkeypatch.setattr(getpass, "getuser", nameless)
+    assert Journal(tmp_path / "j.sqlite3").user == "unknown"
+
+
+def test_a_journal_path_that_is_a_directory_says_so(tmp_path: Path) -> None:
+    (tmp_path / "j.sqlite3").mkdir()
+    with pytest.raises(JournalError) as refused:
+        Journal(tmp_path / "j.sqlite3")
+    path = tmp_path / "j.sqlite3"
+    assert f"The journal {path} cannot be opened: it is a directory, not a file." in str(
+        refused.value
+    )
