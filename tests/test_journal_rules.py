@@ -11,6 +11,7 @@ import math
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from paycancel_cli.audit import verify
 from paycancel_cli.errors import JournalError, LockError
 from paycancel_cli.journal import (
     AppliedPlan,
@@ -706,3 +708,33 @@ def test_a_journal_path_that_is_a_directory_says_so(tmp_path: Path) -> None:
     assert f"The journal {path} cannot be opened: it is a directory, not a file." in str(
         refused.value
     )
+
+
+def test_an_upgrade_that_fails_halfway_leaves_no_chain_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An older journal whose upgrade fails after its first events: the open is refused
+    with the failure's own words, none of the chain is kept, and the next open upgrades
+    it whole."""
+    path = tmp_path / "j.sqlite3"
+    journal = journal_with_run(tmp_path, n=2)
+    journal.db.execute("DROP TABLE events")  # as a version before the trail left it
+    journal.close()
+    real = Journal._reconstructed
+
+    def broken(self: Journal) -> Iterator[NewEvent]:
+        events = real(self)
+        yield next(events)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(Journal, "_reconstructed", broken)
+    with pytest.raises(JournalError, match=r"cannot be opened \(disk I/O error\)"):
+        Journal(path)
+    monkeypatch.undo()
+    db = sqlite3.connect(path)
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    db.close()
+    assert "events" not in tables  # rolled back whole, the table too
+    events = list(Journal(path).events())
+    assert [e.type for e in events][:2] == ["journal_upgraded", "run_started"]
+    assert verify(iter(events)).intact
